@@ -1,0 +1,1 @@
+"""ocr-gateway: the HTTP service, job store, worker and page pipeline."""

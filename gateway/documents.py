@@ -1,0 +1,232 @@
+"""Uploaded documents: type detection from the bytes, inspection, page rendering.
+
+`inspect_document` and `render_page` are synchronous and CPU-bound, and they touch hostile input
+through PDFium and Pillow. They run only inside worker processes (see `gateway.procpool`), where a
+crash or a hang costs one process, never the server.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import warnings
+from pathlib import Path
+
+import msgspec
+import numpy as np
+from PIL import Image, ImageOps
+
+from gateway.errors import (
+    DocumentError,
+    EmptyDocumentError,
+    EncryptedDocumentError,
+    ImageTooLargeError,
+    PageError,
+)
+from providers.types import PageImage
+
+DEFAULT_IMAGE_DPI = 300.0  # assumed when an image does not state a plausible resolution
+
+
+class DocumentKind(enum.StrEnum):
+    PDF = "pdf"
+    PNG = "png"
+    JPEG = "jpeg"
+    TIFF = "tiff"
+    WEBP = "webp"
+    BMP = "bmp"
+
+
+class DocumentInfo(msgspec.Struct, frozen=True, kw_only=True):
+    kind: DocumentKind
+    page_count: int
+
+
+def detect_kind(head: bytes) -> DocumentKind | None:
+    """The document type from its first bytes; None when it is not a supported type."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return DocumentKind.PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return DocumentKind.JPEG
+    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
+        return DocumentKind.TIFF
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return DocumentKind.WEBP
+    if head.startswith(b"BM") and len(head) >= 26:
+        return DocumentKind.BMP
+    if b"%PDF-" in head[:1024]:  # readers accept leading junk before the header
+        return DocumentKind.PDF
+    return None
+
+
+# --- PDF -----------------------------------------------------------------------------------
+
+
+def _open_pdf(path: Path):  # type: ignore[no-untyped-def]  # pypdfium2 ships no stubs
+    import pypdfium2 as pdfium  # noqa: PLC0415 - loaded in worker processes only
+
+    try:
+        return pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise EncryptedDocumentError() from exc
+        raise DocumentError(f"the PDF could not be opened ({_pdfium_reason(exc)})") from exc
+
+
+def _pdfium_reason(exc: Exception) -> str:
+    text = str(exc)
+    start = text.find("(PDFium: ")
+    return text[start + 9 : text.find(")", start)].strip(" .") if start >= 0 else "damaged file"
+
+
+def _pdf_page_count(path: Path) -> int:
+    pdf = _open_pdf(path)
+    try:
+        return len(pdf)
+    finally:
+        pdf.close()
+
+
+def pdf_render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: int) -> float:
+    """Render scale (pixels per point) at `dpi`, lowered so the page stays under `max_pixels`."""
+    scale = dpi / 72.0
+    area = max(width_pt, 1.0) * max(height_pt, 1.0)
+    if area * scale * scale > max_pixels:
+        scale = math.sqrt(max_pixels / area)
+    return scale
+
+
+def _render_pdf_page(path: Path, index: int, dpi: int, max_pixels: int) -> PageImage:
+    import pypdfium2 as pdfium  # noqa: PLC0415
+
+    pdf = _open_pdf(path)
+    try:
+        if not 0 <= index < len(pdf):
+            raise PageError("page_not_found", f"the document has no page {index + 1}")
+        try:
+            page = pdf[index]
+            width_pt, height_pt = page.get_size()
+            if page.get_rotation() in (90, 270):
+                width_pt, height_pt = height_pt, width_pt
+            scale = pdf_render_scale(width_pt, height_pt, dpi, max_pixels)
+            bitmap = page.render(scale=scale, rev_byteorder=True)
+            pixels = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8, copy=True)
+        except pdfium.PdfiumError as exc:
+            raise PageError("page_render_failed",
+                            f"page {index + 1} could not be rendered ({_pdfium_reason(exc)})"
+                            ) from exc
+        if pixels.size == 0:
+            raise PageError("page_render_failed", f"page {index + 1} has no area")
+        return PageImage(pixels=pixels, dpi=scale * 72.0, page_number=index + 1)
+    finally:
+        pdf.close()
+
+
+# --- Images --------------------------------------------------------------------------------
+
+
+def _open_image(path: Path, max_pixels: int) -> Image.Image:
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(
+            f"the image declares more than {max_pixels} pixels", max_pixels=max_pixels) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DocumentError(f"the image could not be read ({_pil_reason(exc)})") from exc
+    return image
+
+
+def _pil_reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+
+
+def _check_frame(image: Image.Image, max_pixels: int) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise DocumentError("the image has zero size")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"the image is {width}x{height} pixels, more than the limit of {max_pixels}",
+            width=width, height=height, max_pixels=max_pixels)
+
+
+def _image_page_count(path: Path, max_pixels: int) -> int:
+    with _open_image(path, max_pixels) as image:
+        try:
+            count = int(getattr(image, "n_frames", 1))
+            _check_frame(image, max_pixels)
+            image.load()  # decode the first frame now: a truncated file is a 400, not a failed job
+        except (ImageTooLargeError, DocumentError):
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageTooLargeError(f"the image declares more than {max_pixels} pixels") from exc
+        except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+            raise DocumentError(f"the image could not be decoded ({_pil_reason(exc)})") from exc
+    return count
+
+
+def _image_dpi(image: Image.Image) -> float:
+    dpi = image.info.get("dpi")
+    try:
+        value = float(dpi[0]) if dpi else 0.0
+    except (TypeError, ValueError, IndexError):
+        value = 0.0
+    return value if 70.0 <= value <= 1200.0 else DEFAULT_IMAGE_DPI
+
+
+def _render_image_page(path: Path, index: int, max_pixels: int) -> PageImage:
+    with _open_image(path, max_pixels) as image:
+        try:
+            image.seek(index)
+            _check_frame(image, max_pixels)
+            dpi = _image_dpi(image)
+            upright = ImageOps.exif_transpose(image)
+            pixels = np.asarray(upright.convert("RGB"), dtype=np.uint8)
+        except (DocumentError, EOFError) as exc:
+            raise PageError("page_render_failed", f"page {index + 1}: {exc}") from exc
+        except (OSError, ValueError, SyntaxError, MemoryError, Image.DecompressionBombError) as exc:
+            raise PageError("page_render_failed",
+                            f"page {index + 1} could not be decoded ({_pil_reason(exc)})") from exc
+    return PageImage(pixels=pixels, dpi=dpi, page_number=index + 1)
+
+
+# --- Entry points (worker processes) --------------------------------------------------------
+
+
+def inspect_document(path: Path, kind: DocumentKind, max_pixels: int) -> DocumentInfo:
+    """Open the document and count its pages; raises DocumentError subclasses."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged tags
+            if kind is DocumentKind.PDF:
+                count = _pdf_page_count(path)
+            else:
+                count = _image_page_count(path, max_pixels)
+    except DocumentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hostile input: any decoder failure is a bad document
+        raise DocumentError(f"the document could not be read ({_pil_reason(exc)})") from exc
+    if count < 1:
+        raise EmptyDocumentError()
+    return DocumentInfo(kind=kind, page_count=count)
+
+
+def render_page(path: Path, kind: DocumentKind, index: int, dpi: int,
+                max_pixels: int) -> PageImage:
+    """Render page `index` (0-based); raises PageError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            if kind is DocumentKind.PDF:
+                return _render_pdf_page(path, index, dpi, max_pixels)
+            return _render_image_page(path, index, max_pixels)
+    except PageError:
+        raise
+    except DocumentError as exc:
+        raise PageError(exc.code, exc.message) from exc
+    except Exception as exc:  # noqa: BLE001 - hostile input: any decoder failure fails the page
+        raise PageError("page_render_failed",
+                        f"page {index + 1} could not be rendered ({_pil_reason(exc)})") from exc

@@ -1,0 +1,212 @@
+"""A pool of worker processes where one bad page costs one process, never the server.
+
+Unlike `concurrent.futures.ProcessPoolExecutor`, a task that runs past its deadline is stopped by
+killing its process, and a process that dies (a decoder crash on a hostile file) fails only the
+task it was running; the slot is refilled with a fresh process either way.
+
+Tasks report phases ("render", "ocr") so that each phase can have its own deadline.
+The parent waits on the pipes with `loop.add_reader`, so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+_CTX = multiprocessing.get_context("spawn")
+
+Initializer = Callable[..., Any]
+"""Called once in each new process; its return value is the process state handed to tasks."""
+
+
+class WorkerCrashedError(Exception):
+    """The process running the task died."""
+
+
+class TaskTimeoutError(Exception):
+    def __init__(self, phase: str, limit_s: float) -> None:
+        super().__init__(f"{phase} ran past {limit_s:g} s")
+        self.phase = phase
+        self.limit_s = limit_s
+
+
+class RemoteError(Exception):
+    """An unexpected exception inside a task, with its traceback text for the logs."""
+
+
+def _worker_main(conn: multiprocessing.connection.Connection, initializer: Initializer | None,
+                 init_args: tuple[Any, ...]) -> None:
+    try:
+        state = initializer(*init_args) if initializer is not None else None
+    except BaseException as exc:  # noqa: BLE001 - report any start failure to the parent
+        conn.send(("init_failed", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", None))
+
+    def phase(name: str) -> None:
+        conn.send(("phase", name))
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        func, args = message
+        try:
+            result = func(state, *args, phase=phase)
+        except Exception as exc:  # noqa: BLE001 - every task failure goes back to the parent
+            try:
+                conn.send(("error", exc))
+            except Exception:  # noqa: BLE001 - unpicklable exception: send its text instead
+                conn.send(("error", RemoteError("".join(traceback.format_exception(exc)))))
+        else:
+            conn.send(("ok", result))
+
+
+class _Slot:
+    def __init__(self, pool: WorkerPool) -> None:
+        parent, child = _CTX.Pipe(duplex=True)
+        self.conn = parent
+        self.process = _CTX.Process(target=_worker_main, daemon=True,
+                                    args=(child, pool.initializer, pool.init_args),
+                                    name=f"{pool.name}-worker")
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+class WorkerPool:
+    def __init__(self, name: str, size: int, initializer: Initializer | None = None,
+                 init_args: tuple[Any, ...] = (), start_timeout_s: float = 180.0) -> None:
+        self.name = name
+        self.size = size
+        self.initializer = initializer
+        self.init_args = init_args
+        self.start_timeout_s = start_timeout_s
+        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
+        self._all: set[_Slot] = set()
+        self.ready = 0
+        self.busy = 0
+        self.crashes = 0
+        self._closed = False
+
+    async def start(self) -> None:
+        slots = await asyncio.gather(*(self._spawn() for _ in range(self.size)))
+        for slot in slots:
+            self._idle.put_nowait(slot)
+
+    async def _spawn(self) -> _Slot:
+        slot = await asyncio.to_thread(_Slot, self)
+        self._all.add(slot)
+        kind, detail = await self._recv(slot, self.start_timeout_s, "start")
+        if kind != "ready":
+            slot.kill()
+            self._all.discard(slot)
+            raise RuntimeError(f"{self.name} worker failed to start: {detail}")
+        self.ready += 1
+        log.info("worker_started", pool=self.name, pid=slot.process.pid)
+        return slot
+
+    async def _recv(self, slot: _Slot, timeout_s: float, phase: str) -> tuple[str, Any]:
+        loop = asyncio.get_running_loop()
+        readable = loop.create_future()
+        fd = slot.conn.fileno()
+        loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+        try:
+            await asyncio.wait_for(readable, timeout_s)
+        except TimeoutError:
+            raise TaskTimeoutError(phase, timeout_s) from None
+        finally:
+            loop.remove_reader(fd)
+        try:
+            message: tuple[str, Any] = slot.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise WorkerCrashedError(
+                f"worker exited with code {slot.process.exitcode}") from exc
+        return message
+
+    async def run(self, func: Callable[..., Any], *args: Any,
+                  deadlines: Mapping[str, float], total_s: float) -> Any:
+        """Run `func(state, *args, phase=...)` in a worker process.
+
+        `deadlines` maps a phase name to its own limit; `total_s` bounds the whole task. Raises
+        TaskTimeoutError or WorkerCrashedError (the process is replaced), or the task's own error.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self.name} pool is closed")
+        slot = await self._idle.get()
+        self.busy += 1
+        healthy = False
+        try:
+            slot.conn.send((func, args))
+            started = phase_started = time.monotonic()
+            phase = "task"
+            while True:
+                now = time.monotonic()
+                phase_left = deadlines.get(phase, total_s) - (now - phase_started)
+                total_left = total_s - (now - started)
+                limit_phase = phase if phase_left < total_left else "task"
+                limit = deadlines.get(phase, total_s) if phase_left < total_left else total_s
+                try:
+                    kind, value = await self._recv(slot, max(min(phase_left, total_left), 0.0),
+                                                   limit_phase)
+                except TaskTimeoutError:
+                    raise TaskTimeoutError(limit_phase, limit) from None
+                if kind == "phase":
+                    phase, phase_started = value, time.monotonic()
+                    continue
+                healthy = True
+                if kind == "error":
+                    raise value
+                return value
+        except WorkerCrashedError:
+            self.crashes += 1
+            raise
+        finally:
+            self.busy -= 1
+            if healthy:
+                self._idle.put_nowait(slot)
+            else:
+                await self._replace(slot)
+
+    async def _replace(self, slot: _Slot) -> None:
+        await asyncio.to_thread(slot.kill)
+        self._all.discard(slot)
+        self.ready -= 1
+        if self._closed:
+            return
+        log.warning("worker_replaced", pool=self.name, pid=slot.process.pid,
+                    exitcode=slot.process.exitcode)
+        try:
+            self._idle.put_nowait(await self._spawn())
+        except Exception:
+            log.exception("worker_restart_failed", pool=self.name)
+            raise
+
+    async def close(self) -> None:
+        self._closed = True
+        for slot in list(self._all):
+            with contextlib.suppress(Exception):
+                slot.conn.send(None)
+        for slot in list(self._all):
+            await asyncio.to_thread(slot.process.join, 5)
+            slot.kill()
+        self._all.clear()
+        self.ready = 0

@@ -1,0 +1,81 @@
+"""The one normalized page shape every engine's output becomes (native API `results[]`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from gateway.errors import ErrorDetail
+
+BlockType = Literal["text", "title", "table", "list", "figure"]
+PageStatus = Literal["completed", "failed"]
+
+
+class _Struct(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class Geometry(_Struct):
+    """A box relative to the page: all values in 0..1, origin top-left."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class BlockLine(_Struct):
+    text: str
+    confidence: float
+    geometry: Geometry
+
+
+class ContentBlock(_Struct):
+    block_id: int
+    type: BlockType
+    geometry: Geometry
+    text: str
+    confidence: float
+    lines: list[BlockLine]
+
+
+class PageDimensions(_Struct):
+    width: int
+    height: int
+
+
+class DocumentMetadata(_Struct):
+    source_model: str
+    page_dimensions: PageDimensions  # pixels of the image the geometry refers to
+    global_confidence: float
+    dpi: float
+
+
+class PipelineTimings(_Struct):
+    render_ms: float
+    ocr_ms: float
+    layout_ms: float
+    total_ms: float
+
+
+class PipelineMetadata(_Struct):
+    complexity_score: float | None  # None until per-page complexity scoring is enabled
+    provider_used: str
+    provider_reason: str
+    timings: PipelineTimings
+
+
+class PageResult(_Struct):
+    page_number: int
+    status: PageStatus
+    document_metadata: DocumentMetadata | None
+    content_blocks: list[ContentBlock]
+    raw_markdown: str
+    pipeline_metadata: PipelineMetadata | None
+    error: ErrorDetail | None = None
+
+
+def failed_page(page_number: int, error: ErrorDetail) -> PageResult:
+    return PageResult(page_number=page_number, status="failed", document_metadata=None,
+                      content_blocks=[], raw_markdown="", pipeline_metadata=None, error=error)

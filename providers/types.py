@@ -1,0 +1,60 @@
+"""Value types shared by every provider."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+Point = tuple[float, float]
+Quad = tuple[Point, Point, Point, Point]
+"""Four corners in page pixels, clockwise from top-left."""
+
+
+class PageImage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page, rendered: RGB pixels plus where they came from."""
+
+    pixels: npt.NDArray[np.uint8]  # (height, width, 3) RGB
+    dpi: float  # effective resolution of `pixels`
+    page_number: int  # 1-based, in the source document
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+class TextWord(msgspec.Struct, frozen=True, kw_only=True):
+    text: str
+    confidence: float  # 0..1
+    quad: Quad
+
+
+class TextLine(msgspec.Struct, frozen=True, kw_only=True):
+    text: str
+    confidence: float  # 0..1
+    quad: Quad
+    words: tuple[TextWord, ...] = ()
+
+
+class RecognizedPage(msgspec.Struct, frozen=True, kw_only=True):
+    """What an engine read on one page, in the pixel space of the image it was given."""
+
+    lines: tuple[TextLine, ...]
+    model: str  # engine and model version, for `document_metadata.source_model`
+    width: int
+    height: int
+
+
+def quad_from_box(left: float, top: float, right: float, bottom: float) -> Quad:
+    return ((left, top), (right, top), (right, bottom), (left, bottom))
+
+
+def quad_bounds(quad: Quad) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of a quad."""
+    xs = [p[0] for p in quad]
+    ys = [p[1] for p in quad]
+    return min(xs), min(ys), max(xs), max(ys)

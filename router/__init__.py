@@ -1,0 +1,1 @@
+"""Routing: pure decisions about which provider reads a page. No I/O, no engines."""
