@@ -56,6 +56,10 @@ class GatewayError(Exception):
         self.details = details or None
         super().__init__(self.message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Document errors cross the worker-process boundary; keep their details on the way.
+        return (self.__class__, (self.message,), {"details": self.details})
+
     def detail(self) -> ErrorDetail:
         return ErrorDetail(code=self.code, message=self.message, details=self.details)
 

@@ -1,0 +1,78 @@
+"""Every error becomes `{"error": {"code", "message", "details"?}}`; one place maps them all."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+
+from gateway.errors import (
+    BadRequestError,
+    ErrorBody,
+    GatewayError,
+    InternalError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    UnauthorizedError,
+)
+
+log = structlog.get_logger(__name__)
+
+_BY_STATUS: dict[int, type[GatewayError]] = {
+    400: BadRequestError, 401: UnauthorizedError, 404: NotFoundError,
+    405: MethodNotAllowedError, 413: PayloadTooLargeError, 503: ServiceUnavailableError,
+}
+
+_DESCRIPTIONS = {
+    400: "Bad request: invalid form, page ranges, or a document that cannot be read",
+    401: "Missing or unknown API key",
+    402: "Insufficient credits (details: required, available)",
+    404: "Not found (also for another tenant's job)",
+    413: "Upload larger than the limit",
+    415: "Unsupported document type (detected from the bytes)",
+    429: "Rate limit exceeded",
+    500: "Internal error (the message never echoes the exception)",
+    503: "Service not ready",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    return {s: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[s])
+            for s in statuses}
+
+
+def _respond(error: GatewayError, headers: dict[str, str] | None = None) -> Response[ErrorBody]:
+    return Response(content=error.body(), status_code=error.status_code, headers=headers)
+
+
+def handle_gateway_error(_: Request, exc: GatewayError) -> Response[ErrorBody]:  # type: ignore[type-arg]
+    return _respond(exc)
+
+
+def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorBody]:  # type: ignore[type-arg]
+    """Litestar's own 4xx (routing, validation, body size) in our shape."""
+    status = exc.status_code
+    if status >= 500:
+        log.error("http_exception", status=status)
+        return _respond(InternalError())
+    cls = _BY_STATUS.get(status, BadRequestError)
+    message = exc.detail or HTTPStatus(status).phrase
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        first = exc.extra[0]
+        if isinstance(first, dict) and first.get("message"):
+            key = first.get("key")
+            message = f"{message}: {key + ': ' if key else ''}{first['message']}"
+    error = cls(message)
+    if cls is BadRequestError and status != 400:
+        return Response(content=error.body(), status_code=status, headers=exc.headers)
+    return _respond(error, exc.headers)
+
+
+def handle_unexpected(_: Request, exc: Exception) -> Response[ErrorBody]:  # type: ignore[type-arg]
+    log.error("unhandled_exception", exc_info=exc)
+    return _respond(InternalError())

@@ -1,0 +1,121 @@
+"""Accepting a document: detect, store, inspect, select pages, reserve credits, queue.
+
+Nothing is charged and nothing is kept when any step refuses the document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from gateway.config import Settings
+from gateway.documents import DocumentInfo, DocumentKind, detect_kind, inspect_document
+from gateway.errors import (
+    DocumentError,
+    InspectTimeoutError,
+    InvalidPageRangesError,
+    PayloadTooLargeError,
+    TooManyPagesError,
+    UnsupportedMediaTypeError,
+)
+from gateway.jobs import JobStore, new_job_id
+from gateway.procpool import TaskTimeoutError, WorkerCrashedError, WorkerPool
+from gateway.tenants import Tenant
+
+SUPPORTED = "PDF, PNG, JPEG, TIFF, WEBP or BMP"
+
+
+class PageRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    start: int
+    end: int
+
+
+class Submitted(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    page_count: int
+    credits_reserved: int
+
+
+def parse_page_ranges(raw: str | None, page_count: int) -> list[int]:
+    """1-based inclusive ranges as JSON, e.g. `[{"start":1,"end":3}]`; None means every page."""
+    if raw is None or not raw.strip():
+        return list(range(1, page_count + 1))
+    try:
+        ranges = msgspec.json.decode(raw, type=list[PageRange])
+    except msgspec.DecodeError as exc:
+        raise InvalidPageRangesError(
+            f'page_ranges must be JSON like [{{"start": 1, "end": 3}}]: {exc}') from exc
+    if not ranges:
+        raise InvalidPageRangesError("page_ranges is empty")
+    pages: set[int] = set()
+    for r in ranges:
+        if not 1 <= r.start <= r.end <= page_count:
+            raise InvalidPageRangesError(
+                f"page range {r.start}-{r.end} is outside the document's pages 1-{page_count}",
+                page_count=page_count)
+        pages.update(range(r.start, r.end + 1))
+    return sorted(pages)
+
+
+def inspect_in_worker(_state: Any, path: str, kind: DocumentKind, max_pixels: int, *,
+                      phase: Any) -> DocumentInfo:
+    return inspect_document(Path(path), kind, max_pixels)
+
+
+async def submit_document(*, settings: Settings, store: JobStore, inspector: WorkerPool,
+                          tenant: Tenant, content: bytes, file_name: str | None,
+                          page_ranges: str | None) -> Submitted:
+    limits = settings.limits
+    if len(content) > limits.max_upload_bytes:
+        raise PayloadTooLargeError(
+            f"the file is {len(content)} bytes; the limit is {limits.max_upload_bytes}",
+            limit_bytes=limits.max_upload_bytes)
+    if not content:
+        raise DocumentError("the file is empty")
+    kind = detect_kind(content[:2048])
+    if kind is None:
+        raise UnsupportedMediaTypeError(
+            f"the file is not a supported document type ({SUPPORTED}); "
+            "the type is detected from the file's bytes")
+    job_id = new_job_id()
+    path = settings.uploads_dir / f"{job_id}.{kind.value}"
+    await asyncio.to_thread(_write, path, content)
+    try:
+        info = await _inspect(inspector, path, kind, settings)
+        pages = parse_page_ranges(page_ranges, info.page_count)
+        if len(pages) > limits.max_pages:
+            raise TooManyPagesError(
+                f"{len(pages)} pages selected; the limit is {limits.max_pages} per document",
+                pages=len(pages), max_pages=limits.max_pages)
+        reserved = await store.create_job(
+            job_id=job_id, tenant_id=tenant.id, file_path=str(path), kind=kind,
+            file_name=file_name, page_numbers=pages,
+            credits_per_page=settings.credits.credits_per_page)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+    return Submitted(job_id=job_id, page_count=len(pages), credits_reserved=reserved)
+
+
+async def _inspect(inspector: WorkerPool, path: Path, kind: DocumentKind,
+                   settings: Settings) -> DocumentInfo:
+    timeout = settings.limits.inspect_timeout_s
+    try:
+        info: DocumentInfo = await inspector.run(
+            inspect_in_worker, str(path), kind, settings.limits.max_pixels_per_page,
+            deadlines={}, total_s=timeout)
+    except TaskTimeoutError as exc:
+        raise InspectTimeoutError(f"opening the document took longer than {timeout:g} s") from exc
+    except WorkerCrashedError as exc:
+        raise DocumentError("the document is damaged: reading it crashed the decoder") from exc
+    return info
+
+
+def _write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
