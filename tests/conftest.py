@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness import CORPUS, GatewayProcess, create_tenant, write_config
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    assert CORPUS.is_dir(), f"the shared corpus is expected at {CORPUS}"
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One real gateway with the default config (RapidOCR, two workers) for the session."""
+    root = tmp_path_factory.mktemp("gateway")
+    config = write_config(root / "config.yaml", root / "data")
+    server = GatewayProcess(config, root / "gateway.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(gateway: GatewayProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
+def api_key(gateway: GatewayProcess) -> str:
+    return create_tenant(gateway.config, credits=1000)

@@ -1,0 +1,116 @@
+"""A real gateway process on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(path: Path, data_dir: Path, **overrides: Any) -> Path:
+    """config.yaml of the repo with `overrides` merged in (nested dicts merge key by key)."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["data_dir"] = str(data_dir)
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            config.setdefault(section, {}).update(values)
+        else:
+            config[section] = values
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class GatewayProcess:
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.config = config
+        self.log_path = log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 120.0) -> GatewayProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("OCR_GATEWAY_DATA_DIR", None)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "serve", "--config", str(self.config),
+                 "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                cwd=REPO)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        raise RuntimeError("gateway did not become healthy in time")
+
+    def kill(self) -> None:
+        """SIGKILL the server and its worker processes, as a crash would."""
+        assert self.proc is not None
+        children = _children(self.proc.pid)
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def create_tenant(config: Path, name: str = "tenant", credits: int = 1000,
+                  plan: str = "starter") -> str:
+    """Create a tenant through the CLI; returns its API key (the last line of stdout)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config), "tenants", "create",
+         "--name", name, "--plan", plan, "--credits", str(credits)],
+        capture_output=True, text=True, check=True, cwd=REPO)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def wait_for_job(client: httpx.Client, job_id: str, key: str,
+                 timeout_s: float = 300.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key})
+        response.raise_for_status()
+        job: dict[str, Any] = response.json()
+        if job["status"] in ("completed", "failed"):
+            return job
+        time.sleep(0.25)
+    raise TimeoutError(f"job {job_id} did not finish in {timeout_s} s")
