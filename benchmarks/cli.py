@@ -21,7 +21,15 @@ from benchmarks.corpus import CorpusError, load_documents, load_ground_truth
 from benchmarks.environment import describe_machine, git_commit, package_versions
 from benchmarks.progress import Progress
 from benchmarks.report import render_failures, render_table, write_outputs
-from benchmarks.results import ORACLE, ROUTED, SCHEMA_VERSION, BenchResults, PageRow, RunInfo, aggregate
+from benchmarks.results import (
+    ORACLE,
+    ROUTED,
+    SCHEMA_VERSION,
+    BenchResults,
+    PageRow,
+    RunInfo,
+    aggregate,
+)
 from benchmarks.runner import BenchPlan, run_bench
 from gateway.config import CONFIG_ENV, ConfigError, Settings, load_settings
 

@@ -26,8 +26,8 @@ def plot_quality_vs_speed(aggregates: Sequence[Aggregate], path: Path) -> bool:
 
     Returns False, writing nothing, when no aggregate has both a quality and a time.
     """
-    from matplotlib.figure import Figure  # noqa: PLC0415 - heavy; only when plotting
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: PLC0415
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     points = [a for a in aggregates if a.category != ALL
               and a.f1 is not None and a.seconds_median is not None]
@@ -42,8 +42,9 @@ def plot_quality_vs_speed(aggregates: Sequence[Aggregate], path: Path) -> bool:
         for a in points:
             if a.provider == provider:
                 marker = MARKERS[categories.index(a.category) % len(MARKERS)]
-                ax.scatter(a.seconds_median, a.f1, marker=marker, s=160 if hollow else 60,
-                           facecolors="none" if hollow else f"C{i}", edgecolors=f"C{i}")
+                ax.scatter(a.seconds_median or 0.0, a.f1 or 0.0, marker=marker,
+                           s=160 if hollow else 60, edgecolors=f"C{i}",
+                           facecolors="none" if hollow else f"C{i}")
     for i, provider in enumerate(providers):  # legend entries: colour = provider
         ax.scatter([], [], color=f"C{i}", marker="o", label=provider)
     for j, category in enumerate(categories):  # marker = category
@@ -65,7 +66,7 @@ def plot_quality_vs_speed(aggregates: Sequence[Aggregate], path: Path) -> bool:
 
 def plot_tiers(aggregates: Sequence[Aggregate], path: Path) -> bool:
     """Pages per tier, stacked per category, for each provider that reports tiers."""
-    from matplotlib.figure import Figure  # noqa: PLC0415
+    from matplotlib.figure import Figure
 
     tiered = [a for a in aggregates if a.tiers and a.category != ALL]
     providers = list(dict.fromkeys(a.provider for a in tiered))

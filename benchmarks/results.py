@@ -31,11 +31,7 @@ ROUTED = "routed"
 ORACLE = "oracle"
 
 
-class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class PageRow(_Struct):
+class PageRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One provider on one page."""
 
     category: str
@@ -63,7 +59,7 @@ class PageRow(_Struct):
     cer_given_up: float | None = None  # routed: routed CER - oracle CER
 
 
-class Aggregate(_Struct):
+class Aggregate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     provider: str
     category: str  # a category folder name, or `all`
     pages: int
@@ -87,7 +83,7 @@ class Aggregate(_Struct):
     cer_given_up: float | None  # routed: mean CER above the oracle
 
 
-class MachineInfo(_Struct):
+class MachineInfo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     platform: str
     machine: str
     processor: str
@@ -96,7 +92,7 @@ class MachineInfo(_Struct):
     python: str
 
 
-class RunInfo(_Struct):
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     started_at: str  # ISO 8601, UTC
     finished_at: str
     interrupted: bool  # Ctrl-C: only pages every provider finished are kept
@@ -112,7 +108,7 @@ class RunInfo(_Struct):
     machine: MachineInfo
 
 
-class BenchResults(_Struct):
+class BenchResults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     schema_version: int
     run: RunInfo
     pages: list[PageRow]

@@ -86,8 +86,8 @@ class _Pools:
         return [self.renderer, *self.engines.values(), *([self.routed] if self.routed else [])]
 
 
-def _scores(truth: GroundTruth, reading: workers.Reading | None) -> dict[str, Any]:
-    """Quality fields of a row; a failed page is scored as an empty reading."""
+def _scored(row: PageRow, truth: GroundTruth, reading: workers.Reading | None) -> PageRow:
+    """The row with its quality fields; a failed page is scored as an empty reading."""
     lines = reading.lines if reading is not None else ()
     if truth.area_pt is not None and reading is not None:
         top, left, bottom, right = truth.area_pt
@@ -100,23 +100,24 @@ def _scores(truth: GroundTruth, reading: workers.Reading | None) -> dict[str, An
         tables = parse_markdown_tables(reading.markdown)
         if tables:
             table_f1 = cell_f1(truth.cells, table_cells(row for t in tables for row in t))
-    return {"ground_truth": truth.source, "page_rule": truth.page_rule, "cer": scores.cer,
-            "wer": scores.wer, "f1": scores.f1, "table_f1": table_f1}
+    return msgspec.structs.replace(row, ground_truth=truth.source, page_rule=truth.page_rule,
+                                   cer=scores.cer, wer=scores.wer, f1=scores.f1,
+                                   table_f1=table_f1)
 
 
 def _row(document: CorpusDocument, page_number: int, provider: str,
          outcome: workers.Reading | Failure, truth: GroundTruth | None) -> PageRow:
-    reading = outcome if isinstance(outcome, workers.Reading) else None
-    scores = _scores(truth, reading) if truth is not None else {}
-    base = {"category": document.category, "file": document.entry.file,
-            "page_number": page_number, "provider": provider}
     if isinstance(outcome, Failure):
-        return PageRow(**base, status="failed", error_code=outcome.code,
-                       error_message=outcome.message, **scores)
-    return PageRow(**base, status="ok", seconds=round(outcome.seconds, 4),
-                   peak_rss_mb=outcome.peak_rss_mb, model=outcome.model,
-                   provider_used=outcome.provider_used, tier=outcome.tier,
-                   credits=outcome.credits, **scores)
+        row = PageRow(category=document.category, file=document.entry.file,
+                      page_number=page_number, provider=provider, status="failed",
+                      error_code=outcome.code, error_message=outcome.message)
+        return _scored(row, truth, None) if truth is not None else row
+    row = PageRow(category=document.category, file=document.entry.file,
+                  page_number=page_number, provider=provider, status="ok",
+                  seconds=round(outcome.seconds, 4), peak_rss_mb=outcome.peak_rss_mb,
+                  model=outcome.model, provider_used=outcome.provider_used, tier=outcome.tier,
+                  credits=outcome.credits)
+    return _scored(row, truth, outcome) if truth is not None else row
 
 
 def _with_oracle(rows: dict[str, PageRow], engines: Sequence[str]) -> dict[str, PageRow]:
