@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -82,12 +84,21 @@ def _providers(text: str, settings: Settings) -> list[str]:
     return providers
 
 
-def _quiet_logs() -> None:
-    """Worker-pool lifecycle logs would break the progress line: keep warnings, on stderr."""
-    if not structlog.is_configured():
-        structlog.configure(
-            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-            logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Worker-pool lifecycle logs would break the progress line: warnings only, on stderr.
+
+    Leaves a structlog configuration made by the caller alone, and undoes its own.
+    """
+    if structlog.is_configured():
+        yield
+        return
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
 
 
 def _now() -> str:
@@ -110,11 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plan = BenchPlan(settings=settings, providers=tuple(providers), documents=tuple(documents),
                      truths=truths)
-    _quiet_logs()
     rows: list[PageRow] = []
     started, interrupted = _now(), False
     try:
-        asyncio.run(run_bench(plan, rows, Progress(sys.stderr)))
+        with _quiet_logs():
+            asyncio.run(run_bench(plan, rows, Progress(sys.stderr)))
     except KeyboardInterrupt:
         interrupted = True
         print("interrupted: reporting the pages every provider finished", file=sys.stderr)
