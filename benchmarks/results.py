@@ -42,7 +42,7 @@ class PageRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     error_code: str | None = None
     error_message: str | None = None
     seconds: float | None = None  # None for failed pages
-    peak_rss_mb: float | None = None  # the worker's high-water mark after this page
+    peak_rss_mb: float | None = None  # the worker's high-water mark after it; None: oracle
     model: str | None = None
     provider_used: str | None = None  # routed: the provider the pipeline chose; oracle: its pick
     tier: str | None = None  # routed: from pipeline_metadata.tier when the pipeline reports it

@@ -130,7 +130,7 @@ def _with_oracle(rows: dict[str, PageRow], engines: Sequence[str]) -> dict[str, 
     best = min(candidates, key=lambda r: (-(r.f1 or 0.0), r.cer or 0.0, r.seconds or 0.0))
     tied = [r.provider for r in candidates if (r.f1, r.cer) == (best.f1, best.cer)]
     oracle = msgspec.structs.replace(best, provider=ORACLE, provider_used=best.provider,
-                                     oracle_providers=tied)
+                                     oracle_providers=tied, peak_rss_mb=None)
     rows[ORACLE] = oracle
     routed = rows.get(ROUTED)
     if routed is not None and routed.f1 is not None and routed.cer is not None:

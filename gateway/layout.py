@@ -116,7 +116,9 @@ def _clamp(v: float) -> float:
 def _geometry(left: float, top: float, right: float, bottom: float,
               width: int, height: int) -> Geometry:
     x, y = _clamp(left / width), _clamp(top / height)
-    return Geometry(x=x, y=y, width=_clamp(right / width - x), height=_clamp(bottom / height - y))
+    x2, y2 = _clamp(right / width), _clamp(bottom / height)
+    return Geometry(x=x, y=y, width=round(max(x2 - x, 0.0), 5),
+                    height=round(max(y2 - y, 0.0), 5))
 
 
 def build_blocks(lines: Sequence[TextLine], width: int, height: int) -> list[ContentBlock]:

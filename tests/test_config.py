@@ -1,0 +1,50 @@
+"""Config is validated at start: unknown keys and bad values fail with the path of the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import DATA_DIR_ENV, ConfigError, load_settings
+from tests.harness import REPO
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_loads() -> None:
+    settings = load_settings(REPO / "config.yaml", env={})
+    assert settings.pipeline.provider in settings.providers
+    assert settings.limits.max_upload_mb == 20
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("limits:\n  max_upload_mbb: 3\n", ["max_upload_mbb", "$.limits"]),
+    ("surprise: 1\n", ["surprise"]),
+    ("providers:\n  x:\n    kind: nonsense\n", ["$.providers", "kind"]),
+    ("providers:\n  t:\n    kind: tesseract\n    psmm: 3\n", ["psmm"]),
+    ("rendering:\n  dpi: 5000\n", ["dpi"]),
+    ("pipeline:\n  provider: missing\n", ["missing"]),
+    ("limits: [1, 2\n", ["not valid YAML"]),
+])
+def test_bad_config_names_the_bad_key(tmp_path: Path, text: str, names: list[str]) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path, text), env={})
+    for name in names:
+        assert name in str(error.value)
+
+
+def test_data_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "data_dir: store\n"), env={})
+    assert Path(settings.data_dir) == tmp_path / "store"
+    assert settings.database_path == tmp_path / "store/gateway.sqlite3"
+
+
+def test_environment_overrides_data_dir(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "data_dir: store\n"),
+                             env={DATA_DIR_ENV: str(tmp_path / "elsewhere")})
+    assert Path(settings.data_dir) == tmp_path / "elsewhere"

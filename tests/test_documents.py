@@ -1,0 +1,88 @@
+"""Type detection from bytes, page selection, render limits: pure functions on real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.documents import (
+    DocumentKind,
+    detect_kind,
+    inspect_document,
+    pdf_render_scale,
+    render_page,
+)
+from gateway.errors import EncryptedDocumentError, ImageTooLargeError, InvalidPageRangesError
+from gateway.submissions import parse_page_ranges
+
+
+@pytest.mark.parametrize(("file", "kind"), [
+    ("a_clean_printed/tesseract/phototest.tif", DocumentKind.TIFF),
+    ("a_clean_printed/tesseract/phototest-rotated-180.png", DocumentKind.PNG),
+    ("c_receipts/sroie/000.jpg", DocumentKind.JPEG),
+    ("f_pdfs/born_digital/crazyones.pdf", DocumentKind.PDF),
+    ("g_malformed/image/pillow_bmp_b_reallybig.bmp", DocumentKind.BMP),
+    ("g_malformed/image/pillow_decompression_bomb.gif", None),
+    ("g_malformed/image/pillow_decompression_bomb.ico", None),
+])
+def test_kind_is_detected_from_the_bytes(corpus: Path, file: str,
+                                         kind: DocumentKind | None) -> None:
+    assert detect_kind((corpus / file).read_bytes()[:2048]) == kind
+
+
+def test_webp_is_detected() -> None:
+    assert detect_kind(b"RIFF\x10\x00\x00\x00WEBPVP8 ") == DocumentKind.WEBP
+    assert detect_kind(b"plain text") is None
+
+
+@pytest.mark.parametrize(("raw", "count", "pages"), [
+    (None, 3, [1, 2, 3]),
+    ("", 2, [1, 2]),
+    ('[{"start":2,"end":3}]', 5, [2, 3]),
+    ('[{"start":4,"end":5},{"start":1,"end":2},{"start":2,"end":2}]', 5, [1, 2, 4, 5]),
+])
+def test_page_ranges_select_sorted_unique_pages(raw: str | None, count: int,
+                                                pages: list[int]) -> None:
+    assert parse_page_ranges(raw, count) == pages
+
+
+@pytest.mark.parametrize("raw", ['[{"start":0,"end":1}]', '[{"start":1,"end":4}]', "{}",
+                                 '[{"start":1}]', '[{"start":1,"end":1,"x":2}]', "[]"])
+def test_bad_page_ranges_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidPageRangesError):
+        parse_page_ranges(raw, 3)
+
+
+def test_render_scale_keeps_pages_under_the_pixel_limit() -> None:
+    assert pdf_render_scale(612, 792, 200, 40_000_000) == pytest.approx(200 / 72)
+    poster = pdf_render_scale(2160, 2160, 200, 10_000_000)
+    assert (2160 * poster) ** 2 == pytest.approx(10_000_000)
+
+
+def test_huge_pdf_page_renders_within_the_limit(corpus: Path) -> None:
+    page = render_page(corpus / "g_malformed/pdf/ocrmypdf_enormous.pdf", DocumentKind.PDF, 0,
+                       200, 4_000_000)
+    assert page.width * page.height <= 4_000_000
+    assert page.dpi < 200
+
+
+def test_declared_giant_image_is_refused_before_decoding(corpus: Path) -> None:
+    with pytest.raises(ImageTooLargeError):
+        inspect_document(corpus / "g_malformed/image/pillow_bmp_b_reallybig.bmp",
+                         DocumentKind.BMP, 40_000_000)
+
+
+def test_user_password_pdf_is_reported_as_encrypted(corpus: Path) -> None:
+    with pytest.raises(EncryptedDocumentError):
+        inspect_document(corpus / "g_malformed/pdf/pdfjs_issue6010_1.pdf", DocumentKind.PDF,
+                         40_000_000)
+
+
+def test_rotated_pdf_page_renders_upright_dimensions(corpus: Path) -> None:
+    info = inspect_document(corpus / "f_pdfs/born_digital/tracemonkey.pdf", DocumentKind.PDF,
+                            40_000_000)
+    assert info.page_count == 14
+    page = render_page(corpus / "f_pdfs/born_digital/tracemonkey.pdf", DocumentKind.PDF, 0, 100,
+                       40_000_000)
+    assert page.height > page.width  # portrait letter page
