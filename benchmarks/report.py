@@ -123,7 +123,9 @@ def render_markdown(results: BenchResults, plots: Sequence[str]) -> str:
         "divided by the reference length (can exceed 1). F1: bag-of-words F1 over lower-cased "
         "tokens, blind to line order (ground-truth line order is not always reading order).",
         "- table F1: cell-level F1 where a reading holds a (markdown) table and the ground truth "
-        "is a table; otherwise tables are scored as text, each row's cells joined by spaces.",
+        "is a table; otherwise tables are scored as text, each row's cells joined by spaces. "
+        "Table ground truth covers the tables only: unless the notes give an area (tabula), the "
+        "whole page is compared, so text around the tables counts against CER and precision.",
         "- A failed page with ground truth is scored as an empty reading. Pages without ground "
         "truth count for speed and errors only. Means are page means.",
         "- s/page: rendering + recognition + layout of one page, one page at a time; for "
