@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 from litestar import Litestar
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -31,9 +32,10 @@ def request_context(app: ASGIApp) -> ASGIApp:
     """Bind a request id for every log line of the request; echo it as X-Request-ID."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
+        method = str(scope.get("method", ""))
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
@@ -52,7 +54,7 @@ def request_context(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            log.info("request_completed", method=scope["method"], path=scope["path"],
+            log.info("request_completed", method=method, path=scope["path"],
                      status=status, ms=round((time.perf_counter() - started) * 1000, 1))
 
     return middleware

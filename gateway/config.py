@@ -24,16 +24,12 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the bad key."""
 
 
-class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class ServerSettings(_Struct):
+class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8080
 
 
-class LimitSettings(_Struct):
+class LimitSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_upload_mb: float = 20.0
     max_pages: int = 500
     max_pixels_per_page: int = 40_000_000  # decompression-bomb guard; PDFs render below it
@@ -50,7 +46,7 @@ class LimitSettings(_Struct):
         return int(self.max_upload_mb * 1024 * 1024)
 
 
-class RenderSettings(_Struct):
+class RenderSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     dpi: int = 200
 
     def __post_init__(self) -> None:
@@ -58,7 +54,7 @@ class RenderSettings(_Struct):
             raise ValueError("dpi must be between 50 and 600")
 
 
-class WorkerSettings(_Struct):
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     processes: int = 0  # 0: one per CPU core
     max_page_attempts: int = 3  # a page that kills its worker this often fails for good
     poll_interval_s: float = 1.0
@@ -68,15 +64,15 @@ class WorkerSettings(_Struct):
         return self.processes or (os.cpu_count() or 1)
 
 
-class PipelineSettings(_Struct):
+class PipelineSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     provider: str = "rapidocr"  # until routing exists, one provider reads every page
 
 
-class CreditSettings(_Struct):
+class CreditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     credits_per_page: int = 1
 
 
-class LogSettings(_Struct):
+class LogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json: bool = True
 
@@ -85,7 +81,7 @@ def _default_providers() -> dict[str, ProviderConfig]:
     return {"rapidocr": RapidOCRConfig(), "tesseract": TesseractConfig()}
 
 
-class Settings(_Struct):
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = "data"
     server: ServerSettings = ServerSettings()
     limits: LimitSettings = LimitSettings()

@@ -63,7 +63,7 @@ def detect_kind(head: bytes) -> DocumentKind | None:
 
 
 def _open_pdf(path: Path):  # type: ignore[no-untyped-def]  # pypdfium2 ships no stubs
-    import pypdfium2 as pdfium  # noqa: PLC0415 - loaded in worker processes only
+    import pypdfium2 as pdfium
 
     try:
         return pdfium.PdfDocument(str(path))
@@ -97,7 +97,7 @@ def pdf_render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: in
 
 
 def _render_pdf_page(path: Path, index: int, dpi: int, max_pixels: int) -> PageImage:
-    import pypdfium2 as pdfium  # noqa: PLC0415
+    import pypdfium2 as pdfium
 
     pdf = _open_pdf(path)
     try:
@@ -207,7 +207,7 @@ def inspect_document(path: Path, kind: DocumentKind, max_pixels: int) -> Documen
                 count = _image_page_count(path, max_pixels)
     except DocumentError:
         raise
-    except Exception as exc:  # noqa: BLE001 - hostile input: any decoder failure is a bad document
+    except Exception as exc:
         raise DocumentError(f"the document could not be read ({_pil_reason(exc)})") from exc
     if count < 1:
         raise EmptyDocumentError()
@@ -227,6 +227,6 @@ def render_page(path: Path, kind: DocumentKind, index: int, dpi: int,
         raise
     except DocumentError as exc:
         raise PageError(exc.code, exc.message) from exc
-    except Exception as exc:  # noqa: BLE001 - hostile input: any decoder failure fails the page
+    except Exception as exc:
         raise PageError("page_render_failed",
                         f"page {index + 1} could not be rendered ({_pil_reason(exc)})") from exc

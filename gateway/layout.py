@@ -1,9 +1,10 @@
 """From an engine's text lines to blocks in reading order, relative geometry and markdown.
 
-Pure functions. Reading order comes from a recursive XY-cut: a vertical gap splits columns (read left to right,
-each to its end) when both sides look like columns of text (several lines filling their width,
-which tables and key-value forms do not); otherwise the widest horizontal gap splits paragraphs. Each leaf region
-is one block; fragments on the same row inside it are joined into one line.
+Pure functions. Reading order comes from a recursive XY-cut: a vertical gap splits columns
+(read left to right, each to its end) when both sides look like columns of text (several lines
+filling their width, which tables and key-value forms do not); otherwise the widest horizontal
+gap splits paragraphs. Each leaf region is one block; fragments on the same row inside it are
+joined into one line.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def build_blocks(lines: Sequence[TextLine], width: int, height: int) -> list[Con
     if not items:
         return []
     line_h = statistics.median(it.height for it in items)
-    blocks = []
+    blocks: list[ContentBlock] = []
     for region in _xy_cut(items, line_h):
         rows = _rows(region)
         chars = sum(len(r.text) for r in rows) or 1

@@ -126,9 +126,14 @@ class WorkerPool:
 
     async def _recv(self, slot: _Slot, timeout_s: float, phase: str) -> tuple[str, Any]:
         loop = asyncio.get_running_loop()
-        readable = loop.create_future()
+        readable: asyncio.Future[None] = loop.create_future()
         fd = slot.conn.fileno()
-        loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+
+        def on_readable() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(fd, on_readable)
         try:
             await asyncio.wait_for(readable, timeout_s)
         except TimeoutError:
@@ -199,6 +204,10 @@ class WorkerPool:
         except Exception:
             log.exception("worker_restart_failed", pool=self.name)
             raise
+
+    def stop_accepting(self) -> None:
+        """From now on a lost process is not replaced (the server is shutting down)."""
+        self._closed = True
 
     async def close(self) -> None:
         self._closed = True

@@ -12,11 +12,7 @@ BlockType = Literal["text", "title", "table", "list", "figure"]
 PageStatus = Literal["completed", "failed"]
 
 
-class _Struct(msgspec.Struct, frozen=True, kw_only=True):
-    pass
-
-
-class Geometry(_Struct):
+class Geometry(msgspec.Struct, frozen=True, kw_only=True):
     """A box relative to the page: all values in 0..1, origin top-left."""
 
     x: float
@@ -25,13 +21,13 @@ class Geometry(_Struct):
     height: float
 
 
-class BlockLine(_Struct):
+class BlockLine(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     confidence: float
     geometry: Geometry
 
 
-class ContentBlock(_Struct):
+class ContentBlock(msgspec.Struct, frozen=True, kw_only=True):
     block_id: int
     type: BlockType
     geometry: Geometry
@@ -40,33 +36,33 @@ class ContentBlock(_Struct):
     lines: list[BlockLine]
 
 
-class PageDimensions(_Struct):
+class PageDimensions(msgspec.Struct, frozen=True, kw_only=True):
     width: int
     height: int
 
 
-class DocumentMetadata(_Struct):
+class DocumentMetadata(msgspec.Struct, frozen=True, kw_only=True):
     source_model: str
     page_dimensions: PageDimensions  # pixels of the image the geometry refers to
     global_confidence: float
     dpi: float
 
 
-class PipelineTimings(_Struct):
+class PipelineTimings(msgspec.Struct, frozen=True, kw_only=True):
     render_ms: float
     ocr_ms: float
     layout_ms: float
     total_ms: float
 
 
-class PipelineMetadata(_Struct):
+class PipelineMetadata(msgspec.Struct, frozen=True, kw_only=True):
     complexity_score: float | None  # None until per-page complexity scoring is enabled
     provider_used: str
     provider_reason: str
     timings: PipelineTimings
 
 
-class PageResult(_Struct):
+class PageResult(msgspec.Struct, frozen=True, kw_only=True):
     page_number: int
     status: PageStatus
     document_metadata: DocumentMetadata | None

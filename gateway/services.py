@@ -32,6 +32,7 @@ class Services:
         await self.worker.start()
 
     async def stop(self) -> None:
+        self.engines.stop_accepting()
         await self.worker.stop()
         await self.engines.close()
         await self.inspector.close()

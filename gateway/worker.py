@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 
 def start_engine(settings: Settings) -> PageEngine:
     """Worker-process initializer: load every configured provider once."""
-    import warnings  # noqa: PLC0415
+    import warnings
 
     warnings.simplefilter("ignore", UserWarning)  # decoders' notes on damaged files
     return PageEngine(settings)

@@ -10,6 +10,7 @@ import numpy as np
 from providers.base import ProviderError, ProviderUnavailableError
 from providers.types import PageImage, Quad, RecognizedPage, TextLine
 
+
 class RapidOCRConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
                      tag="rapidocr", tag_field="kind"):
     threads: int = 1  # ONNX intra-op threads per page; parallelism belongs across pages
@@ -30,7 +31,7 @@ class RapidOCRProvider:
         self.name = name
         self.config = config
         try:
-            from rapidocr_onnxruntime import RapidOCR  # noqa: PLC0415 - heavy import, worker only
+            from rapidocr_onnxruntime import RapidOCR
         except ImportError as exc:  # pragma: no cover - dependency is pinned
             raise ProviderUnavailableError("rapidocr-onnxruntime is not installed") from exc
         self._engine: Any = RapidOCR(
@@ -50,7 +51,7 @@ class RapidOCRProvider:
         bgr = np.ascontiguousarray(page.pixels[:, :, ::-1])
         try:
             result, _elapsed = self._engine(bgr)
-        except Exception as exc:  # noqa: BLE001 - the engine's errors are untyped; mapped here once
+        except Exception as exc:
             raise ProviderError(f"rapidocr failed: {type(exc).__name__}") from exc
         lines: list[TextLine] = []
         for box, text, score in result or ():

@@ -12,7 +12,8 @@ import msgspec
 
 
 class PipelinePolicy(Protocol):
-    provider: str
+    @property
+    def provider(self) -> str: ...
 
 
 class RouteDecision(msgspec.Struct, frozen=True, kw_only=True):

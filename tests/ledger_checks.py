@@ -21,7 +21,8 @@ def balances(db_path: Path) -> list[tuple[str, int, int, int, int]]:
 def assert_ledger_balanced(db_path: Path) -> None:
     for tenant, available, reserved, grants, charges in balances(db_path):
         assert available + reserved == grants - charges, tenant
-        assert available >= 0 and reserved >= 0
+        assert available >= 0
+        assert reserved >= 0
 
 
 def charges_by_page(db_path: Path, job_id: str) -> dict[int, int]:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from benchmarks.gateway_process import GatewayProcess, create_tenant, wait_for_job
 from benchmarks.metrics import bag_of_words_f1
-from tests.harness import GatewayProcess, create_tenant, wait_for_job
 
 # (corpus file, ground truth, minimum bag-of-words F1 with the default RapidOCR pipeline)
 DOCUMENTS = [
@@ -45,7 +45,8 @@ def assert_page_shape(page: dict[str, Any]) -> None:
     assert page["status"] == "completed"
     meta = page["document_metadata"]
     assert meta["source_model"]
-    assert meta["page_dimensions"]["width"] > 0 and meta["page_dimensions"]["height"] > 0
+    assert meta["page_dimensions"]["width"] > 0
+    assert meta["page_dimensions"]["height"] > 0
     assert 0.0 <= meta["global_confidence"] <= 1.0
     assert page["content_blocks"], "a page with text has blocks"
     for number, block in enumerate(page["content_blocks"], start=1):
@@ -53,11 +54,13 @@ def assert_page_shape(page: dict[str, Any]) -> None:
         assert block["type"] in {"text", "title", "table", "list", "figure"}
         assert_geometry(block["geometry"])
         assert 0.0 <= block["confidence"] <= 1.0
-        assert block["lines"] and block["text"] == "\n".join(ln["text"] for ln in block["lines"])
+        assert block["lines"]
+        assert block["text"] == "\n".join(ln["text"] for ln in block["lines"])
         for line in block["lines"]:
             assert_geometry(line["geometry"])
             inner, outer = line["geometry"], block["geometry"]
-            assert inner["x"] >= outer["x"] - 1e-4 and inner["y"] >= outer["y"] - 1e-4
+            assert inner["x"] >= outer["x"] - 1e-4
+            assert inner["y"] >= outer["y"] - 1e-4
     assert page["raw_markdown"].strip()
     pipeline = page["pipeline_metadata"]
     assert pipeline["provider_used"] == "rapidocr"
@@ -74,7 +77,8 @@ def test_document_is_read_with_full_shape(client: httpx.Client, api_key: str, co
     assert response.status_code == 202, response.text
     accepted = response.json()
     assert accepted["status"] == "pending"
-    assert accepted["pageCount"] == 1 and accepted["creditsReserved"] == 1
+    assert accepted["pageCount"] == 1
+    assert accepted["creditsReserved"] == 1
     assert accepted["estimatedCompletionSeconds"] >= 1
     job = wait_for_job(client, accepted["jobId"], api_key)
     assert job["status"] == "completed"
@@ -144,7 +148,8 @@ def test_multipage_tiff_reads_every_frame(client: httpx.Client, api_key: str,
     buffer = io.BytesIO()
     frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:])
     response = submit(client, api_key, buffer.getvalue(), "lines.tif")
-    assert response.status_code == 202 and response.json()["pageCount"] == 3
+    assert response.status_code == 202
+    assert response.json()["pageCount"] == 3
     job = wait_for_job(client, response.json()["jobId"], api_key)
     assert [p["status"] for p in job["results"]] == ["completed"] * 3
     for page, n in zip(job["results"], ("010004", "010005", "010012"), strict=True):
@@ -192,16 +197,19 @@ def test_upload_over_the_limit_is_413(client: httpx.Client, api_key: str) -> Non
 
 def test_unknown_route_and_method_use_the_error_shape(client: httpx.Client) -> None:
     missing = client.get("/v2/nothing")
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
     wrong = client.delete("/health")
-    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_health_reports_queue_jobs_uptime_engines(client: httpx.Client) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok"
     assert health["uptime_s"] > 0
-    assert health["queue_depth"] >= 0 and health["jobs_processed"] >= 0
+    assert health["queue_depth"] >= 0
+    assert health["jobs_processed"] >= 0
     assert health["engines"]["providers"] == ["rapidocr", "tesseract"]
     assert health["engines"]["workers_ready"] == health["engines"]["workers_total"] >= 1
 
@@ -229,5 +237,8 @@ def test_api_key_never_appears_in_logs(client: httpx.Client, gateway: GatewayPro
     wait_for_job(client, response.json()["jobId"], api_key)
     client.get("/v1/jobs/x", headers={"X-API-Key": api_key + "typo"})
     logs = gateway.logs()
-    assert api_key not in logs and api_key[:20] not in logs
-    assert '"request_id"' in logs and '"tenant_id"' in logs and '"job_id"' in logs
+    assert api_key not in logs
+    assert api_key[:20] not in logs
+    assert '"request_id"' in logs
+    assert '"tenant_id"' in logs
+    assert '"job_id"' in logs

@@ -1,4 +1,4 @@
-"""Dependencies point one way: scoring <- router <- gateway -> providers; nothing uses benchmarks."""
+"""Imports point one way: scoring <- router <- gateway -> providers; nothing uses benchmarks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO
+from benchmarks.gateway_process import REPO
 
 FORBIDDEN = {
     "scoring": {"gateway", "providers", "router", "benchmarks"},

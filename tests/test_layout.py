@@ -51,8 +51,10 @@ def test_paragraph_gap_starts_a_new_block() -> None:
 def test_geometry_is_relative_and_clamped() -> None:
     blocks = build_blocks([line("edge", -5, 990, 1010, height=30)], W, H)
     geometry = blocks[0].geometry
-    assert geometry.x == 0.0 and geometry.y == 0.99
-    assert geometry.x + geometry.width <= 1.0 and geometry.y + geometry.height <= 1.0
+    assert geometry.x == 0.0
+    assert geometry.y == 0.99
+    assert geometry.x + geometry.width <= 1.0
+    assert geometry.y + geometry.height <= 1.0
 
 
 def test_confidence_is_weighted_by_characters() -> None:

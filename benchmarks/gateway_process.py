@@ -1,4 +1,4 @@
-"""A real gateway process on a free loopback port, for tests and benchmarks."""
+"""A real gateway process on a free loopback port, for benchmarks and tests."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class GatewayProcess:
 
 
 def _children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+    out = subprocess.run(["/bin/ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
                          text=True, check=False).stdout
     return [int(p) for p in out.split()]
 
