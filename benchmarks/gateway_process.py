@@ -16,7 +16,7 @@ import httpx
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
+CORPUS = Path(os.environ.get("OCR_GATEWAY_CORPUS") or REPO.parent / "shared" / "corpus")
 
 
 def free_port() -> int:

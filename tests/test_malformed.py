@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.gateway_process import GatewayProcess, create_tenant, wait_for_job
+from benchmarks.gateway_process import CORPUS, GatewayProcess, create_tenant, wait_for_job
 
-MALFORMED = Path(__file__).resolve().parents[1].parent / "shared/corpus/g_malformed"
+MALFORMED = CORPUS / "g_malformed"
 ENTRIES = [json.loads(line) for line in (MALFORMED / "manifest.jsonl").read_text().splitlines()
            if line.strip()]
 CLEAR_SUBMIT_ERRORS = {"invalid_document", "encrypted_document", "image_too_large",
