@@ -39,15 +39,16 @@ def write_config(path: Path, data_dir: Path, **overrides: Any) -> Path:
 
 
 class GatewayProcess:
-    def __init__(self, config: Path, log_path: Path) -> None:
+    def __init__(self, config: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
+        self.extra_env = env or {}
         self.log_path = log_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 120.0) -> GatewayProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         env.pop("OCR_GATEWAY_DATA_DIR", None)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

@@ -16,8 +16,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.admin import AdminController
 from gateway.api.errors import handle_gateway_error, handle_http_exception, handle_unexpected
 from gateway.api.native import SERVICES, NativeController, health
+from gateway.api.signup import create_account
+from gateway.auth import RATE_LIMIT_STATE
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.services import VERSION, Services
@@ -40,6 +43,7 @@ def request_context(app: ASGIApp) -> ASGIApp:
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        state = scope.setdefault("state", {})
         started = time.perf_counter()
         status = 500
 
@@ -47,8 +51,12 @@ def request_context(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
+                extra = [(b"x-request-id", request_id.encode())]
+                limit = state.get(RATE_LIMIT_STATE)
+                if limit is not None:
+                    extra += [(k.lower().encode(), v.encode())
+                              for k, v in limit.headers().items()]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
@@ -75,8 +83,11 @@ def create_app(settings: Settings) -> Litestar:
             await services.stop()
             log.info("gateway_stopped")
 
+    handlers: list[object] = [NativeController, AdminController, health]
+    if settings.signup.enabled:
+        handlers.append(create_account)
     return Litestar(
-        route_handlers=[NativeController, health],
+        route_handlers=handlers,  # type: ignore[arg-type]
         dependencies=SERVICES,
         lifespan=[lifespan],
         middleware=[request_context],
@@ -89,8 +100,12 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="ocr-gateway", version=VERSION, path="/schema",
             description="Self-hostable OCR gateway. Native API: submit a document, poll the job.",
-            components=Components(security_schemes={"ApiKeyAuth": SecurityScheme(
-                type="apiKey", name="X-API-Key", security_scheme_in="header")}),
+            components=Components(security_schemes={
+                "ApiKeyAuth": SecurityScheme(type="apiKey", name="X-API-Key",
+                                             security_scheme_in="header"),
+                "AdminToken": SecurityScheme(type="http", scheme="bearer",
+                                             description="$OCR_GATEWAY_ADMIN_TOKEN"),
+            }),
         ),
         logging_config=None,
     )

@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
+from gateway import tenants
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.db import Database
+from gateway.errors import GatewayError
+
+T = TypeVar("T")
+PLANS = ["free", "starter", "professional", "business"]
 
 
 class CLIError(Exception):
@@ -43,25 +51,72 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tenants_create(args: argparse.Namespace) -> int:
-    from gateway.db import Database
-    from gateway.tenants import Plan, create_tenant
-
+def _with_db(args: argparse.Namespace, action: Callable[[Database], Awaitable[T]]) -> T:
+    """Run one store action against the configured SQLite file (server running or not)."""
     settings = _settings(args)
 
-    async def create() -> tuple[str, str]:
+    async def run() -> T:
         db = Database(settings.database_path)
         await db.open()
         try:
-            tenant, key = await create_tenant(db, args.name, Plan(args.plan), args.credits)
+            return await action(db)
         finally:
             await db.close()
-        return tenant.id, key
 
-    tenant_id, key = asyncio.run(create())
-    print(f"tenant {tenant_id} ({args.name}, plan {args.plan}, {args.credits} credits)")
+    try:
+        return asyncio.run(run())
+    except GatewayError as exc:
+        raise CLIError(exc.message) from exc
+
+
+def _print_tenant(tenant: tenants.Tenant) -> None:
+    print(f"{tenant.id}  {tenant.name}  plan={tenant.plan}  "
+          f"available={tenant.credits_available}  reserved={tenant.credits_reserved}")
+
+
+def cmd_tenants_create(args: argparse.Namespace) -> int:
+    tenant, key = _with_db(args, lambda db: tenants.create_tenant(
+        db, args.name, args.plan, args.credits))
+    print(f"tenant {tenant.id} ({args.name}, plan {args.plan}, {args.credits} credits)")
     print("API key (shown once, stored only as a hash):")
     print(key)
+    return 0
+
+
+def cmd_tenants_list(args: argparse.Namespace) -> int:
+    for tenant in _with_db(args, lambda db: tenants.list_tenants(db, args.limit, 0)):
+        _print_tenant(tenant)
+    return 0
+
+
+def cmd_tenants_set_plan(args: argparse.Namespace) -> int:
+    _print_tenant(_with_db(args, lambda db: tenants.set_plan(db, args.tenant, args.plan)))
+    return 0
+
+
+def cmd_tenants_grant(args: argparse.Namespace) -> int:
+    _print_tenant(_with_db(args, lambda db: tenants.grant_credits(
+        db, args.tenant, args.credits, args.note)))
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    info, key = _with_db(args, lambda db: tenants.create_key(db, args.tenant))
+    print(f"key {info.id} for tenant {info.tenant_id} (shown once, stored only as a hash):")
+    print(key)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    for key in _with_db(args, lambda db: tenants.list_keys(db, args.tenant)):
+        state = f"revoked at {key.revoked_at}" if key.revoked_at else "active"
+        print(f"{key.id}  {key.prefix}...  created {key.created_at}  {state}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    _with_db(args, lambda db: tenants.revoke_key(db, args.key_id))
+    print(f"key {args.key_id} revoked")
     return 0
 
 
@@ -120,6 +175,15 @@ def run_bench(argv: list[str], config: str | None) -> int:
     return bench_main([*argv, *(["--config", config] if config else [])])
 
 
+def _command(group: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+             func: Callable[[argparse.Namespace], int], help_text: str
+             ) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, help=help_text)
+    parser.add_argument("--config", default=argparse.SUPPRESS)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocr-gateway", description=__doc__)
     parser.add_argument("--config", help="config file (default: ./config.yaml if present)")
@@ -131,15 +195,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
 
-    tenants = sub.add_parser("tenants", help="manage tenants")
-    tenants_sub = tenants.add_subparsers(dest="tenants_command", required=True)
-    create = tenants_sub.add_parser("create", help="create a tenant; prints its API key last")
-    create.add_argument("--config", default=argparse.SUPPRESS)
+    tenant_cmds = sub.add_parser("tenants", help="manage tenants").add_subparsers(
+        dest="tenants_command", required=True)
+    create = _command(tenant_cmds, "create", cmd_tenants_create,
+                      "create a tenant; prints its API key last")
     create.add_argument("--name", required=True)
-    create.add_argument("--plan", required=True,
-                        choices=["free", "starter", "professional", "business"])
+    create.add_argument("--plan", required=True, choices=PLANS)
     create.add_argument("--credits", type=int, required=True)
-    create.set_defaults(func=cmd_tenants_create)
+    listing = _command(tenant_cmds, "list", cmd_tenants_list, "list tenants, newest first")
+    listing.add_argument("--limit", type=int, default=100)
+    plan = _command(tenant_cmds, "set-plan", cmd_tenants_set_plan, "change a tenant's plan")
+    plan.add_argument("tenant")
+    plan.add_argument("plan", choices=PLANS)
+    grant = _command(tenant_cmds, "grant", cmd_tenants_grant, "grant credits to a tenant")
+    grant.add_argument("tenant")
+    grant.add_argument("credits", type=int)
+    grant.add_argument("--note", default="cli grant")
+
+    key_cmds = sub.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True)
+    _command(key_cmds, "create", cmd_keys_create,
+             "another API key for a tenant; printed last").add_argument("tenant")
+    _command(key_cmds, "list", cmd_keys_list, "a tenant's keys").add_argument("tenant")
+    _command(key_cmds, "revoke", cmd_keys_revoke,
+             "revoke a key at once").add_argument("key_id")
 
     ocr = sub.add_parser("ocr", help="read one file locally with the same pipeline, no server")
     ocr.add_argument("--config", default=argparse.SUPPRESS)

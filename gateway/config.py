@@ -72,6 +72,66 @@ class CreditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     credits_per_page: int = 1
 
 
+class PlanSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    submissions: list[str]  # rate limits on POST /v1/ocr per tenant, e.g. ["10/hour", "100/day"]
+    max_pages_per_document: int
+    max_upload_mb: float
+    max_concurrent_jobs: int  # jobs pending or processing at once
+
+    def __post_init__(self) -> None:
+        from limits import parse_many
+
+        for rule in self.submissions:
+            try:
+                parse_many(rule)
+            except ValueError as exc:
+                raise ValueError(f"bad rate limit {rule!r} (e.g. '100/minute')") from exc
+        if self.max_pages_per_document < 1 or self.max_upload_mb <= 0 or \
+                self.max_concurrent_jobs < 1:
+            raise ValueError("plan limits must be positive")
+
+
+def _default_plans() -> dict[str, PlanSettings]:
+    """The complexity-routing OCR API's published plans."""
+    return {
+        "free": PlanSettings(submissions=["10/hour", "100/day"], max_pages_per_document=20,
+                             max_upload_mb=10, max_concurrent_jobs=2),
+        "starter": PlanSettings(submissions=["100/minute"], max_pages_per_document=200,
+                                max_upload_mb=20, max_concurrent_jobs=10),
+        "professional": PlanSettings(submissions=["500/minute"], max_pages_per_document=500,
+                                     max_upload_mb=20, max_concurrent_jobs=50),
+        "business": PlanSettings(submissions=["2000/minute"], max_pages_per_document=500,
+                                 max_upload_mb=20, max_concurrent_jobs=200),
+    }
+
+
+class RateLimitSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    storage_uri: str = "async+memory://"  # `limits` storage; async+redis://host:6379 to share
+    reads: str = "1200/minute"  # status and result reads, per API key
+    admin: str = "600/minute"
+
+    def __post_init__(self) -> None:
+        from limits import parse_many
+
+        for rule in (self.reads, self.admin):
+            parse_many(rule)
+
+
+class AdminSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    token_env: str = "OCR_GATEWAY_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
+
+
+class SignupSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = False
+    plan: str = "free"
+    free_credits: int = 500
+
+
+class RetentionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    days: float = 30.0  # finished jobs, their uploads and results are deleted after this; 0 keeps
+    sweep_interval_s: float = 3600.0
+
+
 class LogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json: bool = True
@@ -91,8 +151,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     credits: CreditSettings = CreditSettings()
     logging: LogSettings = LogSettings()
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=_default_providers)
+    plans: dict[str, PlanSettings] = msgspec.field(default_factory=_default_plans)
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    admin: AdminSettings = AdminSettings()
+    signup: SignupSettings = SignupSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     def __post_init__(self) -> None:
+        missing = {"free", "starter", "professional", "business"} - set(self.plans)
+        if missing:
+            raise ValueError(f"plans: missing {', '.join(sorted(missing))}")
+        if self.signup.plan not in self.plans:
+            raise ValueError(f"signup.plan {self.signup.plan!r} is not a configured plan")
         if self.pipeline.provider not in self.providers:
             raise ValueError(
                 f"pipeline.provider {self.pipeline.provider!r} is not among the configured "

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS tenants (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     plan TEXT NOT NULL,
+    email TEXT UNIQUE,
     credits_available INTEGER NOT NULL DEFAULT 0 CHECK (credits_available >= 0),
     credits_reserved INTEGER NOT NULL DEFAULT 0 CHECK (credits_reserved >= 0),
     created_at INTEGER NOT NULL
@@ -39,10 +40,11 @@ CREATE TABLE IF NOT EXISTS ledger (
     page_number INTEGER,
     kind TEXT NOT NULL CHECK (kind IN ('grant', 'reserve', 'charge', 'refund')),
     amount INTEGER NOT NULL CHECK (amount >= 0),
+    tier TEXT,
     note TEXT,
     created_at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ledger_tenant ON ledger(tenant_id, created_at);
+CREATE INDEX IF NOT EXISTS ledger_tenant ON ledger(tenant_id, kind, created_at);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
@@ -67,6 +69,7 @@ CREATE TABLE IF NOT EXISTS pages (
     attempts INTEGER NOT NULL DEFAULT 0,
     credits_reserved INTEGER NOT NULL,
     credits_charged INTEGER NOT NULL DEFAULT 0,
+    tier TEXT NOT NULL DEFAULT 'simple',
     result BLOB,
     error TEXT,
     seconds REAL,
@@ -74,6 +77,14 @@ CREATE TABLE IF NOT EXISTS pages (
     PRIMARY KEY (job_id, page_number)
 );
 CREATE INDEX IF NOT EXISTS pages_status ON pages(status);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    tenant_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, key)
+);
 """
 
 

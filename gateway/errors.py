@@ -11,12 +11,18 @@
     │   └── TooManyPagesError         400 too_many_pages
     ├── UnauthorizedError             401 unauthorized
     ├── InsufficientCreditsError      402 insufficient_credits
+    ├── ForbiddenError                403 forbidden
     ├── NotFoundError                 404 not_found
     │   └── JobNotFoundError          404 job_not_found
     ├── MethodNotAllowedError         405 method_not_allowed
+    ├── ConflictError                 409 conflict
+    │   ├── IdempotencyKeyReusedError 409 idempotency_key_reused
+    │   ├── JobNotCancellableError    409 job_not_cancellable
+    │   └── AccountExistsError        409 account_exists
     ├── PayloadTooLargeError          413 payload_too_large
     ├── UnsupportedMediaTypeError     415 unsupported_media_type
-    ├── RateLimitedError              429 rate_limited
+    ├── RateLimitedError              429 rate_limited          (Retry-After)
+    ├── TooManyJobsError              429 too_many_concurrent_jobs
     ├── InternalError                 500 internal_error  (never echoes an exception)
     └── ServiceUnavailableError       503 service_unavailable
 
@@ -62,6 +68,9 @@ class GatewayError(Exception):
 
     def detail(self) -> ErrorDetail:
         return ErrorDetail(code=self.code, message=self.message, details=self.details)
+
+    def headers(self) -> dict[str, str]:
+        return {}
 
     def body(self) -> ErrorBody:
         return ErrorBody(error=self.detail())
@@ -116,6 +125,12 @@ class InsufficientCreditsError(GatewayError):
     code = "insufficient_credits"
 
 
+class ForbiddenError(GatewayError):
+    status_code = 403
+    code = "forbidden"
+    default_message = "not allowed"
+
+
 class NotFoundError(GatewayError):
     status_code = 404
     code = "not_found"
@@ -143,9 +158,45 @@ class UnsupportedMediaTypeError(GatewayError):
     code = "unsupported_media_type"
 
 
+class ConflictError(GatewayError):
+    status_code = 409
+    code = "conflict"
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    code = "idempotency_key_reused"
+    default_message = "this Idempotency-Key was used with a different file"
+
+
+class JobNotCancellableError(ConflictError):
+    code = "job_not_cancellable"
+    default_message = "the job has already finished"
+
+
+class AccountExistsError(ConflictError):
+    code = "account_exists"
+    default_message = "an account with this email already exists"
+
+
 class RateLimitedError(GatewayError):
     status_code = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, *, status: Any, retry_after_s: int) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.status = status  # RateLimitStatus: the middleware adds its X-RateLimit-* headers
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class TooManyJobsError(GatewayError):
+    status_code = 429
+    code = "too_many_concurrent_jobs"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
 
 
 class InternalError(GatewayError):

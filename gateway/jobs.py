@@ -8,6 +8,8 @@ Pages are claimed round-robin across jobs, so one large document does not starve
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import uuid
 
@@ -18,7 +20,13 @@ from gateway import ledger
 from gateway.clock import now_ms
 from gateway.db import Database
 from gateway.documents import DocumentKind
-from gateway.errors import ErrorDetail, JobNotFoundError
+from gateway.errors import (
+    ErrorDetail,
+    IdempotencyKeyReusedError,
+    JobNotCancellableError,
+    JobNotFoundError,
+    TooManyJobsError,
+)
 from gateway.results import PageResult, failed_page
 
 
@@ -27,6 +35,7 @@ class JobStatus(enum.StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class PageStatus(enum.StrEnum):
@@ -34,10 +43,11 @@ class PageStatus(enum.StrEnum):
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-TERMINAL_JOB = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
-TERMINAL_PAGE = frozenset({PageStatus.COMPLETED, PageStatus.FAILED})
+TERMINAL_JOB = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_JOB = frozenset({JobStatus.PENDING, JobStatus.PROCESSING})
 
 
 class ClaimedPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +56,7 @@ class ClaimedPage(msgspec.Struct, frozen=True, kw_only=True):
     page_number: int
     attempts: int
     credits_reserved: int
+    tier: str
     file_path: str
     file_kind: DocumentKind
 
@@ -65,6 +76,44 @@ class JobResult(msgspec.Struct, frozen=True, kw_only=True):
     results: list[PageResult]
 
 
+class JobSummary(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    status: JobStatus
+    file_name: str | None
+    page_count: int
+    pages_processed: int
+    credits_reserved: int
+    credits_used: int
+    created_at: int
+    completed_at: int | None
+
+
+class JobList(msgspec.Struct, frozen=True, kw_only=True):
+    jobs: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobEvents:
+    """Wakes long-polling readers when a job changes (in this process).
+
+    Subscribe before reading the job, then wait on the event: a change between the read and
+    the wait is not missed.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def subscribe(self, job_id: str) -> asyncio.Event:
+        return self._events.setdefault(job_id, asyncio.Event())
+
+    def notify(self, job_id: str) -> None:
+        event = self._events.pop(job_id, None)
+        if event is not None:
+            event.set()
+
+
 _RESULT_DECODER = msgspec.json.Decoder(PageResult)
 _ERROR_DECODER = msgspec.json.Decoder(ErrorDetail)
 _ENCODER = msgspec.json.Encoder()
@@ -74,17 +123,53 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
+class Idempotency(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    file_sha256: str
+
+
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.events = JobEvents()
+
+    async def find_idempotent(self, tenant_id: str, idem: Idempotency) -> str | None:
+        """The job a retry with this key refers to; 409 if the key came with another file."""
+        row = await self.db.fetch_one(
+            "SELECT file_sha256, job_id FROM idempotency_keys WHERE tenant_id = ? AND key = ?",
+            (tenant_id, idem.key))
+        if row is None:
+            return None
+        if row["file_sha256"] != idem.file_sha256:
+            raise IdempotencyKeyReusedError()
+        job_id: str = row["job_id"]
+        return job_id
 
     async def create_job(self, *, job_id: str, tenant_id: str, file_path: str,
                          kind: DocumentKind, file_name: str | None, page_numbers: list[int],
-                         credits_per_page: int) -> int:
-        """Insert the job and its pages and reserve their credits; returns credits reserved."""
+                         credits_per_page: int, max_active_jobs: int,
+                         idempotency: Idempotency | None = None) -> int:
+        """Insert the job and its pages and reserve their credits; returns credits reserved.
+
+        Raises InsufficientCreditsError, TooManyJobsError, or sqlite3.IntegrityError when a
+        concurrent request with the same Idempotency-Key won the race.
+        """
         reserved = credits_per_page * len(page_numbers)
         now = now_ms()
         async with self.db.transaction() as tx:
+            if idempotency is not None:
+                await tx.execute(
+                    "INSERT INTO idempotency_keys (tenant_id, key, file_sha256, job_id,"
+                    " created_at) VALUES (?, ?, ?, ?, ?)",
+                    (tenant_id, idempotency.key, idempotency.file_sha256, job_id, now))
+            async with tx.execute(
+                "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND status IN (?, ?)",
+                (tenant_id, JobStatus.PENDING, JobStatus.PROCESSING)) as cur:
+                row = await cur.fetchone()
+            if row is not None and row[0] >= max_active_jobs:
+                raise TooManyJobsError(
+                    f"{row[0]} jobs are already pending or processing; the plan allows "
+                    f"{max_active_jobs} at once", max_concurrent_jobs=max_active_jobs)
             await ledger.reserve(tx, tenant_id, reserved, job_id)
             await tx.execute(
                 "INSERT INTO jobs (id, tenant_id, status, file_path, file_kind, file_name,"
@@ -105,7 +190,7 @@ class JobStore:
                 " WHERE rowid = (SELECT p.rowid FROM pages p JOIN jobs j ON j.id = p.job_id"
                 "  WHERE p.status = 'pending'"
                 "  ORDER BY COALESCE(j.last_claimed_at, 0), j.created_at, p.page_number LIMIT 1)"
-                " RETURNING job_id, page_number, attempts, credits_reserved",
+                " RETURNING job_id, page_number, attempts, credits_reserved, tier",
                 (now,),
             ) as cur:
                 page = await cur.fetchone()
@@ -118,9 +203,10 @@ class JobStore:
             ) as cur:
                 job = await cur.fetchone()
         assert job is not None
+        self.events.notify(page["job_id"])
         return ClaimedPage(job_id=page["job_id"], tenant_id=job["tenant_id"],
                            page_number=page["page_number"], attempts=page["attempts"],
-                           credits_reserved=page["credits_reserved"],
+                           credits_reserved=page["credits_reserved"], tier=page["tier"],
                            file_path=job["file_path"], file_kind=DocumentKind(job["file_kind"]))
 
     async def complete_page(self, claim: ClaimedPage, result: PageResult,
@@ -136,8 +222,9 @@ class JobStore:
             if cur.rowcount != 1:
                 return False
             await ledger.charge(tx, claim.tenant_id, claim.credits_reserved, claim.job_id,
-                                claim.page_number)
+                                claim.page_number, claim.tier)
             await self._finish_if_done(tx, claim.job_id)
+        self.events.notify(claim.job_id)
         return True
 
     async def fail_page(self, claim: ClaimedPage, error: ErrorDetail) -> bool:
@@ -152,6 +239,7 @@ class JobStore:
             await ledger.refund(tx, claim.tenant_id, claim.credits_reserved, claim.job_id,
                                 claim.page_number, note=error.code)
             await self._finish_if_done(tx, claim.job_id)
+        self.events.notify(claim.job_id)
         return True
 
     async def release_page(self, claim: ClaimedPage, *, count_attempt: bool = True) -> None:
@@ -191,7 +279,7 @@ class JobStore:
 
     async def _finish_if_done(self, tx: aiosqlite.Connection, job_id: str) -> None:
         async with tx.execute(
-            "SELECT SUM(status NOT IN ('completed', 'failed')) AS open,"
+            "SELECT SUM(status IN ('pending', 'processing')) AS open,"
             " SUM(status = 'completed') AS done, SUM(credits_charged) AS used,"
             " MIN(CASE WHEN status = 'failed' THEN error END) AS first_error"
             " FROM pages WHERE job_id = ?", (job_id,),
@@ -215,6 +303,21 @@ class JobStore:
             "UPDATE jobs SET status = ?, credits_used = ?, completed_at = ?, error = ?"
             " WHERE id = ?", (status, row["used"], now_ms(), error, job_id))
 
+    async def wait_for_change(self, tenant_id: str, job_id: str, wait_s: float) -> JobResult:
+        """The job once its status or page count changes, or after `wait_s` seconds."""
+        deadline = asyncio.get_running_loop().time() + wait_s
+        first = None
+        while True:
+            event = self.events.subscribe(job_id)
+            job = await self.get_job(tenant_id, job_id)
+            first = first or job
+            left = deadline - asyncio.get_running_loop().time()
+            if (job.status in TERMINAL_JOB or left <= 0
+                    or (job.status, job.pages_processed) != (first.status, first.pages_processed)):
+                return job
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), left)
+
     async def get_job(self, tenant_id: str, job_id: str) -> JobResult:
         """The job as its owner sees it; another tenant's job is not found."""
         job = await self.db.fetch_one(
@@ -237,6 +340,92 @@ class JobStore:
             completed_at=job["completed_at"],
             error=_ERROR_DECODER.decode(job["error"]) if job["error"] else None,
             results=results)
+
+    async def list_jobs(self, tenant_id: str, *, limit: int, offset: int,
+                        status: JobStatus | None, job_id: str | None = None) -> JobList:
+        params = (tenant_id, status, status, job_id, job_id)
+        total = await self.db.fetch_one(
+            "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND (? IS NULL OR status = ?)"
+            " AND (? IS NULL OR id = ?)", params)
+        rows = await self.db.fetch_all(
+            "SELECT j.*, (SELECT COUNT(*) FROM pages p WHERE p.job_id = j.id AND p.status"
+            " IN ('completed', 'failed')) AS processed FROM jobs j"
+            " WHERE tenant_id = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR id = ?)"
+            " ORDER BY created_at DESC, id LIMIT ? OFFSET ?", (*params, limit, offset))
+        return JobList(
+            jobs=[JobSummary(id=r["id"], status=JobStatus(r["status"]), file_name=r["file_name"],
+                             page_count=r["page_count"], pages_processed=r["processed"],
+                             credits_reserved=r["credits_reserved"],
+                             credits_used=r["credits_used"], created_at=r["created_at"],
+                             completed_at=r["completed_at"]) for r in rows],
+            total=int(total[0]) if total else 0, limit=limit, offset=offset)
+
+    async def get_summary(self, tenant_id: str, job_id: str) -> JobSummary:
+        page = await self.list_jobs(tenant_id, limit=1, offset=0, status=None, job_id=job_id)
+        if not page.jobs:
+            raise JobNotFoundError()
+        return page.jobs[0]
+
+    async def cancel_job(self, tenant_id: str, job_id: str) -> None:
+        """Pages not yet read are not read and their credits are refunded at once. A page being
+        read right now is discarded when it finishes, uncharged."""
+        async with self.db.transaction() as tx:
+            async with tx.execute("SELECT status FROM jobs WHERE id = ? AND tenant_id = ?",
+                                  (job_id, tenant_id)) as cur:
+                job = await cur.fetchone()
+            if job is None:
+                raise JobNotFoundError()
+            if job["status"] in TERMINAL_JOB:
+                raise JobNotCancellableError(f"the job is already {job['status']}")
+            await self._cancel_open_pages(tx, tenant_id, job_id)
+        self.events.notify(job_id)
+
+    async def _cancel_open_pages(self, tx: aiosqlite.Connection, tenant_id: str,
+                                 job_id: str) -> None:
+        async with tx.execute(
+            "UPDATE pages SET status = 'cancelled', updated_at = ? WHERE job_id = ?"
+            " AND status IN ('pending', 'processing') RETURNING page_number, credits_reserved",
+            (now_ms(), job_id)) as cur:
+            cancelled = list(await cur.fetchall())
+        for page in cancelled:
+            await ledger.refund(tx, tenant_id, page["credits_reserved"], job_id,
+                                page["page_number"], note="cancelled")
+        async with tx.execute("SELECT COALESCE(SUM(credits_charged), 0) FROM pages"
+                              " WHERE job_id = ?", (job_id,)) as cur:
+            used = await cur.fetchone()
+        await tx.execute(
+            "UPDATE jobs SET status = 'cancelled', completed_at = ?, credits_used = ?"
+            " WHERE id = ? AND status IN ('pending', 'processing')",
+            (now_ms(), used[0] if used else 0, job_id))
+
+    async def delete_job(self, tenant_id: str, job_id: str) -> str:
+        """Cancel the job if it runs, then remove it and its results; returns the upload path
+        for the caller to delete. Ledger rows stay: they are the account's history."""
+        async with self.db.transaction() as tx:
+            async with tx.execute("SELECT status, file_path FROM jobs WHERE id = ?"
+                                  " AND tenant_id = ?", (job_id, tenant_id)) as cur:
+                job = await cur.fetchone()
+            if job is None:
+                raise JobNotFoundError()
+            if job["status"] not in TERMINAL_JOB:
+                await self._cancel_open_pages(tx, tenant_id, job_id)
+            await tx.execute("DELETE FROM pages WHERE job_id = ?", (job_id,))
+            await tx.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job_id,))
+            await tx.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        self.events.notify(job_id)
+        path: str = job["file_path"]
+        return path
+
+    async def expired_jobs(self, before_ms: int) -> list[tuple[str, str]]:
+        """(tenant_id, job_id) of finished jobs completed before `before_ms`."""
+        rows = await self.db.fetch_all(
+            "SELECT tenant_id, id FROM jobs WHERE status IN ('completed', 'failed', 'cancelled')"
+            " AND completed_at < ?", (before_ms,))
+        return [(r["tenant_id"], r["id"]) for r in rows]
+
+    async def known_uploads(self) -> set[str]:
+        rows = await self.db.fetch_all("SELECT file_path FROM jobs")
+        return {r["file_path"] for r in rows}
 
     async def queue_depth(self) -> int:
         row = await self.db.fetch_one(

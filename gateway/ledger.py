@@ -18,11 +18,11 @@ from gateway.errors import InsufficientCreditsError
 
 async def _record(tx: aiosqlite.Connection, tenant_id: str, kind: str, amount: int,
                   job_id: str | None = None, page_number: int | None = None,
-                  note: str | None = None) -> None:
+                  note: str | None = None, tier: str | None = None) -> None:
     await tx.execute(
-        "INSERT INTO ledger (tenant_id, job_id, page_number, kind, amount, note, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (tenant_id, job_id, page_number, kind, amount, note, now_ms()),
+        "INSERT INTO ledger (tenant_id, job_id, page_number, kind, amount, note, tier,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (tenant_id, job_id, page_number, kind, amount, note, tier, now_ms()),
     )
 
 
@@ -53,10 +53,11 @@ async def reserve(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id:
 
 
 async def charge(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id: str,
-                 page_number: int) -> None:
+                 page_number: int, tier: str) -> None:
     await tx.execute("UPDATE tenants SET credits_reserved = credits_reserved - ? WHERE id = ?",
                      (amount, tenant_id))
-    await _record(tx, tenant_id, "charge", amount, job_id=job_id, page_number=page_number)
+    await _record(tx, tenant_id, "charge", amount, job_id=job_id, page_number=page_number,
+                  tier=tier)
 
 
 async def refund(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id: str,

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from pathlib import Path
 
+import structlog
+from limits import RateLimitItem
+
+from gateway.clock import now_ms
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.jobs import JobStore
 from gateway.procpool import WorkerPool
+from gateway.ratelimit import RateLimiter, parse_rule
 from gateway.worker import Worker, start_engine
+
+log = structlog.get_logger(__name__)
+ORPHAN_UPLOAD_AGE_S = 3600.0  # an upload with no job this old was left by a crash mid-submit
 
 VERSION = "0.1.0"
 
@@ -22,7 +33,18 @@ class Services:
                                   initializer=start_engine, init_args=(settings,))
         self.inspector = WorkerPool("inspect", 1)
         self.worker = Worker(self.store, self.engines, settings)
+        self.rate_limiter = RateLimiter(settings.rate_limits)
+        self._rate_items: dict[str, tuple[RateLimitItem, ...]] = {
+            "reads": parse_rule(settings.rate_limits.reads),
+            "admin": parse_rule(settings.rate_limits.admin),
+            **{f"plan:{name}": parse_rule(plan.submissions)
+               for name, plan in settings.plans.items()},
+        }
+        self._retention: asyncio.Task[None] | None = None
         self.started = time.monotonic()
+
+    def rate_items(self, rule: str) -> tuple[RateLimitItem, ...]:
+        return self._rate_items[rule]
 
     async def start(self) -> None:
         self.settings.uploads_dir.mkdir(parents=True, exist_ok=True)
@@ -30,13 +52,52 @@ class Services:
         await self.inspector.start()
         await self.engines.start()
         await self.worker.start()
+        if self.settings.retention.days > 0:
+            self._retention = asyncio.create_task(self._retention_loop(), name="retention")
 
     async def stop(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
         self.engines.stop_accepting()
         await self.worker.stop()
         await self.engines.close()
         await self.inspector.close()
         await self.db.close()
+
+    async def delete_job(self, tenant_id: str, job_id: str) -> None:
+        path = await self.store.delete_job(tenant_id, job_id)
+        await asyncio.to_thread(Path(path).unlink, missing_ok=True)
+
+    async def apply_retention(self) -> int:
+        """Delete finished jobs older than the retention period, and orphaned uploads."""
+        cutoff = now_ms() - int(self.settings.retention.days * 86_400_000)
+        expired = await self.store.expired_jobs(cutoff)
+        for tenant_id, job_id in expired:
+            await self.delete_job(tenant_id, job_id)
+        known = await self.store.known_uploads()
+        orphans = await asyncio.to_thread(self._orphan_uploads, known)
+        if expired or orphans:
+            log.info("retention_applied", jobs_deleted=len(expired), orphans_deleted=orphans)
+        return len(expired)
+
+    def _orphan_uploads(self, known: set[str]) -> int:
+        deleted = 0
+        horizon = time.time() - ORPHAN_UPLOAD_AGE_S
+        for path in self.settings.uploads_dir.iterdir():
+            if str(path) not in known and path.stat().st_mtime < horizon:
+                path.unlink(missing_ok=True)
+                deleted += 1
+        return deleted
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.apply_retention()
+            except Exception:
+                log.exception("retention_failed")
+            await asyncio.sleep(self.settings.retention.sweep_interval_s)
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started

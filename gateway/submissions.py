@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from gateway.config import Settings
+from gateway.config import PlanSettings, Settings
 from gateway.documents import DocumentInfo, DocumentKind, detect_kind, inspect_document
 from gateway.errors import (
     DocumentError,
@@ -22,7 +24,7 @@ from gateway.errors import (
     TooManyPagesError,
     UnsupportedMediaTypeError,
 )
-from gateway.jobs import JobStore, new_job_id
+from gateway.jobs import Idempotency, JobStore, new_job_id
 from gateway.procpool import TaskTimeoutError, WorkerCrashedError, WorkerPool
 from gateway.tenants import Tenant
 
@@ -38,6 +40,7 @@ class Submitted(msgspec.Struct, frozen=True, kw_only=True):
     job_id: str
     page_count: int
     credits_reserved: int
+    replayed: bool = False  # an Idempotency-Key retry answered with the original job
 
 
 def parse_page_ranges(raw: str | None, page_count: int) -> list[int]:
@@ -66,16 +69,24 @@ def inspect_in_worker(_state: Any, path: str, kind: DocumentKind, max_pixels: in
     return inspect_document(Path(path), kind, max_pixels)
 
 
-async def submit_document(*, settings: Settings, store: JobStore, inspector: WorkerPool,
-                          tenant: Tenant, content: bytes, file_name: str | None,
-                          page_ranges: str | None) -> Submitted:
+async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobStore,
+                          inspector: WorkerPool, tenant: Tenant, content: bytes,
+                          file_name: str | None, page_ranges: str | None,
+                          idempotency_key: str | None = None) -> Submitted:
     limits = settings.limits
-    if len(content) > limits.max_upload_bytes:
+    max_bytes = min(limits.max_upload_bytes, int(plan.max_upload_mb * 1024 * 1024))
+    if len(content) > max_bytes:
         raise PayloadTooLargeError(
-            f"the file is {len(content)} bytes; the limit is {limits.max_upload_bytes}",
-            limit_bytes=limits.max_upload_bytes)
+            f"the file is {len(content)} bytes; the limit is {max_bytes}", limit_bytes=max_bytes)
     if not content:
         raise DocumentError("the file is empty")
+    idempotency = None
+    if idempotency_key:
+        idempotency = Idempotency(key=idempotency_key[:200],
+                                  file_sha256=hashlib.sha256(content).hexdigest())
+        replay = await _replay(store, tenant, idempotency)
+        if replay is not None:
+            return replay
     kind = detect_kind(content[:2048])
     if kind is None:
         raise UnsupportedMediaTypeError(
@@ -87,19 +98,36 @@ async def submit_document(*, settings: Settings, store: JobStore, inspector: Wor
     try:
         info = await _inspect(inspector, path, kind, settings)
         pages = parse_page_ranges(page_ranges, info.page_count)
-        if len(pages) > limits.max_pages:
+        max_pages = min(limits.max_pages, plan.max_pages_per_document)
+        if len(pages) > max_pages:
             raise TooManyPagesError(
-                f"{len(pages)} pages selected; the limit is {limits.max_pages} per document",
-                pages=len(pages), max_pages=limits.max_pages)
+                f"{len(pages)} pages selected; the limit is {max_pages} per document",
+                pages=len(pages), max_pages=max_pages)
         reserved = await store.create_job(
             job_id=job_id, tenant_id=tenant.id, file_path=str(path), kind=kind,
             file_name=file_name, page_numbers=pages,
-            credits_per_page=settings.credits.credits_per_page)
+            credits_per_page=settings.credits.credits_per_page,
+            max_active_jobs=plan.max_concurrent_jobs, idempotency=idempotency)
+    except sqlite3.IntegrityError:
+        path.unlink(missing_ok=True)
+        assert idempotency is not None  # the only unique key a new job can collide on
+        replay = await _replay(store, tenant, idempotency)
+        assert replay is not None
+        return replay
     except BaseException:
         with contextlib.suppress(OSError):
             path.unlink()
         raise
     return Submitted(job_id=job_id, page_count=len(pages), credits_reserved=reserved)
+
+
+async def _replay(store: JobStore, tenant: Tenant, idempotency: Idempotency) -> Submitted | None:
+    job_id = await store.find_idempotent(tenant.id, idempotency)
+    if job_id is None:
+        return None
+    job = await store.get_summary(tenant.id, job_id)
+    return Submitted(job_id=job.id, page_count=job.page_count,
+                     credits_reserved=job.credits_reserved, replayed=True)
 
 
 async def _inspect(inspector: WorkerPool, path: Path, kind: DocumentKind,

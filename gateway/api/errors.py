@@ -32,10 +32,12 @@ _DESCRIPTIONS = {
     400: "Bad request: invalid form, page ranges, or a document that cannot be read",
     401: "Missing or unknown API key",
     402: "Insufficient credits (details: required, available)",
+    403: "The admin token is missing or wrong",
+    409: "Conflict: Idempotency-Key reused with another file, job finished, account exists",
     404: "Not found (also for another tenant's job)",
     413: "Upload larger than the limit",
     415: "Unsupported document type (detected from the bytes)",
-    429: "Rate limit exceeded",
+    429: "Rate limit or concurrent-job limit exceeded (Retry-After)",
     500: "Internal error (the message never echoes the exception)",
     503: "Service not ready",
 }
@@ -51,7 +53,7 @@ def _respond(error: GatewayError, headers: dict[str, str] | None = None) -> Resp
 
 
 def handle_gateway_error(_: Request, exc: GatewayError) -> Response[ErrorBody]:  # type: ignore[type-arg]
-    return _respond(exc)
+    return _respond(exc, exc.headers() or None)
 
 
 def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorBody]:  # type: ignore[type-arg]

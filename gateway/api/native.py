@@ -1,26 +1,29 @@
-"""The native API (complexity-routing OCR API): submit, poll, health."""
+"""The native API (complexity-routing OCR API): submit, poll, manage jobs, balance, health."""
 
 from __future__ import annotations
 
 import math
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import SecurityRequirement
-from litestar.params import Body
+from litestar.params import Body, Parameter
 
 from gateway.api.errors import error_responses
 from gateway.api.schemas import EngineHealth, HealthResponse, SubmitForm, SubmitResponse
 from gateway.auth import provide_services, provide_tenant, require_api_key
-from gateway.jobs import JobResult
+from gateway.jobs import JobList, JobResult, JobStatus, JobSummary
 from gateway.services import VERSION, Services
 from gateway.submissions import submit_document
 from gateway.tenants import Tenant
+from gateway.usage import Balance, Usage, get_balance, get_usage
 
 DEFAULT_PAGE_SECONDS = 3.0
+MAX_WAIT_S = 30.0
 API_KEY: list[SecurityRequirement] = [{"ApiKeyAuth": []}]
+READ_ERRORS = (400, 401, 404, 429, 500)
 
 
 class NativeController(Controller):
@@ -31,31 +34,83 @@ class NativeController(Controller):
     tags = ["native"]  # noqa: RUF012
 
     @post("/ocr", status_code=202, summary="Submit a document for OCR",
-          responses=error_responses(400, 401, 402, 413, 415, 500, 503))
+          opt={"rate_limit": "submit"},
+          responses=error_responses(400, 401, 402, 409, 413, 415, 429, 500, 503))
     async def submit(self, data: Annotated[SubmitForm, Body(
                          media_type=RequestEncodingType.MULTI_PART)],
-                     tenant: Tenant, services: Services) -> SubmitResponse:
+                     tenant: Tenant, services: Services,
+                     idempotency_key: Annotated[str | None, Parameter(
+                         header="Idempotency-Key", required=False,
+                         description="a retry with the same key and file returns the "
+                         "original job and reserves nothing more")] = None,
+                     ) -> Response[SubmitResponse]:
         """Multipart `file` (PDF, PNG, JPEG, TIFF, WEBP, BMP; type detected from the bytes) and
         optional `page_ranges`. Reserves the pages' credits and queues the job."""
         content = await data.file.read()
         queued = await services.store.queue_depth()
         submitted = await submit_document(
-            settings=services.settings, store=services.store, inspector=services.inspector,
-            tenant=tenant, content=content, file_name=data.file.filename,
-            page_ranges=data.page_ranges)
+            settings=services.settings, plan=services.settings.plans[tenant.plan],
+            store=services.store, inspector=services.inspector, tenant=tenant,
+            content=content, file_name=data.file.filename, page_ranges=data.page_ranges,
+            idempotency_key=idempotency_key)
         services.worker.wake()
         page_s = await services.store.mean_page_seconds() or DEFAULT_PAGE_SECONDS
         eta = (queued + submitted.page_count) * page_s / max(services.engines.size, 1)
-        return SubmitResponse(jobId=submitted.job_id, status="pending",
+        body = SubmitResponse(jobId=submitted.job_id, status="pending",
                               pageCount=submitted.page_count,
                               creditsReserved=submitted.credits_reserved,
                               estimatedCompletionSeconds=max(1, math.ceil(eta)))
+        headers = {"Idempotent-Replayed": "true"} if submitted.replayed else None
+        return Response(body, status_code=202, headers=headers)
 
     @get("/jobs/{job_id:str}", summary="Job status and the finished pages so far",
-         responses=error_responses(400, 401, 404, 500))
-    async def get_job(self, job_id: str, tenant: Tenant, services: Services) -> JobResult:
+         responses=error_responses(*READ_ERRORS))
+    async def get_job(self, job_id: str, tenant: Tenant, services: Services,
+                      wait: Annotated[float, Parameter(
+                          ge=0, le=MAX_WAIT_S, description="hold the request until the job "
+                          "changes or this many seconds pass (at most 30)")] = 0.0,
+                      ) -> JobResult:
         """Another tenant's job is answered exactly like a missing one (404)."""
+        if wait > 0:
+            return await services.store.wait_for_change(tenant.id, job_id, wait)
         return await services.store.get_job(tenant.id, job_id)
+
+    @get("/jobs", summary="The tenant's jobs, newest first (summary fields)",
+         responses=error_responses(*READ_ERRORS))
+    async def list_jobs(self, tenant: Tenant, services: Services,
+                        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+                        offset: Annotated[int, Parameter(ge=0)] = 0,
+                        status: JobStatus | None = None) -> JobList:
+        return await services.store.list_jobs(tenant.id, limit=limit, offset=offset,
+                                              status=status)
+
+    @post("/jobs/{job_id:str}/cancel", status_code=200, summary="Cancel a job",
+          responses=error_responses(401, 404, 409, 429, 500))
+    async def cancel_job(self, job_id: str, tenant: Tenant, services: Services) -> JobSummary:
+        """Pages not read yet are not read; their credits are refunded at once."""
+        await services.store.cancel_job(tenant.id, job_id)
+        return await services.store.get_summary(tenant.id, job_id)
+
+    @delete("/jobs/{job_id:str}", status_code=204, summary="Delete a job, its upload and results",
+            responses=error_responses(401, 404, 429, 500))
+    async def delete_job(self, job_id: str, tenant: Tenant, services: Services) -> None:
+        """A running job is cancelled first (unread pages refunded)."""
+        await services.delete_job(tenant.id, job_id)
+
+    @get("/balance", summary="Credits available and reserved, plan, recent usage",
+         responses=error_responses(401, 429, 500))
+    async def balance(self, tenant: Tenant, services: Services) -> Balance:
+        return await get_balance(services.db, tenant)
+
+    @get("/usage", summary="Pages and credits per day and per tier",
+         responses=error_responses(400, 401, 429, 500))
+    async def usage(self, tenant: Tenant, services: Services,
+                    from_: Annotated[str | None, Parameter(
+                        query="from", description="first day, YYYY-MM-DD (UTC); default: "
+                        "29 days before `to`")] = None,
+                    to: Annotated[str | None, Parameter(
+                        description="last day, inclusive; default: today")] = None) -> Usage:
+        return await get_usage(services.db, tenant, from_, to)
 
 
 @get("/health", summary="Service health", tags=["service"], responses=error_responses(500))

@@ -1,0 +1,37 @@
+"""Self-service signup (`POST /api/signup`), enabled by `signup.enabled`."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Request, post
+
+from gateway.api.errors import error_responses
+from gateway.ratelimit import parse_rule
+from gateway.services import Services
+from gateway.tenants import signup
+
+SIGNUPS_PER_ADDRESS = parse_rule("10/hour")  # per client address: keeps scripted farming slow
+
+
+class SignupRequest(msgspec.Struct, frozen=True, kw_only=True):
+    email: str
+
+
+class SignupResponse(msgspec.Struct, frozen=True, kw_only=True):
+    api_key: str  # shown once; stored only as a hash
+    tenant_id: str
+    plan: str
+    credits: int
+
+
+@post("/api/signup", status_code=200, tags=["account"], summary="Create an account",
+      responses=error_responses(400, 409, 429, 500))
+async def create_account(data: SignupRequest, request: Request,  # type: ignore[type-arg]
+                         services: Services) -> SignupResponse:
+    """An email gets an API key and the configured free credits. 409 if the account exists."""
+    client = request.client.host if request.client else "unknown"
+    await services.rate_limiter.hit("signup", client, SIGNUPS_PER_ADDRESS)
+    config = services.settings.signup
+    tenant, key = await signup(services.db, data.email, config.plan, config.free_credits)
+    return SignupResponse(api_key=key, tenant_id=tenant.id, plan=tenant.plan,
+                          credits=tenant.credits_available)
