@@ -36,3 +36,18 @@ class Provider(Protocol):
     name: str
 
     def recognize(self, page: PageImage) -> RecognizedPage: ...
+
+
+class RemoteProvider(Protocol):
+    """A provider behind the network (a VLM server, another gateway). Async, runs in the
+    gateway's event loop, owns one `httpx.AsyncClient`, and bounds its own concurrency."""
+
+    name: str
+
+    async def recognize(self, page: PageImage) -> RecognizedPage: ...
+
+    def state(self) -> dict[str, object]:
+        """For /health: circuit breaker state, in-flight calls, recent failures."""
+        ...
+
+    async def aclose(self) -> None: ...
