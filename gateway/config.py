@@ -15,6 +15,7 @@ import msgspec
 from providers.factory import ProviderConfig
 from providers.rapidocr import RapidOCRConfig
 from providers.tesseract import TesseractConfig
+from router.policy import TEXT_LAYER, RoutingPolicy
 
 DATA_DIR_ENV = "OCR_GATEWAY_DATA_DIR"
 CONFIG_ENV = "OCR_GATEWAY_CONFIG"
@@ -64,8 +65,13 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         return self.processes or (os.cpu_count() or 1)
 
 
+AUTO = "auto"
+
+
 class PipelineSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    provider: str = "rapidocr"  # until routing exists, one provider reads every page
+    provider: str = AUTO  # "auto": complexity routing; a provider's name: it reads every page
+    orientation: bool = True  # detect pages turned 90/180/270 degrees and read them upright
+    osd_min_confidence: float = 2.0  # Tesseract OSD confidence needed to turn a page
 
 
 class CreditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -156,14 +162,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     admin: AdminSettings = AdminSettings()
     signup: SignupSettings = SignupSettings()
     retention: RetentionSettings = RetentionSettings()
+    routing: RoutingPolicy = RoutingPolicy()
 
     def __post_init__(self) -> None:
+        for tier, policy in self.routing.tiers.items():
+            unknown = set(policy.providers) - set(self.providers) - {TEXT_LAYER}
+            if unknown:
+                raise ValueError(f"routing.tiers.{tier}: unknown providers "
+                                 f"{', '.join(sorted(unknown))}")
         missing = {"free", "starter", "professional", "business"} - set(self.plans)
         if missing:
             raise ValueError(f"plans: missing {', '.join(sorted(missing))}")
         if self.signup.plan not in self.plans:
             raise ValueError(f"signup.plan {self.signup.plan!r} is not a configured plan")
-        if self.pipeline.provider not in self.providers:
+        if self.pipeline.provider != AUTO and self.pipeline.provider not in self.providers:
             raise ValueError(
                 f"pipeline.provider {self.pipeline.provider!r} is not among the configured "
                 f"providers ({', '.join(sorted(self.providers)) or 'none'})"

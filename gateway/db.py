@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS pages (
     credits_reserved INTEGER NOT NULL,
     credits_charged INTEGER NOT NULL DEFAULT 0,
     tier TEXT NOT NULL DEFAULT 'simple',
+    route BLOB,
     result BLOB,
     error TEXT,
     seconds REAL,

@@ -23,7 +23,7 @@ from gateway.errors import (
     ImageTooLargeError,
     PageError,
 )
-from providers.types import PageImage
+from providers.types import PageImage, TextLine, quad_from_box
 
 DEFAULT_IMAGE_DPI = 300.0  # assumed when an image does not state a plausible resolution
 
@@ -40,6 +40,14 @@ class DocumentKind(enum.StrEnum):
 class DocumentInfo(msgspec.Struct, frozen=True, kw_only=True):
     kind: DocumentKind
     page_count: int
+
+
+class TextLayer(msgspec.Struct, frozen=True, kw_only=True):
+    """A PDF page's own text, as lines in the pixel space of the page rendered at `dpi`."""
+
+    lines: tuple[TextLine, ...]
+    text: str
+    image_cover: float  # share of the page under its largest image (1.0: a scanned page)
 
 
 def detect_kind(head: bytes) -> DocumentKind | None:
@@ -96,7 +104,8 @@ def pdf_render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: in
     return scale
 
 
-def _render_pdf_page(path: Path, index: int, dpi: int, max_pixels: int) -> PageImage:
+def _render_pdf_page(path: Path, index: int, dpi: int, max_pixels: int,
+                     long_side: int | None = None) -> PageImage:
     import pypdfium2 as pdfium
 
     pdf = _open_pdf(path)
@@ -109,6 +118,8 @@ def _render_pdf_page(path: Path, index: int, dpi: int, max_pixels: int) -> PageI
             if page.get_rotation() in (90, 270):
                 width_pt, height_pt = height_pt, width_pt
             scale = pdf_render_scale(width_pt, height_pt, dpi, max_pixels)
+            if long_side is not None:
+                scale = min(scale, long_side / max(width_pt, height_pt, 1.0))
             bitmap = page.render(scale=scale, rev_byteorder=True)
             pixels = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8, copy=True)
         except pdfium.PdfiumError as exc:
@@ -118,6 +129,70 @@ def _render_pdf_page(path: Path, index: int, dpi: int, max_pixels: int) -> PageI
         if pixels.size == 0:
             raise PageError("page_render_failed", f"page {index + 1} has no area")
         return PageImage(pixels=pixels, dpi=scale * 72.0, page_number=index + 1)
+    finally:
+        pdf.close()
+
+
+def _to_pixels(page, scale: float):  # type: ignore[no-untyped-def]
+    """Map PDF user-space points to rendered pixels, honouring the page's /Rotate."""
+    left, bottom, right, top = page.get_cropbox()
+    width, height = right - left, top - bottom
+    rotation = page.get_rotation()
+
+    def convert(x: float, y: float) -> tuple[float, float]:
+        u, v = x - left, top - y  # unrotated, origin top-left
+        if rotation == 90:
+            u, v = height - v, u
+        elif rotation == 180:
+            u, v = width - u, height - v
+        elif rotation == 270:
+            u, v = v, width - u
+        return u * scale, v * scale
+
+    return convert
+
+
+def read_text_layer(path: Path, index: int, dpi: float) -> TextLayer | None:
+    """The text layer of PDF page `index` with line boxes at `dpi`; None when it has none."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    pdf = _open_pdf(path)
+    try:
+        page = pdf[index]
+        textpage = page.get_textpage()
+        if textpage.count_chars() == 0:
+            return None
+        convert = _to_pixels(page, dpi / 72.0)
+        text = textpage.get_text_range()
+        lines = []
+        start = 0  # PDFium indexes characters in UTF-16 code units
+        for raw_line in text.split("\r\n"):
+            units = len(raw_line.encode("utf-16-le")) // 2
+            # PDFium joins a word hyphenated across lines and leaves U+FFFE where the hyphen was
+            line_text = " ".join(raw_line.replace("\ufffe", "").split())
+            if line_text:
+                rects = [textpage.get_rect(i)
+                         for i in range(textpage.count_rects(start, units))]
+                if rects:
+                    left = min(r[0] for r in rects)
+                    bottom = min(r[1] for r in rects)
+                    right = max(r[2] for r in rects)
+                    top = max(r[3] for r in rects)
+                    (x1, y1), (x2, y2) = convert(left, top), convert(right, bottom)
+                    lines.append(TextLine(text=line_text, confidence=1.0,
+                                          quad=quad_from_box(min(x1, x2), min(y1, y2),
+                                                             max(x1, x2), max(y1, y2))))
+            start += units + 2  # the "\r\n" PDFium generated between lines
+        page_area = max(page.get_width() * page.get_height(), 1.0)
+        cover = 0.0
+        for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2):
+            x0, y0, x1, y1 = obj.get_bounds()
+            cover = max(cover, (x1 - x0) * (y1 - y0) / page_area)
+        return TextLayer(lines=tuple(lines), text=text.replace("\ufffe", ""),
+                         image_cover=round(min(cover, 1.0), 3))
+    except pdfium.PdfiumError:
+        return None
     finally:
         pdf.close()
 
@@ -201,7 +276,7 @@ def inspect_document(path: Path, kind: DocumentKind, max_pixels: int) -> Documen
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged tags
-            if kind is DocumentKind.PDF:
+            if kind == DocumentKind.PDF:
                 count = _pdf_page_count(path)
             else:
                 count = _image_page_count(path, max_pixels)
@@ -215,13 +290,14 @@ def inspect_document(path: Path, kind: DocumentKind, max_pixels: int) -> Documen
 
 
 def render_page(path: Path, kind: DocumentKind, index: int, dpi: int,
-                max_pixels: int) -> PageImage:
-    """Render page `index` (0-based); raises PageError."""
+                max_pixels: int, long_side: int | None = None) -> PageImage:
+    """Render page `index` (0-based); raises PageError. `long_side` caps a PDF page's longer
+    side in pixels (a thumbnail); images are always decoded whole."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            if kind is DocumentKind.PDF:
-                return _render_pdf_page(path, index, dpi, max_pixels)
+            if kind == DocumentKind.PDF:
+                return _render_pdf_page(path, index, dpi, max_pixels, long_side)
             return _render_image_page(path, index, max_pixels)
     except PageError:
         raise

@@ -28,6 +28,7 @@ from gateway.errors import (
     TooManyJobsError,
 )
 from gateway.results import PageResult, failed_page
+from router.policy import PageRoute
 
 
 class JobStatus(enum.StrEnum):
@@ -59,6 +60,7 @@ class ClaimedPage(msgspec.Struct, frozen=True, kw_only=True):
     tier: str
     file_path: str
     file_kind: DocumentKind
+    route: PageRoute | None
 
 
 class JobResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +118,7 @@ class JobEvents:
 
 _RESULT_DECODER = msgspec.json.Decoder(PageResult)
 _ERROR_DECODER = msgspec.json.Decoder(ErrorDetail)
+_ROUTE_DECODER = msgspec.json.Decoder(PageRoute)
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -146,15 +149,15 @@ class JobStore:
         return job_id
 
     async def create_job(self, *, job_id: str, tenant_id: str, file_path: str,
-                         kind: DocumentKind, file_name: str | None, page_numbers: list[int],
-                         credits_per_page: int, max_active_jobs: int,
+                         kind: DocumentKind, file_name: str | None,
+                         routes: dict[int, PageRoute], max_active_jobs: int,
                          idempotency: Idempotency | None = None) -> int:
         """Insert the job and its pages and reserve their credits; returns credits reserved.
 
         Raises InsufficientCreditsError, TooManyJobsError, or sqlite3.IntegrityError when a
         concurrent request with the same Idempotency-Key won the race.
         """
-        reserved = credits_per_page * len(page_numbers)
+        reserved = sum(route.credits for route in routes.values())
         now = now_ms()
         async with self.db.transaction() as tx:
             if idempotency is not None:
@@ -175,11 +178,12 @@ class JobStore:
                 "INSERT INTO jobs (id, tenant_id, status, file_path, file_kind, file_name,"
                 " page_count, credits_reserved, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, tenant_id, JobStatus.PENDING, file_path, kind.value, file_name,
-                 len(page_numbers), reserved, now))
+                 len(routes), reserved, now))
             await tx.executemany(
-                "INSERT INTO pages (job_id, page_number, status, credits_reserved, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(job_id, n, PageStatus.PENDING, credits_per_page, now) for n in page_numbers])
+                "INSERT INTO pages (job_id, page_number, status, credits_reserved, tier, route,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(job_id, n, PageStatus.PENDING, r.credits, r.tier.value, _ENCODER.encode(r),
+                  now) for n, r in sorted(routes.items())])
         return reserved
 
     async def claim_page(self) -> ClaimedPage | None:
@@ -190,7 +194,7 @@ class JobStore:
                 " WHERE rowid = (SELECT p.rowid FROM pages p JOIN jobs j ON j.id = p.job_id"
                 "  WHERE p.status = 'pending'"
                 "  ORDER BY COALESCE(j.last_claimed_at, 0), j.created_at, p.page_number LIMIT 1)"
-                " RETURNING job_id, page_number, attempts, credits_reserved, tier",
+                " RETURNING job_id, page_number, attempts, credits_reserved, tier, route",
                 (now,),
             ) as cur:
                 page = await cur.fetchone()
@@ -207,7 +211,8 @@ class JobStore:
         return ClaimedPage(job_id=page["job_id"], tenant_id=job["tenant_id"],
                            page_number=page["page_number"], attempts=page["attempts"],
                            credits_reserved=page["credits_reserved"], tier=page["tier"],
-                           file_path=job["file_path"], file_kind=DocumentKind(job["file_kind"]))
+                           file_path=job["file_path"], file_kind=DocumentKind(job["file_kind"]),
+                           route=_ROUTE_DECODER.decode(page["route"]) if page["route"] else None)
 
     async def complete_page(self, claim: ClaimedPage, result: PageResult,
                             seconds: float) -> bool:

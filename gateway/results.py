@@ -46,6 +46,7 @@ class DocumentMetadata(msgspec.Struct, frozen=True, kw_only=True):
     page_dimensions: PageDimensions  # pixels of the image the geometry refers to
     global_confidence: float
     dpi: float
+    rotation_deg: int = 0  # the page was turned this much counter-clockwise; geometry is upright
 
 
 class PipelineTimings(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,11 +56,26 @@ class PipelineTimings(msgspec.Struct, frozen=True, kw_only=True):
     total_ms: float
 
 
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One provider's reading of the page, kept or not."""
+
+    provider: str
+    confidence: float
+    seconds: float
+    error: str | None = None
+
+
 class PipelineMetadata(msgspec.Struct, frozen=True, kw_only=True):
-    complexity_score: float | None  # None until per-page complexity scoring is enabled
+    complexity_score: float
+    tier: str  # simple | medium | complex
+    credits: int
     provider_used: str
-    provider_reason: str
+    provider_reason: str  # the deciding features and values
     timings: PipelineTimings
+    features: dict[str, float] | None = None
+    attempts: list[Attempt] = []  # every provider that read the page, in order
+    escalation: str | None = None  # why a next provider read the page
+    capped: bool = False  # the request's max_credits lowered this page's tier
 
 
 class PageResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,12 +14,15 @@ from typing import Any
 
 import msgspec
 
+from gateway.assess import assess_page
 from gateway.config import PlanSettings, Settings
 from gateway.documents import DocumentInfo, DocumentKind, detect_kind, inspect_document
 from gateway.errors import (
+    BadRequestError,
     DocumentError,
     InspectTimeoutError,
     InvalidPageRangesError,
+    PageError,
     PayloadTooLargeError,
     TooManyPagesError,
     UnsupportedMediaTypeError,
@@ -27,8 +30,10 @@ from gateway.errors import (
 from gateway.jobs import Idempotency, JobStore, new_job_id
 from gateway.procpool import TaskTimeoutError, WorkerCrashedError, WorkerPool
 from gateway.tenants import Tenant
+from router.policy import Mode, PageRoute, Tier, cap_routes
 
 SUPPORTED = "PDF, PNG, JPEG, TIFF, WEBP or BMP"
+ASSESS_SECONDS_PER_PAGE = 2.0  # budget for scoring one page at submit, on top of the inspection
 
 
 class PageRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -64,6 +69,32 @@ def parse_page_ranges(raw: str | None, page_count: int) -> list[int]:
     return sorted(pages)
 
 
+def assess_in_worker(_state: Any, path: str, kind: DocumentKind, pages: list[int],
+                     settings: Settings, mode: Mode, *, phase: Any) -> dict[int, PageRoute]:
+    routes = {}
+    for number in pages:
+        try:
+            routes[number] = assess_page(Path(path), kind, number, settings, mode)
+        except PageError as exc:  # read (and fail, refunded) by the worker like any page
+            routes[number] = unassessed_route(settings, exc.message)
+    return routes
+
+
+def unassessed_route(settings: Settings, why: str) -> PageRoute:
+    simple = settings.routing.tiers[Tier.SIMPLE.value]
+    return PageRoute(tier=Tier.SIMPLE, credits=simple.credits, providers=simple.providers,
+                     complexity_score=0.0, escalate=False, best_of_chain=False,
+                     reason=f"the page could not be assessed ({why}); simple tier")
+
+
+def parse_mode(raw: str | None) -> Mode:
+    try:
+        return Mode((raw or Mode.AUTO.value).strip().lower())
+    except ValueError as exc:
+        raise BadRequestError(f"mode must be one of {', '.join(m.value for m in Mode)}") \
+            from exc
+
+
 def inspect_in_worker(_state: Any, path: str, kind: DocumentKind, max_pixels: int, *,
                       phase: Any) -> DocumentInfo:
     return inspect_document(Path(path), kind, max_pixels)
@@ -72,7 +103,8 @@ def inspect_in_worker(_state: Any, path: str, kind: DocumentKind, max_pixels: in
 async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobStore,
                           inspector: WorkerPool, tenant: Tenant, content: bytes,
                           file_name: str | None, page_ranges: str | None,
-                          idempotency_key: str | None = None) -> Submitted:
+                          idempotency_key: str | None = None, mode: str | None = None,
+                          max_credits: int | None = None) -> Submitted:
     limits = settings.limits
     max_bytes = min(limits.max_upload_bytes, int(plan.max_upload_mb * 1024 * 1024))
     if len(content) > max_bytes:
@@ -80,6 +112,9 @@ async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobS
             f"the file is {len(content)} bytes; the limit is {max_bytes}", limit_bytes=max_bytes)
     if not content:
         raise DocumentError("the file is empty")
+    chosen_mode = parse_mode(mode)
+    if max_credits is not None and max_credits < 1:
+        raise BadRequestError("max_credits must be >= 1")
     idempotency = None
     if idempotency_key:
         idempotency = Idempotency(key=idempotency_key[:200],
@@ -103,10 +138,11 @@ async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobS
             raise TooManyPagesError(
                 f"{len(pages)} pages selected; the limit is {max_pages} per document",
                 pages=len(pages), max_pages=max_pages)
+        routes = await _assess(inspector, path, kind, pages, settings, chosen_mode)
+        routes = _within_cap(routes, max_credits, settings)
         reserved = await store.create_job(
             job_id=job_id, tenant_id=tenant.id, file_path=str(path), kind=kind,
-            file_name=file_name, page_numbers=pages,
-            credits_per_page=settings.credits.credits_per_page,
+            file_name=file_name, routes=routes,
             max_active_jobs=plan.max_concurrent_jobs, idempotency=idempotency)
     except sqlite3.IntegrityError:
         path.unlink(missing_ok=True)
@@ -128,6 +164,35 @@ async def _replay(store: JobStore, tenant: Tenant, idempotency: Idempotency) -> 
     job = await store.get_summary(tenant.id, job_id)
     return Submitted(job_id=job.id, page_count=job.page_count,
                      credits_reserved=job.credits_reserved, replayed=True)
+
+
+def _within_cap(routes: dict[int, PageRoute], max_credits: int | None,
+                settings: Settings) -> dict[int, PageRoute]:
+    numbers = sorted(routes)
+    capped = cap_routes([routes[n] for n in numbers], max_credits, settings.routing,
+                        set(settings.providers))
+    total = sum(r.credits for r in capped)
+    if max_credits is not None and total > max_credits:
+        raise BadRequestError(
+            f"max_credits {max_credits} is below the {total} credits these pages need even at "
+            f"the {Tier.SIMPLE.value} tier", max_credits=max_credits, minimum=total)
+    return dict(zip(numbers, capped, strict=True))
+
+
+async def _assess(inspector: WorkerPool, path: Path, kind: DocumentKind, pages: list[int],
+                  settings: Settings, mode: Mode) -> dict[int, PageRoute]:
+    """Score every selected page in the inspector process; the routes set the credits."""
+    timeout = settings.limits.inspect_timeout_s + ASSESS_SECONDS_PER_PAGE * len(pages)
+    try:
+        routes: dict[int, PageRoute] = await inspector.run(
+            assess_in_worker, str(path), kind, pages, settings, mode, deadlines={},
+            total_s=timeout)
+    except TaskTimeoutError as exc:
+        raise InspectTimeoutError(f"assessing the pages took longer than {timeout:g} s") \
+            from exc
+    except WorkerCrashedError as exc:
+        raise DocumentError("the document is damaged: reading it crashed the decoder") from exc
+    return routes
 
 
 async def _inspect(inspector: WorkerPool, path: Path, kind: DocumentKind,

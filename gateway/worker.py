@@ -84,7 +84,8 @@ class Worker:
     async def _process(self, claim: ClaimedPage) -> None:
         logger = log.bind(job_id=claim.job_id, tenant_id=claim.tenant_id, page=claim.page_number)
         limits = self.settings.limits
-        task = PageTask(path=claim.file_path, kind=claim.file_kind, page_number=claim.page_number)
+        task = PageTask(path=claim.file_path, kind=claim.file_kind,
+                        page_number=claim.page_number, route=claim.route)
         started = time.perf_counter()
         try:
             result: PageResult = await self.pool.run(

@@ -1,5 +1,6 @@
 """Page complexity scoring: pure numpy / scikit-image functions of page pixels.
 
-Not implemented yet: `pipeline_metadata.complexity_score` is null until it is (see the routing
-issue). Nothing here may import from gateway, providers or router.
+`compute_features(gray, dpi)` measures what makes a page hard to read; `complexity_score`
+folds the features into 0..10 with weights from config. Nothing here may import from gateway,
+providers or router.
 """

@@ -18,8 +18,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_shipped_config_loads() -> None:
     settings = load_settings(REPO / "config.yaml", env={})
-    assert settings.pipeline.provider in settings.providers
+    assert settings.pipeline.provider == "auto"
     assert settings.limits.max_upload_mb == 20
+    chains = {tier: policy.providers for tier, policy in settings.routing.tiers.items()}
+    assert all(set(chain) <= set(settings.providers) for chain in chains.values())
 
 
 @pytest.mark.parametrize(("text", "names"), [
@@ -29,6 +31,10 @@ def test_shipped_config_loads() -> None:
     ("providers:\n  t:\n    kind: tesseract\n    psmm: 3\n", ["psmm"]),
     ("rendering:\n  dpi: 5000\n", ["dpi"]),
     ("pipeline:\n  provider: missing\n", ["missing"]),
+    ("routing:\n  tiers:\n    simple: {credits: 1, providers: [nope]}\n"
+     "    medium: {credits: 3, providers: []}\n    complex: {credits: 5, providers: []}\n",
+     ["routing.tiers.simple", "nope"]),
+    ("routing:\n  medium_from: 7\n  complex_from: 6\n", ["medium_from"]),
     ("limits: [1, 2\n", ["not valid YAML"]),
 ])
 def test_bad_config_names_the_bad_key(tmp_path: Path, text: str, names: list[str]) -> None:

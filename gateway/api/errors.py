@@ -44,8 +44,10 @@ _DESCRIPTIONS = {
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI error responses in our shape; 400 always (any route can fail validation, and
+    Litestar would otherwise document its own 400 shape, which we never send)."""
     return {s: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[s])
-            for s in statuses}
+            for s in sorted({400, *statuses})}
 
 
 def _respond(error: GatewayError, headers: dict[str, str] | None = None) -> Response[ErrorBody]:

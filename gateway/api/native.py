@@ -44,15 +44,16 @@ class NativeController(Controller):
                          description="a retry with the same key and file returns the "
                          "original job and reserves nothing more")] = None,
                      ) -> Response[SubmitResponse]:
-        """Multipart `file` (PDF, PNG, JPEG, TIFF, WEBP, BMP; type detected from the bytes) and
-        optional `page_ranges`. Reserves the pages' credits and queues the job."""
+        """Multipart `file` (PDF, PNG, JPEG, TIFF, WEBP, BMP; type detected from the bytes),
+        optional `page_ranges`, `mode` (auto, fast, accurate) and `max_credits`. Every page is
+        scored and its tier's credits (1, 3 or 5) reserved; the job is queued."""
         content = await data.file.read()
         queued = await services.store.queue_depth()
         submitted = await submit_document(
             settings=services.settings, plan=services.settings.plans[tenant.plan],
             store=services.store, inspector=services.inspector, tenant=tenant,
             content=content, file_name=data.file.filename, page_ranges=data.page_ranges,
-            idempotency_key=idempotency_key)
+            idempotency_key=idempotency_key, mode=data.mode, max_credits=data.max_credits)
         services.worker.wake()
         page_s = await services.store.mean_page_seconds() or DEFAULT_PAGE_SECONDS
         eta = (queued + submitted.page_count) * page_s / max(services.engines.size, 1)

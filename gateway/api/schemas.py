@@ -14,6 +14,8 @@ class SubmitForm:
 
     file: UploadFile
     page_ranges: str | None = None  # JSON, e.g. [{"start":1,"end":3}], 1-based inclusive
+    mode: str | None = None  # auto (default), fast, accurate
+    max_credits: int | None = None  # cap on the credits of the whole document
 
 
 class SubmitResponse(msgspec.Struct, frozen=True, kw_only=True):

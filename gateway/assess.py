@@ -1,0 +1,59 @@
+"""Assess pages before reading them: features, text layer, and the route that follows.
+
+At submit the inspector process assesses each selected page on a thumbnail (the long side at the
+scoring size, a few tens of milliseconds) so that the credits reserved are exact; the route is
+stored with the page and the worker reads by it. `ocr-gateway ocr` and the benchmark assess the
+full render instead, with the same functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.config import AUTO, Settings
+from gateway.documents import DocumentKind, pdf_render_scale, read_text_layer, render_page
+from providers.types import PageImage, quad_bounds
+from router.policy import Mode, PageRoute, TextLayerStats, Tier, choose_route
+from scoring.features import SCORING_SIDE, compute_features, ink_coverage
+from scoring.score import real_text_ratio
+
+
+def text_layer_stats(path: Path, index: int, page: PageImage) -> TextLayerStats | None:
+    layer = read_text_layer(path, index, page.dpi)
+    if layer is None:
+        return None
+    boxes = [quad_bounds(line.quad) for line in layer.lines]
+    return TextLayerStats(real_ratio=round(real_text_ratio(layer.text), 3),
+                          coverage=round(ink_coverage(page.pixels, boxes), 3),
+                          image_cover=layer.image_cover)
+
+
+def route_page(page: PageImage, *, settings: Settings, path: Path, kind: DocumentKind,
+               reading_scale: float = 1.0, mode: Mode = Mode.AUTO) -> PageRoute:
+    """The route of a rendered page; `reading_scale` is how much larger it will be read."""
+    if settings.pipeline.provider != AUTO:
+        forced = settings.pipeline.provider
+        return PageRoute(tier=Tier.SIMPLE, credits=settings.credits.credits_per_page,
+                         providers=[forced], complexity_score=0.0, escalate=False,
+                         best_of_chain=False,
+                         reason=f"{forced} reads every page (pipeline.provider)")
+    features = compute_features(page.pixels, page.dpi * reading_scale, reading_scale)
+    stats = (text_layer_stats(path, page.page_number - 1, page)
+             if kind == DocumentKind.PDF else None)
+    return choose_route(features, settings.routing, available=set(settings.providers),
+                        mode=mode, text_layer=stats)
+
+
+def assess_page(path: Path, kind: DocumentKind, page_number: int, settings: Settings,
+                mode: Mode = Mode.AUTO) -> PageRoute:
+    """Submit-time assessment: a PDF page on a thumbnail, an image page decoded whole."""
+    limits, dpi = settings.limits, settings.rendering.dpi
+    if kind != DocumentKind.PDF:
+        page = render_page(path, kind, page_number - 1, dpi, limits.max_pixels_per_page)
+        return route_page(page, settings=settings, path=path, kind=kind, mode=mode)
+    thumb = render_page(path, kind, page_number - 1, dpi, limits.max_pixels_per_page,
+                        long_side=SCORING_SIDE)
+    width_pt, height_pt = thumb.width * 72 / thumb.dpi, thumb.height * 72 / thumb.dpi
+    reading = 72.0 * pdf_render_scale(width_pt, height_pt, dpi, limits.max_pixels_per_page)
+    return route_page(thumb, settings=settings, path=path, kind=kind,
+                      reading_scale=reading / thumb.dpi, mode=mode)
