@@ -108,10 +108,11 @@ def wait_for_job(client: httpx.Client, job_id: str, key: str,
                  timeout_s: float = 300.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        response = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key})
+        # long-poll: the server answers as soon as the job changes
+        response = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key},
+                              params={"wait": 10})
         response.raise_for_status()
         job: dict[str, Any] = response.json()
-        if job["status"] in ("completed", "failed"):
+        if job["status"] in ("completed", "failed", "cancelled"):
             return job
-        time.sleep(0.25)
     raise TimeoutError(f"job {job_id} did not finish in {timeout_s} s")

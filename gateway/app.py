@@ -75,6 +75,9 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await services.start()
         app.state.services = services
+        if settings.unknown_chain_providers():
+            log.warning("routing_providers_not_configured",
+                        providers=settings.unknown_chain_providers())
         log.info("gateway_started", data_dir=settings.data_dir,
                  workers=services.engines.size, provider=settings.pipeline.provider)
         try:

@@ -166,10 +166,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def __post_init__(self) -> None:
         for tier, policy in self.routing.tiers.items():
-            unknown = set(policy.providers) - set(self.providers) - {TEXT_LAYER}
-            if unknown:
-                raise ValueError(f"routing.tiers.{tier}: unknown providers "
-                                 f"{', '.join(sorted(unknown))}")
+            if policy.providers and not set(policy.providers) & set(self.providers):
+                raise ValueError(f"routing.tiers.{tier}: none of its providers "
+                                 f"({', '.join(policy.providers)}) is configured")
         missing = {"free", "starter", "professional", "business"} - set(self.plans)
         if missing:
             raise ValueError(f"plans: missing {', '.join(sorted(missing))}")
@@ -180,6 +179,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"pipeline.provider {self.pipeline.provider!r} is not among the configured "
                 f"providers ({', '.join(sorted(self.providers)) or 'none'})"
             )
+
+    def unknown_chain_providers(self) -> list[str]:
+        """Providers named in tier chains but not configured: skipped when routing."""
+        named = {p for tier in self.routing.tiers.values() for p in tier.providers}
+        return sorted(named - set(self.providers) - {TEXT_LAYER})
 
     @property
     def database_path(self) -> Path:

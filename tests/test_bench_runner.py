@@ -147,13 +147,15 @@ def test_routed_to_the_only_provider_agrees_with_the_oracle(run: Run) -> None:
     assert all(r.f1_given_up == pytest.approx(0.0) for r in routed)
 
 
-def test_routed_pages_charge_the_configured_credits(run: Run) -> None:
+def test_routed_pages_charge_their_tier(run: Run) -> None:
     ok = [r for r in run.rows("routed") if r.status == "ok"]
-    assert [r.credits for r in ok] == [1.0] * 3
+    prices = {"simple": 1.0, "medium": 3.0, "complex": 5.0}
+    assert len(ok) == 3
+    assert all(r.tier is not None and r.credits == prices[r.tier] for r in ok)
     overall = next(a for a in run.results.aggregates
                    if a.provider == "routed" and a.category == "all")
-    assert overall.credits == 3.0
-    assert overall.tiers == {"untiered": 3}
+    assert overall.credits == sum(r.credits for r in ok if r.credits is not None)
+    assert sum(overall.tiers.values()) == 3
 
 
 def test_aggregates_count_failures_by_code(run: Run) -> None:

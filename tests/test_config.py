@@ -33,7 +33,7 @@ def test_shipped_config_loads() -> None:
     ("pipeline:\n  provider: missing\n", ["missing"]),
     ("routing:\n  tiers:\n    simple: {credits: 1, providers: [nope]}\n"
      "    medium: {credits: 3, providers: []}\n    complex: {credits: 5, providers: []}\n",
-     ["routing.tiers.simple", "nope"]),
+     ["routing.tiers.simple", "nope", "is configured"]),
     ("routing:\n  medium_from: 7\n  complex_from: 6\n", ["medium_from"]),
     ("limits: [1, 2\n", ["not valid YAML"]),
 ])

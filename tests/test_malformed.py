@@ -44,8 +44,9 @@ def test_malformed_file_gets_a_clear_answer(client: httpx.Client, hostile_key: s
             assert page["error"]["code"] in CLEAR_PAGE_ERRORS, page["error"]
         else:
             assert page["document_metadata"]["page_dimensions"]["width"] > 0
-    failed = sum(p["status"] == "failed" for p in job["results"])
-    assert job["credits_used"] == job["page_count"] - failed  # failed pages are refunded
+    charged = sum(p["pipeline_metadata"]["credits"] for p in job["results"]
+                  if p["status"] == "completed")
+    assert job["credits_used"] == charged  # failed pages are refunded
     if job["status"] == "failed":
         assert job["error"]["code"] == "all_pages_failed"
 
