@@ -256,3 +256,40 @@ def test_api_key_never_appears_in_logs(client: httpx.Client, gateway: GatewayPro
     assert '"request_id"' in logs
     assert '"tenant_id"' in logs
     assert '"job_id"' in logs
+
+
+def test_fast_mode_bills_every_page_simple(client: httpx.Client, api_key: str,
+                                           corpus: Path) -> None:
+    receipt = (corpus / "c_receipts/sroie/000.jpg").read_bytes()  # a medium page in auto
+    auto = submit(client, api_key, receipt).json()
+    fast = submit(client, api_key, receipt, mode="fast").json()
+    assert auto["creditsReserved"] == 3
+    assert fast["creditsReserved"] == 1
+    page = wait_for_job(client, fast["jobId"], api_key)["results"][0]
+    meta = page["pipeline_metadata"]
+    assert (meta["tier"], meta["credits"], len(meta["attempts"])) == ("simple", 1, 1)
+    assert "fast mode" in meta["provider_reason"]
+
+
+def test_max_credits_caps_the_reservation_and_says_so(client: httpx.Client, api_key: str,
+                                                      corpus: Path) -> None:
+    receipt = (corpus / "c_receipts/sroie/000.jpg").read_bytes()
+    capped = submit(client, api_key, receipt, max_credits="1")
+    assert capped.status_code == 202
+    assert capped.json()["creditsReserved"] == 1
+    job = wait_for_job(client, capped.json()["jobId"], api_key)
+    meta = job["results"][0]["pipeline_metadata"]
+    assert meta["capped"] is True
+    assert meta["tier"] == "simple"
+    assert "max_credits" in meta["provider_reason"]
+    assert job["credits_used"] == 1
+
+
+@pytest.mark.parametrize(("fields", "code"), [({"mode": "turbo"}, "bad_request"),
+                                              ({"max_credits": "0"}, "bad_request")])
+def test_bad_mode_or_cap_is_400(client: httpx.Client, api_key: str, corpus: Path,
+                                fields: dict[str, str], code: str) -> None:
+    page = (corpus / "a_clean_printed/uw3_lines/010004.bin.png").read_bytes()
+    response = submit(client, api_key, page, **fields)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
