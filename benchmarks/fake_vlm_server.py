@@ -171,7 +171,10 @@ class FakeVLM:
 
     async def respond(self, writer: asyncio.StreamWriter, status: int, payload: bytes,
                       extra: dict[str, str]) -> None:
-        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "X"
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:  # a status made up for a test
+            reason = "Unknown"
         lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json",
                  f"Content-Length: {len(payload)}", *(f"{k}: {v}" for k, v in extra.items())]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
