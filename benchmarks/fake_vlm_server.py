@@ -10,7 +10,8 @@ fault can be anything down to a dropped connection.
                      updated. Each chat request waits `delay_s`, then takes the first fault
                      whose count is left: drop, 429, `status`, malformed JSON, finish_reason
                      "length"; else it is read.
-    POST /reset     faults and counters back to their defaults
+    POST /reset     faults and counters back to their defaults (a request still in flight
+                    keeps the ones it arrived with)
     GET  /stats     {"requests", "in_flight", "max_in_flight", "authorization", "model"}
 
 Run `python -m benchmarks.fake_vlm_server [--port 0]`: it prints `listening <url>` once ready.
@@ -197,34 +198,38 @@ class FakeVLM:
             except msgspec.DecodeError as exc:
                 return 400, _error("bad_control", str(exc)), {}
             changes = {k: v for k, v in msgspec.structs.asdict(control).items() if v is not None}
-            self.faults = msgspec.structs.replace(self.faults, **changes)
+            for name, value in changes.items():  # in place: requests in flight see it too
+                setattr(self.faults, name, value)
             return 200, msgspec.json.encode(self.faults), {}
         return 404, _error("not_found", f"{method} {path}"), {}
 
-    def _take(self, name: str) -> bool:
-        left: int = getattr(self.faults, name)
+    @staticmethod
+    def _take(faults: Faults, name: str) -> bool:
+        left: int = getattr(faults, name)
         if left > 0:
-            setattr(self.faults, name, left - 1)
+            setattr(faults, name, left - 1)
             return True
         return False
 
     async def chat(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes, dict[str, str]]:
-        stats = self.stats
+        # the faults and counters of this request's time: a request left over from before a
+        # reset (a client that timed out) neither takes the next test's faults nor counts there
+        faults, stats = self.faults, self.stats
         stats.requests += 1
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         stats.authorization = headers.get("authorization")
         try:
-            if self.faults.delay_s > 0:
-                await asyncio.sleep(self.faults.delay_s)
-            if self._take("drop_next"):
+            if faults.delay_s > 0:
+                await asyncio.sleep(faults.delay_s)
+            if self._take(faults, "drop_next"):
                 raise _DropConnectionError()
-            if self._take("rate_limit_next"):
+            if self._take(faults, "rate_limit_next"):
                 return 429, _error("rate_limit_exceeded", "slow down"), {
-                    "Retry-After": f"{self.faults.retry_after_s:g}"}
-            if self._take("fail_next"):
-                return self.faults.status, _error("injected", "injected failure"), {}
-            if self._take("malformed_next"):
+                    "Retry-After": f"{faults.retry_after_s:g}"}
+            if self._take(faults, "fail_next"):
+                return faults.status, _error("injected", "injected failure"), {}
+            if self._take(faults, "malformed_next"):
                 return 200, b'{"choices": [{"message": {"content": "unterminated', {}
             try:
                 request = msgspec.json.decode(body, type=_ChatRequest)
@@ -237,9 +242,9 @@ class FakeVLM:
             except ProviderError as exc:
                 return 500, _error("ocr_failed", exc.message), {}
             markdown = lines_to_markdown(list(lines.lines))
-            if self.faults.fence:
+            if faults.fence:
                 markdown = f"```markdown\n{markdown}\n```"
-            finish = "length" if self._take("truncate_next") else "stop"
+            finish = "length" if self._take(faults, "truncate_next") else "stop"
             return 200, _completion(request.model, markdown, finish), {}
         finally:
             stats.in_flight -= 1
