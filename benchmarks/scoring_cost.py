@@ -19,7 +19,7 @@ from benchmarks.gateway_process import CORPUS, REPO
 from gateway.assess import assess_page
 from gateway.config import load_settings
 from gateway.documents import detect_kind, render_page
-from providers.factory import build_provider
+from providers.factory import build_provider, is_local
 
 CATEGORIES = ["a_clean_printed", "b_forms", "c_receipts", "d_tables", "e_handwriting",
               "f_pdfs"]
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     settings = load_settings(REPO / "config.yaml")
-    engines = {name: build_provider(name, cfg) for name, cfg in settings.providers.items()}
+    engines = {name: build_provider(name, cfg) for name, cfg in settings.providers.items()
+               if is_local(cfg)}
     rows = []
     for category in CATEGORIES:
         lines = (CORPUS / category / "manifest.jsonl").read_text().splitlines()

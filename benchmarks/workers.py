@@ -27,7 +27,7 @@ from gateway.layout import build_blocks, to_markdown
 from gateway.pipeline import PageEngine, PageTask
 from gateway.results import ContentBlock
 from providers.base import Provider
-from providers.factory import build_provider
+from providers.factory import build_provider, is_local
 from providers.types import PageImage
 
 HEAD_BYTES = 2048  # enough for detect_kind, which looks for %PDF- in the first 1024 bytes
@@ -105,7 +105,10 @@ def render_task(_: None, path: str, kind: DocumentKind, page_number: int, dpi: i
 
 def init_provider(name: str, settings: Settings) -> Provider:
     _ignore_sigint()
-    return build_provider(name, settings.providers[name])
+    config = settings.providers[name]
+    if not is_local(config):
+        raise ValueError(f"provider {name!r} is remote: benchmark it through the routed pipeline")
+    return build_provider(name, config)
 
 
 def recognize_task(provider: Provider, image: PageImage, *, phase: Any) -> Reading:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+
 from gateway.config import AUTO, Settings
 from gateway.documents import DocumentKind, pdf_render_scale, read_text_layer, render_page
+from providers.factory import is_local
 from providers.types import PageImage, quad_bounds
-from router.policy import Mode, PageRoute, TextLayerStats, Tier, choose_route
+from router.policy import TEXT_LAYER, Mode, PageRoute, TextLayerStats, Tier, choose_route
 from scoring.features import SCORING_SIDE, compute_features, ink_coverage
 from scoring.score import real_text_ratio
 
@@ -28,9 +31,15 @@ def text_layer_stats(path: Path, index: int, page: PageImage) -> TextLayerStats 
                           image_cover=layer.image_cover)
 
 
+def local_providers(settings: Settings) -> set[str]:
+    return {name for name, config in settings.providers.items() if is_local(config)}
+
+
 def route_page(page: PageImage, *, settings: Settings, path: Path, kind: DocumentKind,
-               reading_scale: float = 1.0, mode: Mode = Mode.AUTO) -> PageRoute:
-    """The route of a rendered page; `reading_scale` is how much larger it will be read."""
+               reading_scale: float = 1.0, mode: Mode = Mode.AUTO,
+               available: set[str] | None = None, allow_remote: bool = True) -> PageRoute:
+    """The route of a rendered page; `reading_scale` is how much larger it will be read.
+    `available`: providers configured and healthy (default: the local ones)."""
     if settings.pipeline.provider != AUTO:
         forced = settings.pipeline.provider
         return PageRoute(tier=Tier.SIMPLE, credits=settings.credits.credits_per_page,
@@ -40,20 +49,31 @@ def route_page(page: PageImage, *, settings: Settings, path: Path, kind: Documen
     features = compute_features(page.pixels, page.dpi * reading_scale, reading_scale)
     stats = (text_layer_stats(path, page.page_number - 1, page)
              if kind == DocumentKind.PDF else None)
-    return choose_route(features, settings.routing, available=set(settings.providers),
-                        mode=mode, text_layer=stats)
+    route = choose_route(features, settings.routing,
+                         available=local_providers(settings) if available is None else available,
+                         mode=mode, text_layer=stats)
+    forbidden = {n for n, c in settings.providers.items() if not is_local(c)} \
+        & set(settings.routing.tiers[route.tier.value].providers)
+    if not allow_remote and forbidden and route.providers != [TEXT_LAYER]:
+        route = msgspec.structs.replace(route, reason=(
+            f"{route.reason}; remote providers ({', '.join(sorted(forbidden))}) are not allowed "
+            "for this request or tenant (allow_remote: false): read locally"))
+    return route
 
 
 def assess_page(path: Path, kind: DocumentKind, page_number: int, settings: Settings,
-                mode: Mode = Mode.AUTO) -> PageRoute:
+                mode: Mode = Mode.AUTO, available: set[str] | None = None,
+                allow_remote: bool = True) -> PageRoute:
     """Submit-time assessment: a PDF page on a thumbnail, an image page decoded whole."""
     limits, dpi = settings.limits, settings.rendering.dpi
     if kind != DocumentKind.PDF:
         page = render_page(path, kind, page_number - 1, dpi, limits.max_pixels_per_page)
-        return route_page(page, settings=settings, path=path, kind=kind, mode=mode)
+        return route_page(page, settings=settings, path=path, kind=kind, mode=mode,
+                          available=available, allow_remote=allow_remote)
     thumb = render_page(path, kind, page_number - 1, dpi, limits.max_pixels_per_page,
                         long_side=SCORING_SIDE)
     width_pt, height_pt = thumb.width * 72 / thumb.dpi, thumb.height * 72 / thumb.dpi
     reading = 72.0 * pdf_render_scale(width_pt, height_pt, dpi, limits.max_pixels_per_page)
     return route_page(thumb, settings=settings, path=path, kind=kind,
-                      reading_scale=reading / thumb.dpi, mode=mode)
+                      reading_scale=reading / thumb.dpi, mode=mode, available=available,
+                      allow_remote=allow_remote)

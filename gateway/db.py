@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS tenants (
     name TEXT NOT NULL,
     plan TEXT NOT NULL,
     email TEXT UNIQUE,
+    allow_remote INTEGER NOT NULL DEFAULT 1,
     credits_available INTEGER NOT NULL DEFAULT 0 CHECK (credits_available >= 0),
     credits_reserved INTEGER NOT NULL DEFAULT 0 CHECK (credits_reserved >= 0),
     created_at INTEGER NOT NULL

@@ -27,7 +27,7 @@ from gateway.results import (
     PipelineTimings,
 )
 from providers.base import Provider, ProviderError
-from providers.factory import build_provider
+from providers.factory import build_provider, is_local
 from providers.orientation import detect_orientation, rotate_upright
 from providers.types import PageImage, RecognizedPage
 from router.policy import TEXT_LAYER, Mode, PageRoute
@@ -60,7 +60,8 @@ class _Reading(msgspec.Struct, kw_only=True):
     rotation: int = 0
 
 
-def _confidence(page: RecognizedPage) -> float:
+def reading_confidence(page: RecognizedPage) -> float:
+    """Character-weighted mean confidence of a reading."""
     chars = sum(len(line.text) for line in page.lines)
     if not chars:
         return 0.0
@@ -74,6 +75,7 @@ class PageEngine:
         self.settings = settings
         self.providers: dict[str, Provider] = {
             name: build_provider(name, cfg) for name, cfg in settings.providers.items()
+            if is_local(cfg)  # remote kinds run in the server's event loop, not here
         }
 
     def engines(self) -> list[str]:
@@ -156,8 +158,9 @@ class PageEngine:
                                     error=f"{exc.code}: {exc.message}"[:300]))
             return None
         seconds = time.perf_counter() - started
-        reading = _Reading(provider=name, page=recognized, confidence=_confidence(recognized),
-                           seconds=seconds, rotation=rotation)
+        reading = _Reading(provider=name, page=recognized,
+                           confidence=reading_confidence(recognized), seconds=seconds,
+                           rotation=rotation)
         attempts.append(Attempt(provider=name, confidence=round(reading.confidence, 4),
                                 seconds=round(seconds, 3)))
         return reading

@@ -17,11 +17,19 @@ from gateway.jobs import JobStore
 from gateway.procpool import WorkerPool
 from gateway.ratelimit import RateLimiter, parse_rule
 from gateway.worker import Worker, start_engine
+from providers.base import RemoteProvider
+from providers.factory import build_remote_provider, is_local, is_remote
+from providers.resilience import BreakerState
 
 log = structlog.get_logger(__name__)
 ORPHAN_UPLOAD_AGE_S = 3600.0  # an upload with no job this old was left by a crash mid-submit
 
 VERSION = "0.1.0"
+
+
+def _breaker_open(provider: RemoteProvider) -> bool:
+    breaker = provider.state().get("breaker")
+    return isinstance(breaker, dict) and breaker.get("state") == BreakerState.OPEN.value
 
 
 class Services:
@@ -32,7 +40,8 @@ class Services:
         self.engines = WorkerPool("engine", settings.worker.process_count,
                                   initializer=start_engine, init_args=(settings,))
         self.inspector = WorkerPool("inspect", 1)
-        self.worker = Worker(self.store, self.engines, settings)
+        self.remote: dict[str, RemoteProvider] = {}
+        self.worker = Worker(self.store, self.engines, settings, self.remote)
         self.rate_limiter = RateLimiter(settings.rate_limits)
         self._rate_items: dict[str, tuple[RateLimitItem, ...]] = {
             "reads": parse_rule(settings.rate_limits.reads),
@@ -43,10 +52,20 @@ class Services:
         self._retention: asyncio.Task[None] | None = None
         self.started = time.monotonic()
 
+    def available_providers(self, allow_remote: bool) -> set[str]:
+        """Local providers, plus remote ones whose breaker is not open (when allowed)."""
+        local = {n for n, c in self.settings.providers.items() if is_local(c)}
+        if not allow_remote:
+            return local
+        return local | {n for n, p in self.remote.items() if not _breaker_open(p)}
+
     def rate_items(self, rule: str) -> tuple[RateLimitItem, ...]:
         return self._rate_items[rule]
 
     async def start(self) -> None:
+        for name, config in self.settings.providers.items():
+            if is_remote(config):  # an unset secret stops the start here, naming the variable
+                self.remote[name] = build_remote_provider(name, config)
         self.settings.uploads_dir.mkdir(parents=True, exist_ok=True)
         await self.db.open()
         await self.inspector.start()
@@ -64,6 +83,8 @@ class Services:
         await self.worker.stop()
         await self.engines.close()
         await self.inspector.close()
+        for provider in self.remote.values():
+            await provider.aclose()
         await self.db.close()
 
     async def delete_job(self, tenant_id: str, job_id: str) -> None:

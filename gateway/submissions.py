@@ -70,11 +70,13 @@ def parse_page_ranges(raw: str | None, page_count: int) -> list[int]:
 
 
 def assess_in_worker(_state: Any, path: str, kind: DocumentKind, pages: list[int],
-                     settings: Settings, mode: Mode, *, phase: Any) -> dict[int, PageRoute]:
+                     settings: Settings, mode: Mode, available: set[str], allow_remote: bool,
+                     *, phase: Any) -> dict[int, PageRoute]:
     routes = {}
     for number in pages:
         try:
-            routes[number] = assess_page(Path(path), kind, number, settings, mode)
+            routes[number] = assess_page(Path(path), kind, number, settings, mode, available,
+                                         allow_remote)
         except PageError as exc:  # read (and fail, refunded) by the worker like any page
             routes[number] = unassessed_route(settings, exc.message)
     return routes
@@ -103,6 +105,7 @@ def inspect_in_worker(_state: Any, path: str, kind: DocumentKind, max_pixels: in
 async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobStore,
                           inspector: WorkerPool, tenant: Tenant, content: bytes,
                           file_name: str | None, page_ranges: str | None,
+                          available: set[str], allow_remote: bool = True,
                           idempotency_key: str | None = None, mode: str | None = None,
                           max_credits: int | None = None) -> Submitted:
     limits = settings.limits
@@ -138,8 +141,9 @@ async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobS
             raise TooManyPagesError(
                 f"{len(pages)} pages selected; the limit is {max_pages} per document",
                 pages=len(pages), max_pages=max_pages)
-        routes = await _assess(inspector, path, kind, pages, settings, chosen_mode)
-        routes = _within_cap(routes, max_credits, settings)
+        routes = await _assess(inspector, path, kind, pages, settings, chosen_mode, available,
+                               allow_remote)
+        routes = _within_cap(routes, max_credits, settings, available)
         reserved = await store.create_job(
             job_id=job_id, tenant_id=tenant.id, file_path=str(path), kind=kind,
             file_name=file_name, routes=routes,
@@ -167,10 +171,9 @@ async def _replay(store: JobStore, tenant: Tenant, idempotency: Idempotency) -> 
 
 
 def _within_cap(routes: dict[int, PageRoute], max_credits: int | None,
-                settings: Settings) -> dict[int, PageRoute]:
+                settings: Settings, available: set[str]) -> dict[int, PageRoute]:
     numbers = sorted(routes)
-    capped = cap_routes([routes[n] for n in numbers], max_credits, settings.routing,
-                        set(settings.providers))
+    capped = cap_routes([routes[n] for n in numbers], max_credits, settings.routing, available)
     total = sum(r.credits for r in capped)
     if max_credits is not None and total > max_credits:
         raise BadRequestError(
@@ -180,12 +183,14 @@ def _within_cap(routes: dict[int, PageRoute], max_credits: int | None,
 
 
 async def _assess(inspector: WorkerPool, path: Path, kind: DocumentKind, pages: list[int],
-                  settings: Settings, mode: Mode) -> dict[int, PageRoute]:
+                  settings: Settings, mode: Mode, available: set[str],
+                  allow_remote: bool) -> dict[int, PageRoute]:
     """Score every selected page in the inspector process; the routes set the credits."""
     timeout = settings.limits.inspect_timeout_s + ASSESS_SECONDS_PER_PAGE * len(pages)
     try:
         routes: dict[int, PageRoute] = await inspector.run(
-            assess_in_worker, str(path), kind, pages, settings, mode, deadlines={},
+            assess_in_worker, str(path), kind, pages, settings, mode, available, allow_remote,
+            deadlines={},
             total_s=timeout)
     except TaskTimeoutError as exc:
         raise InspectTimeoutError(f"assessing the pages took longer than {timeout:g} s") \

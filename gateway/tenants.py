@@ -35,6 +35,7 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     credits_available: int
     credits_reserved: int
     created_at: int
+    allow_remote: bool = True  # false: this tenant's pages never go to remote providers
 
 
 class ApiKeyInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,7 +72,8 @@ def new_api_key() -> str:
 def _tenant(row: sqlite3.Row) -> Tenant:
     return Tenant(id=row["id"], name=row["name"], plan=row["plan"], email=row["email"],
                   credits_available=row["credits_available"],
-                  credits_reserved=row["credits_reserved"], created_at=row["created_at"])
+                  credits_reserved=row["credits_reserved"], created_at=row["created_at"],
+                  allow_remote=bool(row["allow_remote"]))
 
 
 def check_plan(plan: str, plans: Collection[str]) -> None:
@@ -138,12 +140,20 @@ async def list_tenants(db: Database, limit: int = 100, offset: int = 0) -> list[
     return [_tenant(r) for r in rows]
 
 
-async def set_plan(db: Database, tenant_id: str, plan: str) -> Tenant:
+async def update_tenant(db: Database, tenant_id: str, *, plan: str | None = None,
+                        allow_remote: bool | None = None) -> Tenant:
     async with db.transaction() as tx:
-        cur = await tx.execute("UPDATE tenants SET plan = ? WHERE id = ?", (plan, tenant_id))
+        cur = await tx.execute(
+            "UPDATE tenants SET plan = COALESCE(?, plan),"
+            " allow_remote = COALESCE(?, allow_remote) WHERE id = ?",
+            (plan, None if allow_remote is None else int(allow_remote), tenant_id))
         if cur.rowcount != 1:
             raise TenantNotFoundError()
     return await get_tenant(db, tenant_id)
+
+
+async def set_plan(db: Database, tenant_id: str, plan: str) -> Tenant:
+    return await update_tenant(db, tenant_id, plan=plan)
 
 
 async def grant_credits(db: Database, tenant_id: str, amount: int, note: str) -> Tenant:

@@ -11,14 +11,25 @@ import contextlib
 import time
 from typing import Any
 
+import msgspec
 import structlog
 
 from gateway.config import Settings
 from gateway.errors import ErrorDetail, PageError
 from gateway.jobs import ClaimedPage, JobStore
-from gateway.pipeline import PageEngine, PageTask, Phase
+from gateway.pipeline import PageEngine, PageTask, Phase, reading_confidence
 from gateway.procpool import RemoteError, TaskTimeoutError, WorkerCrashedError, WorkerPool
-from gateway.results import PageResult
+from gateway.remote import (
+    local_route,
+    merge_fallback,
+    read_remote,
+    remote_result,
+    render_for_remote,
+    split_chain,
+)
+from gateway.results import Attempt, PageResult
+from providers.base import ProviderError, RemoteProvider
+from providers.remote_openai import OpenAIVisionProvider
 
 log = structlog.get_logger(__name__)
 
@@ -36,10 +47,12 @@ def read_page(engine: PageEngine, task: PageTask, *, phase: Phase) -> PageResult
 
 
 class Worker:
-    def __init__(self, store: JobStore, pool: WorkerPool, settings: Settings) -> None:
+    def __init__(self, store: JobStore, pool: WorkerPool, settings: Settings,
+                 remote: dict[str, RemoteProvider] | None = None) -> None:
         self.store = store
         self.pool = pool
         self.settings = settings
+        self.remote = remote if remote is not None else {}  # filled when services start
         self._wakeup = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._in_flight: dict[asyncio.Task[Any], ClaimedPage] = {}
@@ -81,16 +94,60 @@ class Worker:
                 await asyncio.shield(self.store.release_page(claim, count_attempt=False))
                 raise
 
+    async def _read(self, task: PageTask) -> PageResult:
+        limits = self.settings.limits
+        remote_first, local_rest = (split_chain(task.route, self.remote)
+                                    if task.route is not None and self.remote else ([], []))
+        if remote_first:
+            return await self._read_remote_first(task, remote_first, local_rest)
+        result: PageResult = await self.pool.run(
+            read_page, task, deadlines={"render": limits.render_timeout_s},
+            total_s=limits.page_timeout_s)
+        return result
+
+    async def _read_remote_first(self, task: PageTask, remote_first: list[str],
+                                 local_rest: list[str]) -> PageResult:
+        assert task.route is not None
+        limits = self.settings.limits
+        started = time.perf_counter()
+        wants_lines = any(isinstance(self.remote[n], OpenAIVisionProvider) for n in remote_first)
+        rendered = await self.pool.run(render_for_remote, task, wants_lines,
+                                       deadlines={"render": limits.render_timeout_s},
+                                       total_s=limits.page_timeout_s)
+        attempts: list[Attempt] = []
+        failures: list[str] = []
+        for name in remote_first:
+            called = time.perf_counter()
+            try:
+                recognized = await read_remote(self.remote[name], rendered)
+            except ProviderError as exc:
+                attempts.append(Attempt(provider=name, confidence=0.0,
+                                        seconds=round(time.perf_counter() - called, 3),
+                                        error=f"{exc.code}: {exc.message}"[:300]))
+                failures.append(f"{name} failed ({exc.code})")
+                continue
+            attempts.append(Attempt(provider=name,
+                                    confidence=round(reading_confidence(recognized), 4),
+                                    seconds=round(time.perf_counter() - called, 3)))
+            return remote_result(task, task.route, name, recognized, rendered, attempts,
+                                 started, "; ".join(failures) or None)
+        if not local_rest:
+            raise PageError("ocr_failed", "no provider could read the page: "
+                            + "; ".join(failures))
+        local = msgspec.structs.replace(task, route=local_route(task.route, local_rest))
+        result: PageResult = await self.pool.run(
+            read_page, local, deadlines={"render": limits.render_timeout_s},
+            total_s=limits.page_timeout_s)
+        return merge_fallback(result, attempts,
+                              "; ".join(failures) + f"; read locally by {local_rest[0]}")
+
     async def _process(self, claim: ClaimedPage) -> None:
         logger = log.bind(job_id=claim.job_id, tenant_id=claim.tenant_id, page=claim.page_number)
-        limits = self.settings.limits
         task = PageTask(path=claim.file_path, kind=claim.file_kind,
                         page_number=claim.page_number, route=claim.route)
         started = time.perf_counter()
         try:
-            result: PageResult = await self.pool.run(
-                read_page, task, deadlines={"render": limits.render_timeout_s},
-                total_s=limits.page_timeout_s)
+            result = await self._read(task)
         except PageError as exc:
             logger.info("page_failed", code=exc.code, reason=exc.message)
             await self.store.fail_page(claim, exc.detail())

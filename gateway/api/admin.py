@@ -23,7 +23,7 @@ from gateway.tenants import (
     list_keys,
     list_tenants,
     revoke_key,
-    set_plan,
+    update_tenant,
 )
 
 ADMIN_TOKEN: list[SecurityRequirement] = [{"AdminToken": []}]
@@ -41,8 +41,9 @@ class TenantCreated(msgspec.Struct, frozen=True, kw_only=True):
     api_key: str  # shown once; stored only as a hash
 
 
-class PlanChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    plan: str
+class TenantChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    plan: str | None = None
+    allow_remote: bool | None = None
 
 
 class CreditGrant(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -79,10 +80,13 @@ class AdminController(Controller):
         return await get_tenant(services.db, tenant_id)
 
     @patch("/tenants/{tenant_id:str}", responses=error_responses(*ERRORS))
-    async def change_plan(self, tenant_id: str, data: PlanChange, services: Services) -> Tenant:
-        """Takes effect on the tenant's next request."""
-        check_plan(data.plan, services.settings.plans)
-        return await set_plan(services.db, tenant_id, data.plan)
+    async def change_tenant(self, tenant_id: str, data: TenantChange, services: Services
+                            ) -> Tenant:
+        """Plan and remote-provider permission; take effect on the tenant's next request."""
+        if data.plan is not None:
+            check_plan(data.plan, services.settings.plans)
+        return await update_tenant(services.db, tenant_id, plan=data.plan,
+                                   allow_remote=data.allow_remote)
 
     @post("/tenants/{tenant_id:str}/credits", status_code=200, responses=error_responses(*ERRORS))
     async def grant(self, tenant_id: str, data: CreditGrant, services: Services) -> Tenant:

@@ -49,9 +49,11 @@ class NativeController(Controller):
         scored and its tier's credits (1, 3 or 5) reserved; the job is queued."""
         content = await data.file.read()
         queued = await services.store.queue_depth()
+        allow_remote = tenant.allow_remote and data.allow_remote is not False
         submitted = await submit_document(
             settings=services.settings, plan=services.settings.plans[tenant.plan],
             store=services.store, inspector=services.inspector, tenant=tenant,
+            available=services.available_providers(allow_remote), allow_remote=allow_remote,
             content=content, file_name=data.file.filename, page_ranges=data.page_ranges,
             idempotency_key=idempotency_key, mode=data.mode, max_credits=data.max_credits)
         services.worker.wake()
@@ -127,7 +129,8 @@ async def health(services: Services) -> HealthResponse:
             providers=sorted(services.settings.providers),
             default_provider=services.settings.pipeline.provider,
             workers_ready=engines.ready, workers_total=engines.size, workers_busy=engines.busy,
-            worker_crashes=engines.crashes),
+            worker_crashes=engines.crashes,
+            remote={name: provider.state() for name, provider in services.remote.items()}),
     )
 
 

@@ -16,6 +16,7 @@ class SubmitForm:
     page_ranges: str | None = None  # JSON, e.g. [{"start":1,"end":3}], 1-based inclusive
     mode: str | None = None  # auto (default), fast, accurate
     max_credits: int | None = None  # cap on the credits of the whole document
+    allow_remote: bool | None = None  # false: remote providers never see this document
 
 
 class SubmitResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,6 +34,7 @@ class EngineHealth(msgspec.Struct, frozen=True, kw_only=True):
     workers_total: int
     workers_busy: int
     worker_crashes: int
+    remote: dict[str, dict[str, object]]  # remote providers: breaker state, calls, failures
 
 
 class HealthResponse(msgspec.Struct, frozen=True, kw_only=True):
