@@ -88,7 +88,8 @@ def test_failing_vlm_falls_back_down_the_chain(gateway_with_vlm: GatewayProcess,
     assert meta["provider_used"] == "tesseract"
     assert meta["attempts"][0]["provider"] == "vlm"
     assert meta["attempts"][0]["error"].startswith("provider_server_error")
-    assert "vlm failed" in meta["escalation"] and "read locally by tesseract" in meta["escalation"]
+    assert "vlm failed" in meta["escalation"]
+    assert "read locally by tesseract" in meta["escalation"]
     assert job["credits_used"] == 5  # the complex tier's chain read it
     vlm.reset()
 
@@ -150,7 +151,8 @@ def test_upstream_gateway_killed_mid_job_falls_back(tmp_path: Path, corpus: Path
             upstream.kill()
             job = wait_for_job(client, job_id, key)
     finally:
-        upstream.kill() if upstream.proc and upstream.proc.poll() is None else None
+        if upstream.proc is not None and upstream.proc.poll() is None:
+            upstream.kill()
         downstream.stop()
     assert job["status"] == "completed"
     pages = job["results"]
@@ -160,6 +162,6 @@ def test_upstream_gateway_killed_mid_job_falls_back(tmp_path: Path, corpus: Path
     assert "tesseract" in used  # the pages after the kill went down the chain
     assert all(p["status"] == "completed" for p in pages)
     db = tmp_path / "down-data/gateway.sqlite3"
-    assert charges_by_page(db, job_id) == {n: 1 for n in range(1, 7)}
+    assert charges_by_page(db, job_id) == dict.fromkeys(range(1, 7), 1)
     assert job["credits_used"] == 30
     assert_ledger_balanced(db)
