@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from gateway.config import AUTO, Settings
-from gateway.documents import DocumentKind, pdf_render_scale, read_text_layer, render_page
+from gateway.documents import DocumentKind, read_text_layer, render_thumbnail
 from providers.factory import is_local
 from providers.types import PageImage, quad_bounds
 from router.policy import TEXT_LAYER, Mode, PageRoute, TextLayerStats, Tier, choose_route
@@ -64,16 +64,10 @@ def route_page(page: PageImage, *, settings: Settings, path: Path, kind: Documen
 def assess_page(path: Path, kind: DocumentKind, page_number: int, settings: Settings,
                 mode: Mode = Mode.AUTO, available: set[str] | None = None,
                 allow_remote: bool = True) -> PageRoute:
-    """Submit-time assessment: a PDF page on a thumbnail, an image page decoded whole."""
-    limits, dpi = settings.limits, settings.rendering.dpi
-    if kind != DocumentKind.PDF:
-        page = render_page(path, kind, page_number - 1, dpi, limits.max_pixels_per_page)
-        return route_page(page, settings=settings, path=path, kind=kind, mode=mode,
-                          available=available, allow_remote=allow_remote)
-    thumb = render_page(path, kind, page_number - 1, dpi, limits.max_pixels_per_page,
-                        long_side=SCORING_SIDE)
-    width_pt, height_pt = thumb.width * 72 / thumb.dpi, thumb.height * 72 / thumb.dpi
-    reading = 72.0 * pdf_render_scale(width_pt, height_pt, dpi, limits.max_pixels_per_page)
+    """Submit-time assessment, on a thumbnail of the page."""
+    thumb, reading_scale = render_thumbnail(path, kind, page_number - 1,
+                                            settings.rendering.dpi,
+                                            settings.limits.max_pixels_per_page, SCORING_SIDE)
     return route_page(thumb, settings=settings, path=path, kind=kind,
-                      reading_scale=reading / thumb.dpi, mode=mode, available=available,
+                      reading_scale=reading_scale, mode=mode, available=available,
                       allow_remote=allow_remote)

@@ -252,14 +252,24 @@ def _image_dpi(image: Image.Image) -> float:
     return value if 70.0 <= value <= 1200.0 else DEFAULT_IMAGE_DPI
 
 
-def _render_image_page(path: Path, index: int, max_pixels: int) -> PageImage:
+def _render_image_page(path: Path, index: int, max_pixels: int,
+                       long_side: int | None = None) -> PageImage:
     with _open_image(path, max_pixels) as image:
         try:
             image.seek(index)
             _check_frame(image, max_pixels)
             dpi = _image_dpi(image)
-            upright = ImageOps.exif_transpose(image)
-            pixels = np.asarray(upright.convert("RGB"), dtype=np.uint8)
+            full_side = max(image.size)
+            if long_side is not None and full_side > long_side:
+                image.draft("RGB", (long_side, long_side))  # JPEG decodes at 1/2..1/8 scale
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+            if long_side is not None and max(upright.size) > long_side:
+                ratio = long_side / max(upright.size)
+                upright = upright.resize((max(1, round(upright.width * ratio)),
+                                          max(1, round(upright.height * ratio))),
+                                         Image.Resampling.BOX)
+            dpi *= max(upright.size) / full_side
+            pixels = np.asarray(upright, dtype=np.uint8)
         except (DocumentError, EOFError) as exc:
             raise PageError("page_render_failed", f"page {index + 1}: {exc}") from exc
         except (OSError, ValueError, SyntaxError, MemoryError, Image.DecompressionBombError) as exc:
@@ -289,16 +299,29 @@ def inspect_document(path: Path, kind: DocumentKind, max_pixels: int) -> Documen
     return DocumentInfo(kind=kind, page_count=count)
 
 
+def render_thumbnail(path: Path, kind: DocumentKind, index: int, dpi: int, max_pixels: int,
+                     long_side: int) -> tuple[PageImage, float]:
+    """A small copy of the page, and how many times larger it will be read."""
+    thumb = render_page(path, kind, index, dpi, max_pixels, long_side)
+    if kind == DocumentKind.PDF:
+        width_pt, height_pt = thumb.width * 72 / thumb.dpi, thumb.height * 72 / thumb.dpi
+        reading_dpi = 72.0 * pdf_render_scale(width_pt, height_pt, dpi, max_pixels)
+        return thumb, reading_dpi / thumb.dpi
+    with _open_image(path, max_pixels) as image:
+        image.seek(index)
+        return thumb, max(image.size) / max(thumb.width, thumb.height)
+
+
 def render_page(path: Path, kind: DocumentKind, index: int, dpi: int,
                 max_pixels: int, long_side: int | None = None) -> PageImage:
-    """Render page `index` (0-based); raises PageError. `long_side` caps a PDF page's longer
-    side in pixels (a thumbnail); images are always decoded whole."""
+    """Render page `index` (0-based); raises PageError. `long_side` caps the longer side in
+    pixels (a thumbnail; JPEGs then decode at a reduced scale)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             if kind == DocumentKind.PDF:
                 return _render_pdf_page(path, index, dpi, max_pixels, long_side)
-            return _render_image_page(path, index, max_pixels)
+            return _render_image_page(path, index, max_pixels, long_side)
     except PageError:
         raise
     except DocumentError as exc:

@@ -16,7 +16,7 @@ import msgspec
 
 from gateway.assess import assess_page
 from gateway.config import PlanSettings, Settings
-from gateway.documents import DocumentInfo, DocumentKind, detect_kind, inspect_document
+from gateway.documents import DocumentKind, detect_kind, inspect_document
 from gateway.errors import (
     BadRequestError,
     DocumentError,
@@ -82,6 +82,28 @@ def assess_in_worker(_state: Any, path: str, kind: DocumentKind, pages: list[int
     return routes
 
 
+class Prepared(msgspec.Struct, frozen=True, kw_only=True):
+    page_count: int
+    routes: dict[int, PageRoute]
+
+
+def prepare_in_worker(_state: Any, path: str, kind: DocumentKind, page_ranges: str | None,
+                      max_pages: int, settings: Settings, mode: Mode, available: set[str],
+                      allow_remote: bool, *, phase: Any) -> Prepared:
+    """Inspector-process task: open the document, select its pages, assess each one."""
+    phase("inspect")
+    info = inspect_document(Path(path), kind, settings.limits.max_pixels_per_page)
+    phase("assess")
+    pages = parse_page_ranges(page_ranges, info.page_count)
+    if len(pages) > max_pages:
+        raise TooManyPagesError(
+            f"{len(pages)} pages selected; the limit is {max_pages} per document",
+            pages=len(pages), max_pages=max_pages)
+    routes = assess_in_worker(None, path, kind, pages, settings, mode, available, allow_remote,
+                              phase=phase)
+    return Prepared(page_count=len(pages), routes=routes)
+
+
 def unassessed_route(settings: Settings, why: str) -> PageRoute:
     simple = settings.routing.tiers[Tier.SIMPLE.value]
     return PageRoute(tier=Tier.SIMPLE, credits=simple.credits, providers=simple.providers,
@@ -95,11 +117,6 @@ def parse_mode(raw: str | None) -> Mode:
     except ValueError as exc:
         raise BadRequestError(f"mode must be one of {', '.join(m.value for m in Mode)}") \
             from exc
-
-
-def inspect_in_worker(_state: Any, path: str, kind: DocumentKind, max_pixels: int, *,
-                      phase: Any) -> DocumentInfo:
-    return inspect_document(Path(path), kind, max_pixels)
 
 
 async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobStore,
@@ -134,16 +151,10 @@ async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobS
     path = settings.uploads_dir / f"{job_id}.{kind.value}"
     await asyncio.to_thread(_write, path, content)
     try:
-        info = await _inspect(inspector, path, kind, settings)
-        pages = parse_page_ranges(page_ranges, info.page_count)
-        max_pages = min(limits.max_pages, plan.max_pages_per_document)
-        if len(pages) > max_pages:
-            raise TooManyPagesError(
-                f"{len(pages)} pages selected; the limit is {max_pages} per document",
-                pages=len(pages), max_pages=max_pages)
-        routes = await _assess(inspector, path, kind, pages, settings, chosen_mode, available,
-                               allow_remote)
-        routes = _within_cap(routes, max_credits, settings, available)
+        prepared = await _prepare(inspector, path, kind, page_ranges,
+                                  min(limits.max_pages, plan.max_pages_per_document), settings,
+                                  chosen_mode, available, allow_remote)
+        routes = _within_cap(prepared.routes, max_credits, settings, available)
         reserved = await store.create_job(
             job_id=job_id, tenant_id=tenant.id, file_path=str(path), kind=kind,
             file_name=file_name, routes=routes,
@@ -158,7 +169,7 @@ async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobS
         with contextlib.suppress(OSError):
             path.unlink()
         raise
-    return Submitted(job_id=job_id, page_count=len(pages), credits_reserved=reserved)
+    return Submitted(job_id=job_id, page_count=prepared.page_count, credits_reserved=reserved)
 
 
 async def _replay(store: JobStore, tenant: Tenant, idempotency: Idempotency) -> Submitted | None:
@@ -182,36 +193,25 @@ def _within_cap(routes: dict[int, PageRoute], max_credits: int | None,
     return dict(zip(numbers, capped, strict=True))
 
 
-async def _assess(inspector: WorkerPool, path: Path, kind: DocumentKind, pages: list[int],
-                  settings: Settings, mode: Mode, available: set[str],
-                  allow_remote: bool) -> dict[int, PageRoute]:
-    """Score every selected page in the inspector process; the routes set the credits."""
-    timeout = settings.limits.inspect_timeout_s + ASSESS_SECONDS_PER_PAGE * len(pages)
+async def _prepare(inspector: WorkerPool, path: Path, kind: DocumentKind,
+                   page_ranges: str | None, max_pages: int, settings: Settings, mode: Mode,
+                   available: set[str], allow_remote: bool) -> Prepared:
+    """Inspect and score in the inspector process: a hostile file costs that process only.
+    Opening the document has its own deadline; scoring gets a budget per page allowed."""
+    limits = settings.limits
+    timeout = limits.inspect_timeout_s + ASSESS_SECONDS_PER_PAGE * max_pages
     try:
-        routes: dict[int, PageRoute] = await inspector.run(
-            assess_in_worker, str(path), kind, pages, settings, mode, available, allow_remote,
-            deadlines={},
+        prepared: Prepared = await inspector.run(
+            prepare_in_worker, str(path), kind, page_ranges, max_pages, settings, mode,
+            available, allow_remote, deadlines={"inspect": limits.inspect_timeout_s},
             total_s=timeout)
     except TaskTimeoutError as exc:
-        raise InspectTimeoutError(f"assessing the pages took longer than {timeout:g} s") \
+        what = "opening" if exc.phase == "inspect" else "scoring the pages of"
+        raise InspectTimeoutError(f"{what} the document took longer than {exc.limit_s:g} s") \
             from exc
     except WorkerCrashedError as exc:
         raise DocumentError("the document is damaged: reading it crashed the decoder") from exc
-    return routes
-
-
-async def _inspect(inspector: WorkerPool, path: Path, kind: DocumentKind,
-                   settings: Settings) -> DocumentInfo:
-    timeout = settings.limits.inspect_timeout_s
-    try:
-        info: DocumentInfo = await inspector.run(
-            inspect_in_worker, str(path), kind, settings.limits.max_pixels_per_page,
-            deadlines={}, total_s=timeout)
-    except TaskTimeoutError as exc:
-        raise InspectTimeoutError(f"opening the document took longer than {timeout:g} s") from exc
-    except WorkerCrashedError as exc:
-        raise DocumentError("the document is damaged: reading it crashed the decoder") from exc
-    return info
+    return prepared
 
 
 def _write(path: Path, content: bytes) -> None:
