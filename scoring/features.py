@@ -19,7 +19,7 @@ from skimage.filters import threshold_otsu
 SCORING_SIDE = 1000  # long side of the copy the features are measured on
 SKEW_COARSE = np.deg2rad(np.arange(-6.0, 7.0, 1.0))
 SKEW_SAMPLE = 20_000
-MIN_RULE_PX = 40  # at scoring size: shorter runs are strokes of glyphs, not ruling lines
+MIN_RULE_PX = round(0.04 * SCORING_SIDE)  # shorter runs are glyph strokes, not ruling lines
 AXIS_TOLERANCE = np.deg2rad(8.0)
 
 Gray = npt.NDArray[np.uint8]
@@ -180,7 +180,7 @@ def compute_features(pixels: npt.NDArray[np.uint8], dpi: float,
     small, scale = to_scoring_copy(pixels)
     scale /= pixel_scale
     if small.ndim == 3:
-        rgb = small.astype(np.int16)
+        rgb = small[::3, ::3].astype(np.int16)  # chroma is smooth: a sample is enough
         saturation = float(np.mean(rgb.max(axis=2) - rgb.min(axis=2)) / 255.0)
         gray = np.asarray(Image.fromarray(small).convert("L"))
     else:
