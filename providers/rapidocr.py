@@ -1,66 +1,382 @@
-"""RapidOCR (PP-OCR ONNX models shipped inside the rapidocr-onnxruntime wheel)."""
+"""RapidOCR: the PP-OCRv4 ONNX models shipped in the rapidocr-onnxruntime wheel, run by our loop.
+
+`RapidOCR()` itself is not used: on two cores its defaults cost more than half the page time
+(measured by `python -m benchmarks.engine_speed`). Per page:
+
+1. cap the longest side at `max_side_len` and add a plain margin (text touching the edge of a
+   small image, such as a single text line, is otherwise not detected);
+2. detect text boxes (DB) with the longest side at `det_limit_side_len`; stock raises the
+   *shortest* side to 736, which turns a 46 x 1550 text line into a 736 x 24800 input;
+3. recognize each crop on its own (CTC): one crop per run needs no padding, and on one CPU
+   thread batching is slower per pixel, not faster (`rec_batch_size`; raise it on a GPU);
+4. put back the word spaces the recognizer drops ("TAMANDAYA"): a space goes where the crop
+   has a blank vertical gap wide for the line's character pitch (`respace`);
+5. no per-line angle classifier by default: it squeezes a long line into 48 x 192 pixels and
+   then turns upright lines upside down. Instead, a page whose reading is unsure is re-read
+   turned by 180 degrees on a few crops, and the turn is kept only when it reads clearly better.
+
+Device: `use_cuda` "auto" (or true) runs on CUDAExecutionProvider when onnxruntime lists it
+(onnxruntime-gpu and a GPU), on the CPU otherwise; `RapidOCRProvider.device` says which.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from pathlib import Path
+from typing import Any, Literal
 
+import cv2
 import msgspec
 import numpy as np
+import numpy.typing as npt
+import structlog
+from cv2.typing import MatLike
 
 from providers.base import ProviderError, ProviderUnavailableError
 from providers.types import PageImage, Quad, RecognizedPage, TextLine
+
+log = structlog.get_logger(__name__)
+
+Image = MatLike  # 8-bit BGR pixels, as OpenCV returns them
+Box = npt.NDArray[np.float32]  # (4, 2), clockwise from top-left
+
+REC_HEIGHT = 48  # the recognizer's input height
+REC_STRIDE = 8  # input columns per CTC frame of PP-OCRv4 rec
+CLS_SHAPE = (48, 192)
+TRIM_PROBE = 512  # content bounds are found on a copy about this many pixels on its long side
+TRIM_CONTRAST = 48  # grey levels from the edge colour that count as content
+TRIM_PAD = 4  # probe pixels of margin kept around the content
+TRIM_KEEP = 0.8  # trim only when the content covers less than this share of the page
+MARGIN = 32  # pixels of plain margin around the page before detection
+SPACE_GAP = 0.6  # a blank gap this wide (in character pitches) is a space...
+SPACE_GAP_SPREAD = 0.35  # ...and so is a narrower one where the CTC peaks stand apart
+SPACE_SPREAD = 1.3  # by this many pitches
+FLIP_SAMPLE = 6  # crops re-read turned by 180 degrees to test an unsure page's orientation
+FLIP_MARGIN = 0.1  # the turned reading must be this much more confident
 
 
 class RapidOCRConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
                      tag="rapidocr", tag_field="kind"):
     threads: int = 1  # ONNX intra-op threads per page; parallelism belongs across pages
-    use_angle_cls: bool = True
-    det_limit_side_len: int = 736
-    max_side_len: int = 2000
-    text_score: float = 0.5
-    use_cuda: bool = False  # needs onnxruntime-gpu and a GPU
+    use_angle_cls: bool = False  # stock's per-line 0/180 classifier (flips long upright lines)
+    orientation_check_below: float = 0.85  # re-test orientation under this mean confidence
+    det_limit_side_len: int = 1280  # detection input size, px (stock: 736 with limit type min)
+    det_limit_type: Literal["max", "min"] = "max"  # max: longest side <=; min: shortest >=
+    max_side_len: int = 2000  # pages are scaled down to this longest side first
+    text_score: float = 0.5  # lines read with less confidence are dropped
+    rec_batch_size: int = 1  # crops per recognizer run; 1 is fastest on CPU (no padding)
+    restore_spaces: bool = True  # put back word spaces from the crop's blank gaps
+    use_cuda: Literal["auto"] | bool = "auto"  # CUDA when onnxruntime lists it, else CPU
 
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ValueError("threads must be >= 1")
+        if self.det_limit_side_len < 32 or self.max_side_len < 32:
+            raise ValueError("det_limit_side_len and max_side_len must be >= 32")
+        if self.rec_batch_size < 1:
+            raise ValueError("rec_batch_size must be >= 1")
+
+
+class Reading(msgspec.Struct, frozen=True, kw_only=True):
+    """One crop as recognized: text (spaces restored) and the mean of its characters' scores."""
+
+    text: str
+    confidence: float
+
+
+def select_device(use_cuda: Literal["auto"] | bool, available: list[str]) -> str:
+    """"cuda" when asked (or auto) and onnxruntime lists the CUDA provider, else "cpu"."""
+    wanted = use_cuda is True or use_cuda == "auto"
+    return "cuda" if wanted and "CUDAExecutionProvider" in available else "cpu"
+
 
 class RapidOCRProvider:
-    """Fixed options at construction: RapidOCR 1.4.4 mutates its engine on per-call options."""
+    """Fixed options at construction; sessions are loaded once per worker process."""
 
     def __init__(self, name: str, config: RapidOCRConfig) -> None:
         self.name = name
         self.config = config
         try:
-            from rapidocr_onnxruntime import RapidOCR
+            import onnxruntime as ort  # type: ignore[import-untyped]  # ships no type information
+            import rapidocr_onnxruntime
+            from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
         except ImportError as exc:  # pragma: no cover - dependency is pinned
             raise ProviderUnavailableError("rapidocr-onnxruntime is not installed") from exc
-        self._engine: Any = RapidOCR(
-            intra_op_num_threads=config.threads,
-            inter_op_num_threads=1,
-            use_cls=config.use_angle_cls,
-            det_limit_side_len=config.det_limit_side_len,
-            max_side_len=config.max_side_len,
-            text_score=config.text_score,
-            det_use_cuda=config.use_cuda,
-            cls_use_cuda=config.use_cuda,
-            rec_use_cuda=config.use_cuda,
-        )
+        cv2.setNumThreads(config.threads)  # OpenCV's own pool, process-wide: as ONNX's
+        models = Path(rapidocr_onnxruntime.__file__).parent / "models"
+        wanted = select_device(config.use_cuda, list(ort.get_available_providers()))
+        providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if wanted == "cuda"
+                     else ["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = config.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.enable_cpu_mem_arena = False  # input shapes vary per page: no arena to grow
+        options.log_severity_level = 3
+        try:
+            self._det = ort.InferenceSession(str(models / "ch_PP-OCRv4_det_infer.onnx"),
+                                             options, providers=providers)
+            self._rec = ort.InferenceSession(str(models / "ch_PP-OCRv4_rec_infer.onnx"),
+                                             options, providers=providers)
+            self._cls = ort.InferenceSession(str(models / "ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+                                             options, providers=providers)
+        except Exception as exc:
+            raise ProviderUnavailableError(f"rapidocr models failed to load: {exc}") from exc
+        # the session falls back to the CPU by itself when CUDA cannot start
+        self.device = "cuda" if self._rec.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        log.info("rapidocr_device_selected", device=self.device, requested=config.use_cuda,
+                 available=list(ort.get_available_providers()))
+        charset = self._rec.get_modelmeta().custom_metadata_map["character"].splitlines()
+        self._chars = ["", *charset, " "]  # CTC blank first; the recognizer's space last
+        self._postprocess: Any = DBPostProcess(thresh=0.3, box_thresh=0.5, max_candidates=1000,
+                                               unclip_ratio=1.6, score_mode="fast",
+                                               use_dilation=True)
         self.model = "rapidocr-onnxruntime-1.4.4/PP-OCRv4"
 
     def recognize(self, page: PageImage) -> RecognizedPage:
-        bgr = np.ascontiguousarray(page.pixels[:, :, ::-1])
         try:
-            result, _elapsed = self._engine(bgr)
+            lines = self._read(page.pixels)
         except Exception as exc:
             raise ProviderError(f"rapidocr failed: {type(exc).__name__}") from exc
-        lines: list[TextLine] = []
-        for box, text, score in result or ():
-            text = str(text).strip()
-            if not text:
-                continue
-            quad: Quad = tuple((float(x), float(y)) for x, y in box)  # type: ignore[assignment]
-            lines.append(TextLine(text=text, confidence=float(score), quad=quad))
-        return RecognizedPage(
-            lines=tuple(lines), model=self.model, width=page.width, height=page.height
-        )
+        return RecognizedPage(lines=tuple(lines), model=self.model, width=page.width,
+                              height=page.height)
 
+    # --- the page -----------------------------------------------------------------------------
+
+    def _read(self, rgb: Image) -> list[TextLine]:
+        height, width = rgb.shape[:2]
+        top, left, bottom, right = content_bounds(rgb)
+        image = np.ascontiguousarray(rgb[top:bottom, left:right, ::-1])  # models read BGR
+        scale = min(1.0, self.config.max_side_len / max(bottom - top, right - left))
+        if scale < 1.0:
+            size = (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        edge = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+        fill = tuple(int(v) for v in np.median(edge, axis=0))
+        work = cv2.copyMakeBorder(image, MARGIN, MARGIN, MARGIN, MARGIN, cv2.BORDER_CONSTANT,
+                                  value=fill)
+        boxes = self._detect(work)
+        if not boxes:
+            return []
+        crops = [crop_box(work, box) for box in boxes]
+        if self.config.use_angle_cls:
+            crops = self._classify_lines(crops)
+        readings = self._recognize_all(crops)
+        readings = self._check_orientation(crops, readings)
+        lines = []
+        for box, reading in zip(boxes, readings, strict=True):
+            text = reading.text.strip()
+            if not text or reading.confidence < self.config.text_score:
+                continue
+            points = (box - MARGIN) / scale + np.array([left, top], dtype=np.float32)
+            points[:, 0] = points[:, 0].clip(0, width)
+            points[:, 1] = points[:, 1].clip(0, height)
+            quad: Quad = tuple((float(x), float(y)) for x, y in points)  # type: ignore[assignment]
+            lines.append(TextLine(text=text, confidence=reading.confidence, quad=quad))
+        return lines
+
+    def _detect(self, image: Image) -> list[Box]:
+        height, width = image.shape[:2]
+        limit = self.config.det_limit_side_len
+        if self.config.det_limit_type == "max":
+            ratio = min(1.0, limit / max(height, width))
+        else:
+            ratio = max(1.0, limit / min(height, width))
+        size = (max(32, round(width * ratio / 32) * 32), max(32, round(height * ratio / 32) * 32))
+        tensor = (cv2.resize(image, size).astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
+        pred = self._det.run(None, {self._det.get_inputs()[0].name: tensor[None]})[0]
+        found, _scores = self._postprocess(pred, (height, width))
+        boxes = []
+        for raw in found:
+            box = order_clockwise(np.asarray(raw, dtype=np.float32))
+            box[:, 0] = box[:, 0].clip(0, width - 1)
+            box[:, 1] = box[:, 1].clip(0, height - 1)
+            if np.linalg.norm(box[0] - box[1]) > 3 and np.linalg.norm(box[0] - box[3]) > 3:
+                boxes.append(box)
+        return sort_boxes(boxes)
+
+    # --- orientation --------------------------------------------------------------------------
+
+    def _classify_lines(self, crops: list[Image]) -> list[Image]:
+        """Stock behaviour: turn each crop the classifier calls upside down (score > 0.9)."""
+        cls_h, cls_w = CLS_SHAPE
+        batch = np.zeros((len(crops), 3, cls_h, cls_w), dtype=np.float32)
+        for i, crop in enumerate(crops):
+            resized_w = min(cls_w, math.ceil(cls_h * crop.shape[1] / crop.shape[0]))
+            resized = cv2.resize(crop, (resized_w, cls_h)).astype(np.float32)
+            batch[i, :, :, :resized_w] = (resized / 127.5 - 1.0).transpose(2, 0, 1)
+        probs = self._cls.run(None, {self._cls.get_inputs()[0].name: batch})[0]
+        return [cv2.rotate(crop, cv2.ROTATE_180) if p[1] > 0.9 and p[1] > p[0] else crop
+                for crop, p in zip(crops, probs, strict=True)]
+
+    def _check_orientation(self, crops: list[Image], readings: list[Reading]) -> list[Reading]:
+        """Re-read an unsure page turned 180 degrees; keep the turn if it reads clearly better."""
+        if mean_confidence(readings) >= self.config.orientation_check_below:
+            return readings
+        sample = sorted(range(len(crops)), key=lambda i: -crops[i].shape[1])[:FLIP_SAMPLE]
+        upright = mean_confidence([readings[i] for i in sample])
+        turned = mean_confidence(self._recognize_all(
+            [cv2.rotate(crops[i], cv2.ROTATE_180) for i in sample]))
+        if turned < upright + FLIP_MARGIN:
+            return readings
+        return self._recognize_all([cv2.rotate(crop, cv2.ROTATE_180) for crop in crops])
+
+    # --- recognition --------------------------------------------------------------------------
+
+    def _recognize_all(self, crops: list[Image]) -> list[Reading]:
+        """Crops in runs of `rec_batch_size`, sorted by width so a run pads little."""
+        ratios = [crop.shape[1] / crop.shape[0] for crop in crops]
+        order = sorted(range(len(crops)), key=ratios.__getitem__)
+        readings: list[Reading | None] = [None] * len(crops)
+        step = self.config.rec_batch_size
+        for start in range(0, len(order), step):
+            run = order[start:start + step]
+            width = math.ceil(REC_HEIGHT * max(ratios[i] for i in run) / REC_STRIDE) * REC_STRIDE
+            batch = np.zeros((len(run), 3, REC_HEIGHT, width), dtype=np.float32)
+            resized = []
+            for row, i in enumerate(run):
+                crop_w = min(width, max(1, math.ceil(REC_HEIGHT * ratios[i])))
+                scaled = cv2.resize(crops[i], (crop_w, REC_HEIGHT))
+                batch[row, :, :, :crop_w] = (scaled.astype(np.float32) / 127.5 - 1.0
+                                             ).transpose(2, 0, 1)
+                resized.append(scaled)
+            probs = self._rec.run(None, {self._rec.get_inputs()[0].name: batch})[0]
+            for row, i in enumerate(run):
+                readings[i] = self._decode(probs[row], resized[row])
+        return [r if r is not None else Reading(text="", confidence=0.0) for r in readings]
+
+    def _decode(self, probs: npt.NDArray[np.float32], crop: Image) -> Reading:
+        """Greedy CTC: one character per run of equal non-blank frames, with its frame span."""
+        best = probs.argmax(axis=1)
+        chars: list[str] = []
+        spans: list[tuple[int, int]] = []
+        scores: list[float] = []
+        previous = 0
+        for frame, index in enumerate(best.tolist()):
+            if index and index == previous:
+                spans[-1] = (spans[-1][0], frame)
+            elif index:
+                chars.append(self._chars[index])
+                spans.append((frame, frame))
+                scores.append(float(probs[frame, index]))
+            previous = index
+        if not chars:
+            return Reading(text="", confidence=0.0)
+        text = respace(chars, spans, blank_columns(crop)) if self.config.restore_spaces \
+            else "".join(chars)
+        return Reading(text=text, confidence=sum(scores) / len(scores))
+
+
+# --- geometry and spacing (pure) ------------------------------------------------------------
+
+
+def order_clockwise(points: Box) -> Box:
+    """Top-left, top-right, bottom-right, bottom-left."""
+    by_x = points[np.argsort(points[:, 0])]
+    left = by_x[:2][np.argsort(by_x[:2, 1])]
+    right = by_x[2:][np.argsort(by_x[2:, 1])]
+    return np.array([left[0], right[0], right[1], left[1]], dtype=np.float32)
+
+
+def sort_boxes(boxes: list[Box]) -> list[Box]:
+    """Top to bottom, then left to right among boxes whose tops are within 10 px (as stock)."""
+    ordered = sorted(boxes, key=lambda b: (float(b[0][1]), float(b[0][0])))
+    for i in range(len(ordered) - 1):
+        for j in range(i, -1, -1):
+            upper, lower = ordered[j], ordered[j + 1]
+            if abs(lower[0][1] - upper[0][1]) < 10 and lower[0][0] < upper[0][0]:
+                ordered[j], ordered[j + 1] = lower, upper
+            else:
+                break
+    return ordered
+
+
+def crop_box(image: Image, box: Box) -> Image:
+    """The box straightened into its own image; a tall box is read turned 90 degrees."""
+    width = int(max(np.linalg.norm(box[0] - box[1]), np.linalg.norm(box[2] - box[3])))
+    height = int(max(np.linalg.norm(box[0] - box[3]), np.linalg.norm(box[1] - box[2])))
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(box, target)
+    crop = cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_CUBIC,
+                               borderMode=cv2.BORDER_REPLICATE)
+    if crop.shape[0] >= 1.5 * crop.shape[1]:
+        crop = np.ascontiguousarray(np.rot90(crop))
+    return crop
+
+
+def content_bounds(rgb: Image) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of what differs from the page's edge colour, plus a margin.
+
+    Measured on a small copy; a page whose content fills it (or nothing) keeps its full size.
+    """
+    height, width = rgb.shape[:2]
+    step = max(1, max(height, width) // TRIM_PROBE)
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb[::step, ::step]), cv2.COLOR_RGB2GRAY)
+    edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    ink = np.abs(gray.astype(np.int16) - int(np.median(edge))) > TRIM_CONTRAST
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if not len(rows):
+        return 0, 0, height, width
+    pad = TRIM_PAD * step
+    top, bottom = max(0, rows[0] * step - pad), min(height, (rows[-1] + 1) * step + pad)
+    left, right = max(0, cols[0] * step - pad), min(width, (cols[-1] + 1) * step + pad)
+    if (bottom - top) * (right - left) > TRIM_KEEP * height * width:
+        return 0, 0, height, width
+    return int(top), int(left), int(bottom), int(right)
+
+
+def blank_columns(crop: Image) -> npt.NDArray[np.bool_]:
+    """Columns of the crop without ink (Otsu threshold; ink is the minority colour)."""
+    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    if ink.mean() > 0.5:  # light text on a dark ground
+        ink = 1 - ink
+    blank: npt.NDArray[np.bool_] = ink.sum(axis=0) == 0
+    return blank
+
+
+def respace(chars: list[str], spans: list[tuple[int, int]],
+            blank: npt.NDArray[np.bool_]) -> str:
+    """The characters joined, with a space wherever the gap between two reads as a word gap.
+
+    `spans` are each character's CTC frames, `blank` the ink-free columns of the crop as the
+    recognizer saw it (REC_STRIDE columns per frame). The pitch is the mean distance between
+    character centres. A gap is a space when its widest blank run is SPACE_GAP pitches, or
+    SPACE_GAP_SPREAD pitches where the two characters' frames are SPACE_SPREAD pitches apart.
+    Spaces the recognizer emitted itself are kept.
+    """
+    centres = [(a + b) / 2 for a, b in spans]
+    solid = [c for c, ch in zip(centres, chars, strict=True) if ch != " "]
+    if len(solid) < 2:
+        return "".join(chars)
+    pitch = (solid[-1] - solid[0]) / (len(solid) - 1)
+    if pitch <= 0:
+        return "".join(chars)
+    out = [chars[0]]
+    for i in range(len(chars) - 1):
+        if chars[i] != " " and chars[i + 1] != " ":
+            left = min(len(blank), int((spans[i][1] + 0.5) * REC_STRIDE))
+            right = min(len(blank), int((spans[i + 1][0] + 0.5) * REC_STRIDE))
+            gap = longest_run(blank[left:right]) / (pitch * REC_STRIDE)
+            spread = (centres[i + 1] - centres[i]) / pitch
+            if gap >= SPACE_GAP or (gap >= SPACE_GAP_SPREAD and spread >= SPACE_SPREAD):
+                out.append(" ")
+        out.append(chars[i + 1])
+    return "".join(out)
+
+
+def longest_run(flags: npt.NDArray[np.bool_]) -> int:
+    best = run = 0
+    for flag in flags.tolist():
+        run = run + 1 if flag else 0
+        best = max(best, run)
+    return best
+
+
+def mean_confidence(readings: list[Reading]) -> float:
+    """Mean character confidence, weighted by text length; 1.0 when nothing was read."""
+    total = sum(len(r.text) for r in readings)
+    if not total:
+        return 1.0
+    return sum(r.confidence * len(r.text) for r in readings) / total
