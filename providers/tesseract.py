@@ -1,4 +1,12 @@
-"""Tesseract, the Debian binary, driven through its TSV output in a subprocess."""
+"""Tesseract, the Debian binary, driven through its TSV output in a subprocess.
+
+Threads: the binary's OpenMP parallelism inside one page (its default, one thread per core)
+costs far more than it gives on small machines: on two cores a 200 dpi page took 12-15 s with
+it and 2.8-3.7 s on one thread, the same TSV byte for byte, most of the difference being system
+time spent by idle OpenMP threads. `threads` sets OMP_THREAD_LIMIT (default 1), and the pages
+run in parallel across the gateway's worker processes instead. `python -m
+benchmarks.engine_speed` measures both ways side by side.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +26,14 @@ class TesseractConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     languages: str = "eng"
     psm: int = 3  # fully automatic page segmentation
     oem: int = 1  # LSTM engine
-    threads: int = 1  # OMP_THREAD_LIMIT: OpenMP inside one page burns system time on 2 cores
+    threads: int = 1  # OMP_THREAD_LIMIT: parallelism belongs across pages (see above)
     timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError("threads must be >= 1")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
 
 
 def encode_pnm(page: PageImage) -> bytes:

@@ -1,0 +1,211 @@
+"""The local engines, tuned: real RapidOCR and Tesseract on real corpus pages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+
+from benchmarks.corpus import load_documents, load_ground_truth
+from benchmarks.metrics import bag_of_words_f1
+from gateway.documents import detect_kind, render_page
+from providers.rapidocr import (
+    RapidOCRConfig,
+    RapidOCRProvider,
+    content_bounds,
+    respace,
+    select_device,
+)
+from providers.tesseract import TesseractConfig, TesseractProvider, encode_pnm, parse_tsv
+from providers.types import PageImage
+
+
+def _page(corpus: Path, relative: str) -> PageImage:
+    path = corpus / relative
+    kind = detect_kind(path.read_bytes()[:2048])
+    assert kind is not None
+    return render_page(path, kind, 0, 200, 40_000_000)
+
+
+def _truth(corpus: Path, relative: str) -> str:
+    category, file = relative.split("/", 1)
+    [document] = [d for d in load_documents([corpus / category]) if d.entry.file == file]
+    return load_ground_truth(document)[1].text
+
+
+def _text(lines: Any) -> str:
+    return "\n".join(line.text for line in lines)
+
+
+@pytest.fixture(scope="module")
+def rapidocr() -> RapidOCRProvider:
+    return RapidOCRProvider("rapidocr", RapidOCRConfig())
+
+
+@pytest.fixture(scope="module")
+def tesseract() -> TesseractProvider:
+    return TesseractProvider("tesseract", TesseractConfig())
+
+
+def _blank_page() -> PageImage:
+    return PageImage(pixels=np.full((600, 400, 3), 255, dtype=np.uint8), dpi=200.0,
+                     page_number=1)
+
+
+# --- RapidOCR ----------------------------------------------------------------------------------
+
+
+def test_word_spacing_restored_on_receipt_line(rapidocr: RapidOCRProvider, corpus: Path) -> None:
+    """The recognizer reads "TAMANDAYA"; the blank gap in the crop puts the space back."""
+    page = _page(corpus, "c_receipts/sroie/000.jpg")
+    unspaced = RapidOCRProvider("plain", RapidOCRConfig(restore_spaces=False))
+    assert "TAMANDAYA" in _text(unspaced.recognize(page).lines)
+    lines = [line.text for line in rapidocr.recognize(page).lines]
+    assert any(text.startswith("TAMAN DAYA") for text in lines)
+    assert "CASH BILL" in lines
+
+
+@pytest.mark.parametrize("relative", ["c_receipts/sroie/000.jpg", "b_forms/funsd/82491256.png"])
+def test_tuned_reading_matches_ground_truth_at_least_as_well_as_stock(
+        rapidocr: RapidOCRProvider, corpus: Path, relative: str) -> None:
+    from rapidocr_onnxruntime import RapidOCR
+
+    page = _page(corpus, relative)
+    truth = _truth(corpus, relative)
+    result, _ = RapidOCR()(np.ascontiguousarray(page.pixels[:, :, ::-1]))
+    stock = "\n".join(text for _box, text, _score in result)
+    tuned = _text(rapidocr.recognize(page).lines)
+    assert bag_of_words_f1(truth, tuned) >= bag_of_words_f1(truth, stock) + 0.05
+
+
+def test_blank_page_gives_no_lines(rapidocr: RapidOCRProvider) -> None:
+    reading = rapidocr.recognize(_blank_page())
+    assert reading.lines == ()
+    assert (reading.width, reading.height) == (400, 600)
+
+
+def test_single_text_line_image_is_read_whole(rapidocr: RapidOCRProvider, corpus: Path) -> None:
+    """A 43 x 1220 line: found thanks to the margin, and not turned over by a classifier."""
+    page = _page(corpus, "a_clean_printed/uw3_lines/010019.bin.png")
+    [line] = rapidocr.recognize(page).lines
+    assert line.text == "higher than AHD (Tasmania) by that amount relative to the geoid surface."
+
+
+def test_upside_down_page_is_read_upright(rapidocr: RapidOCRProvider, corpus: Path) -> None:
+    page = _page(corpus, "a_clean_printed/tesseract/phototest-rotated-180.png")
+    text = _text(rapidocr.recognize(page).lines)
+    assert "The quick brown dog jumped over the" in text
+
+
+def test_quads_are_in_page_pixels(rapidocr: RapidOCRProvider, corpus: Path) -> None:
+    """Lines read on a trimmed, scaled-down copy of a sheet map back onto the sheet as given."""
+    page = _page(corpus, "a_clean_printed/tesseract/phototest.tif")
+    [alone] = [line for line in rapidocr.recognize(page).lines if line.text.startswith("This")]
+    sheet = np.full((3600, 3000, 3), 255, dtype=np.uint8)
+    offsets = [(400, 300), (2200, 2900)]  # (x, y): content spans 2240 x 3080, beyond 2000
+    for x, y in offsets:
+        sheet[y:y + page.height, x:x + page.width] = page.pixels
+    big = PageImage(pixels=sheet, dpi=page.dpi, page_number=1)
+    found = [line for line in rapidocr.recognize(big).lines if line.text.startswith("This")]
+    assert len(found) == 2
+    for (x, y), line in zip(offsets, sorted(found, key=lambda ln: ln.quad[0][1]), strict=True):
+        for (px, py), (qx, qy) in zip(alone.quad, line.quad, strict=True):
+            assert abs(qx - (px + x)) < 15
+            assert abs(qy - (py + y)) < 15
+
+
+def test_cpu_is_used_without_a_cuda_provider(rapidocr: RapidOCRProvider) -> None:
+    assert rapidocr.device == "cpu"
+
+
+@pytest.mark.parametrize(("use_cuda", "available", "device"), [
+    ("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"),
+    (True, ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"),
+    (False, ["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu"),
+    ("auto", ["CPUExecutionProvider"], "cpu"),
+    (True, ["AzureExecutionProvider", "CPUExecutionProvider"], "cpu"),
+])
+def test_device_selection(use_cuda: Any, available: list[str], device: str) -> None:
+    assert select_device(use_cuda, available) == device
+
+
+def test_use_cuda_takes_auto_or_a_boolean() -> None:
+    assert msgspec.convert({"kind": "rapidocr", "use_cuda": True}, RapidOCRConfig).use_cuda
+    with pytest.raises(msgspec.ValidationError, match="use_cuda"):
+        msgspec.convert({"kind": "rapidocr", "use_cuda": "yes"}, RapidOCRConfig)
+
+
+@pytest.mark.parametrize(("gap_columns", "expected"), [
+    (2, "AB"),  # letters of one word: a sliver of white
+    (8, "AB"),  # 0.33 pitch, characters one pitch apart: still one word
+    (15, "A B"),  # 0.62 pitch: a word space
+])
+def test_respace_by_blank_gap(gap_columns: int, expected: str) -> None:
+    """Two characters three frames (24 columns) apart; blank columns centred between them."""
+    blank = np.zeros(48, dtype=bool)
+    start = 16 - gap_columns // 2
+    blank[start:start + gap_columns] = True
+    assert respace(["A", "B"], [(0, 0), (3, 3)], blank) == expected
+
+
+def test_respace_keeps_the_recognizers_own_spaces() -> None:
+    assert respace(["A", " ", "B"], [(0, 0), (2, 2), (4, 4)], np.zeros(48, dtype=bool)) == "A B"
+
+
+def test_content_bounds_trim_a_small_page_on_a_large_sheet() -> None:
+    sheet = np.full((4000, 3000, 3), 255, dtype=np.uint8)
+    sheet[1000:1500, 800:1600] = 0
+    top, left, bottom, right = content_bounds(sheet)
+    assert 900 <= top <= 1000
+    assert 700 <= left <= 800
+    assert 1500 <= bottom <= 1600
+    assert 1600 <= right <= 1700
+    assert content_bounds(_blank_page().pixels) == (0, 0, 600, 400)
+
+
+# --- Tesseract ---------------------------------------------------------------------------------
+
+
+TSV = "\n".join([
+    "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext",
+    "1\t1\t0\t0\t0\t0\t0\t0\t640\t480\t-1\t",
+    "4\t1\t1\t1\t1\t0\t36\t92\t582\t28\t-1\t",
+    "5\t1\t1\t1\t1\t1\t36\t92\t60\t24\t96.5\tThis",
+    "5\t1\t1\t1\t1\t2\t109\t92\t20\t24\t90\tis",
+    "5\t1\t1\t1\t2\t1\t36\t130\t40\t24\t80\tof",
+    "5\t1\t2\t1\t1\t1\t300\t400\t50\t20\t-1\t ",
+    "5\t1\t2\t1\t1\t2\t360\t400\t50\t20\t150\tend",
+])
+
+
+def test_tsv_words_grouped_into_lines() -> None:
+    lines = parse_tsv(TSV)
+    assert [line.text for line in lines] == ["This is", "of", "end"]
+    first = lines[0]
+    assert [w.text for w in first.words] == ["This", "is"]
+    assert first.quad == ((36.0, 92.0), (129.0, 92.0), (129.0, 116.0), (36.0, 116.0))
+    assert first.confidence == pytest.approx((0.965 + 0.90) / 2)
+    assert lines[2].confidence == 1.0  # clamped to 0..1
+
+
+def test_tesseract_one_thread_reads_what_stock_reads(tesseract: TesseractProvider,
+                                                     corpus: Path) -> None:
+    """OMP_THREAD_LIMIT=1 changes the speed, not the text: the same as the stock CLI."""
+    page = _page(corpus, "b_forms/funsd/82491256.png")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    stock = subprocess.run(
+        ["tesseract", "stdin", "stdout", "-l", "eng", "--psm", "3", "--oem", "1", "--dpi",
+         str(round(page.dpi)), "tsv"], input=encode_pnm(page), capture_output=True, env=env,
+        check=True, timeout=120)
+    expected = [line.text for line in parse_tsv(stock.stdout.decode())]
+    assert [line.text for line in tesseract.recognize(page).lines] == expected
+    assert expected
+
+
+def test_tesseract_blank_page_gives_no_lines(tesseract: TesseractProvider) -> None:
+    assert tesseract.recognize(_blank_page()).lines == ()
