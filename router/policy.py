@@ -182,8 +182,10 @@ def _pick_chain(tier: Tier, features: PageFeatures, policy: RoutingPolicy,
     wanted = TIER_ORDER.index(tier)
     for index in range(wanted, -1, -1):
         candidate = TIER_ORDER[index]
-        chain, reason = _order(policy.tiers[candidate.value].providers, features,
-                               policy.clean_print, available)
+        # the clean-print rule picks a cheaper engine; complex pages keep their strongest first
+        rule = policy.clean_print if candidate is not Tier.COMPLEX else None
+        chain, reason = _order(policy.tiers[candidate.value].providers, features, rule,
+                               available)
         if chain:
             if candidate is not tier:
                 missing = ", ".join(policy.tiers[tier.value].providers) or "none"

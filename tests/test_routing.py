@@ -62,6 +62,10 @@ def test_tier_follows_score_and_rules(features: PageFeatures, tier: Tier) -> Non
 
 def test_clean_print_puts_tesseract_first_and_noisy_scans_rapidocr() -> None:
     assert choose_route(CLEAN, RoutingPolicy(), available=LOCAL).providers[0] == "tesseract"
+    accurate = choose_route(with_(h_rules=6, v_rules=4), RoutingPolicy(), available=LOCAL,
+                            mode=Mode.ACCURATE)
+    assert accurate.tier is Tier.COMPLEX
+    assert accurate.providers[0] == "rapidocr"  # complex pages keep the tier's first provider
     low_res = with_(dpi=100.0, text_height_px=12.0, h_rules=5, v_rules=3)
     assert choose_route(low_res, RoutingPolicy(), available=LOCAL).providers[0] == "rapidocr"
 
