@@ -147,11 +147,12 @@ class RapidOCRProvider:
     def _read(self, rgb: Image) -> list[TextLine]:
         height, width = rgb.shape[:2]
         top, left, bottom, right = content_bounds(rgb)
-        image = np.ascontiguousarray(rgb[top:bottom, left:right, ::-1])  # models read BGR
+        content = rgb[top:bottom, left:right]  # a view: no copy of a large page at full size
         scale = min(1.0, self.config.max_side_len / max(bottom - top, right - left))
         if scale < 1.0:
             size = (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            content = cv2.resize(content, size, interpolation=cv2.INTER_AREA)
+        image = cv2.cvtColor(content, cv2.COLOR_RGB2BGR)  # the models read BGR
         edge = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
         fill = tuple(int(v) for v in np.median(edge, axis=0))
         work = cv2.copyMakeBorder(image, MARGIN, MARGIN, MARGIN, MARGIN, cv2.BORDER_CONSTANT,
