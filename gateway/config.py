@@ -15,7 +15,7 @@ import msgspec
 from providers.factory import ProviderConfig
 from providers.rapidocr import RapidOCRConfig
 from providers.tesseract import TesseractConfig
-from router.policy import TEXT_LAYER, RoutingPolicy
+from router.policy import TEXT_LAYER, TIER_ORDER, RoutingPolicy, Tier
 
 DATA_DIR_ENV = "OCR_GATEWAY_DATA_DIR"
 CONFIG_ENV = "OCR_GATEWAY_CONFIG"
@@ -83,9 +83,14 @@ class PlanSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_pages_per_document: int
     max_upload_mb: float
     max_concurrent_jobs: int  # jobs pending or processing at once
+    # tiers this plan's pages may be read at; a harder page is read at the highest of them
+    allowed_tiers: list[Tier] = msgspec.field(default_factory=lambda: list(TIER_ORDER))
 
     def __post_init__(self) -> None:
         from limits import parse_many
+
+        if Tier.SIMPLE not in self.allowed_tiers:
+            raise ValueError("allowed_tiers must include simple")
 
         for rule in self.submissions:
             try:

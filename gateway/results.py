@@ -75,7 +75,7 @@ class PipelineMetadata(msgspec.Struct, frozen=True, kw_only=True):
     features: dict[str, float] | None = None
     attempts: list[Attempt] = []  # every provider that read the page, in order
     escalation: str | None = None  # why a next provider read the page
-    capped: bool = False  # the request's max_credits lowered this page's tier
+    capped: bool = False  # the request's max_credits or the plan's tiers lowered this page's tier
 
 
 class PageResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -30,7 +30,7 @@ from gateway.errors import (
 from gateway.jobs import Idempotency, JobStore, new_job_id
 from gateway.procpool import TaskTimeoutError, WorkerCrashedError, WorkerPool
 from gateway.tenants import Tenant
-from router.policy import Mode, PageRoute, Tier, cap_routes
+from router.policy import Mode, PageRoute, Tier, cap_routes, limit_tiers
 
 SUPPORTED = "PDF, PNG, JPEG, TIFF, WEBP or BMP"
 ASSESS_SECONDS_PER_PAGE = 2.0  # budget for scoring one page at submit, on top of the inspection
@@ -154,7 +154,8 @@ async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobS
         prepared = await _prepare(inspector, path, kind, page_ranges,
                                   min(limits.max_pages, plan.max_pages_per_document), settings,
                                   chosen_mode, available, allow_remote)
-        routes = _within_cap(prepared.routes, max_credits, settings, available)
+        routes = _within_plan_and_cap(prepared.routes, tenant.plan, plan, max_credits, settings,
+                                      available)
         reserved = await store.create_job(
             job_id=job_id, tenant_id=tenant.id, file_path=str(path), kind=kind,
             file_name=file_name, routes=routes,
@@ -181,10 +182,16 @@ async def _replay(store: JobStore, tenant: Tenant, idempotency: Idempotency) -> 
                      credits_reserved=job.credits_reserved, replayed=True)
 
 
-def _within_cap(routes: dict[int, PageRoute], max_credits: int | None,
-                settings: Settings, available: set[str]) -> dict[int, PageRoute]:
+def _within_plan_and_cap(routes: dict[int, PageRoute], plan_name: str, plan: PlanSettings,
+                         max_credits: int | None, settings: Settings,
+                         available: set[str]) -> dict[int, PageRoute]:
+    """Each page at most at its plan's highest allowed tier, then the pages within the
+    request's `max_credits`."""
     numbers = sorted(routes)
-    capped = cap_routes([routes[n] for n in numbers], max_credits, settings.routing, available)
+    allowed = frozenset(plan.allowed_tiers)
+    planned = [limit_tiers(routes[n], allowed, plan_name, settings.routing, available)
+               for n in numbers]
+    capped = cap_routes(planned, max_credits, settings.routing, available)
     total = sum(r.credits for r in capped)
     if max_credits is not None and total > max_credits:
         raise BadRequestError(

@@ -102,7 +102,7 @@ class PageRoute(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     escalate: bool  # a low-confidence reading goes to the next provider
     best_of_chain: bool  # read with every provider, keep the best (accurate mode)
-    capped: bool = False  # the request's max_credits lowered the tier
+    capped: bool = False  # the request's max_credits or the plan's allowed tiers lowered it
     features: PageFeatures | None = None
 
 
@@ -212,14 +212,30 @@ def cap_routes(routes: list[PageRoute], max_credits: int | None, policy: Routing
             if route.tier is Tier.SIMPLE or sum(r.credits for r in capped) <= max_credits:
                 continue
             tier = TIER_ORDER[TIER_ORDER.index(route.tier) - 1]
-            chain, billed = route.providers, tier
-            if route.features is not None and chain != [TEXT_LAYER]:
-                chain, _, billed = _pick_chain(tier, route.features, policy, available)
-            capped[i] = msgspec.structs.replace(
-                route, tier=tier, credits=policy.credits(billed), providers=chain, capped=True,
-                reason=f"{route.reason}; lowered to {tier.value} by the request's max_credits "
-                f"({max_credits})")
+            capped[i] = _lowered(route, tier, policy, available,
+                                 f"the request's max_credits ({max_credits})")
             lowered = True
         if not lowered:
             break
     return capped
+
+
+def limit_tiers(route: PageRoute, allowed: frozenset[Tier], plan: str, policy: RoutingPolicy,
+                available: set[str]) -> PageRoute:
+    """Lower a page to the highest tier its tenant's plan allows (simple is always allowed)."""
+    if route.tier in allowed:
+        return route
+    tier = max((t for t in allowed if TIER_ORDER.index(t) < TIER_ORDER.index(route.tier)),
+               key=TIER_ORDER.index, default=Tier.SIMPLE)
+    return _lowered(route, tier, policy, available, f"the {plan} plan, which allows "
+                    + ", ".join(t.value for t in TIER_ORDER if t in allowed))
+
+
+def _lowered(route: PageRoute, tier: Tier, policy: RoutingPolicy, available: set[str],
+             by: str) -> PageRoute:
+    chain, billed = route.providers, tier
+    if route.features is not None and chain != [TEXT_LAYER]:
+        chain, _, billed = _pick_chain(tier, route.features, policy, available)
+    return msgspec.structs.replace(
+        route, tier=tier, credits=policy.credits(billed), providers=chain, capped=True,
+        reason=f"{route.reason}; lowered to {tier.value} by {by}")

@@ -22,10 +22,14 @@ PLAN_DEFAULTS = {"max_pages_per_document": 50, "max_upload_mb": 20, "max_concurr
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("accounts")
     config = write_config(
-        root / "config.yaml", root / "data", pipeline={"provider": "tesseract"},
+        root / "config.yaml", root / "data",
+        routing={"tiers": {tier: {"credits": credits, "providers": ["tesseract"]}
+                           for tier, credits in (("simple", 1), ("medium", 3), ("complex", 5))}},
         plans={"free": {"submissions": ["5/hour", "100/day"], **PLAN_DEFAULTS},
                "starter": {"submissions": ["100/minute"], **PLAN_DEFAULTS,
-                           "max_concurrent_jobs": 1}},
+                           "max_concurrent_jobs": 1},
+               "lite": {"submissions": ["100/minute"], **PLAN_DEFAULTS,
+                        "allowed_tiers": ["simple", "medium"]}},
         rate_limits={"reads": "40/minute"},
         signup={"enabled": True, "plan": "free", "free_credits": 25})
     process = GatewayProcess(config, root / "gateway.log",
@@ -124,6 +128,31 @@ def test_plan_change_takes_effect_at_once(http: httpx.Client, admin: dict[str, s
     assert http.get("/v1/balance", headers=key).json()["plan"] == "professional"
 
 
+def test_plan_allowed_tiers_lower_pages_and_say_so(http: httpx.Client, admin: dict[str, str],
+                                                    corpus: Path) -> None:
+    """A handwritten page is complex (5 credits); a plan without the complex tier reads it at
+    medium, reserves and charges 3, and the page's metadata says why."""
+    will = (corpus / "e_handwriting/testaments_de_poilus"
+            / "TestamentsDePoilus_will_AD78_0006-0.jpg").read_bytes()
+    reserved = {}
+    for plan in ("free", "lite"):
+        _, key = tenant(http, admin, plan=plan, credits=20)
+        accepted = submit(http, key, will)
+        assert accepted.status_code == 202, accepted.text
+        reserved[plan] = accepted.json()["creditsReserved"]
+        if plan == "lite":
+            job = wait_for_job(http, accepted.json()["jobId"], key["X-API-Key"])
+            assert job["status"] == "completed", job
+            assert job["credits_used"] == 3, job["results"][0]["pipeline_metadata"]
+            meta = job["results"][0]["pipeline_metadata"]
+            assert meta["tier"] == "medium"
+            assert meta["capped"] is True
+            assert "lowered to medium by the lite plan, which allows simple, medium" \
+                in meta["provider_reason"]
+            assert http.get("/v1/balance", headers=key).json()["credits_available"] == 17
+    assert reserved == {"free": 5, "lite": 3}
+
+
 def test_revoked_key_is_rejected_at_once(http: httpx.Client, admin: dict[str, str]) -> None:
     tenant_id, first = tenant(http, admin)
     second = http.post(f"/admin/tenants/{tenant_id}/keys", headers=admin).json()
@@ -211,13 +240,14 @@ def test_delete_removes_record_upload_and_results(server: GatewayProcess, http: 
 def test_concurrent_job_limit_of_the_plan(http: httpx.Client, admin: dict[str, str],
                                           corpus: Path) -> None:
     _, key = tenant(http, admin, plan="starter", credits=100)  # one job at a time
-    pdf = (corpus / "f_pdfs/born_digital/tracemonkey.pdf").read_bytes()
+    pdf = (corpus / "f_pdfs/pypdf/Seige_of_Vicksburg_Sample_OCR.pdf").read_bytes()  # 6 scans
     first = submit(http, key, pdf)
     assert first.status_code == 202
     second = submit(http, key, pdf)
     assert second.status_code == 429
     assert second.json()["error"]["code"] == "too_many_concurrent_jobs"
-    assert http.get("/v1/balance", headers=key).json()["credits_reserved"] == 14
+    reserved = http.get("/v1/balance", headers=key).json()["credits_reserved"]
+    assert reserved == first.json()["creditsReserved"] >= 6
     http.post(f"/v1/jobs/{first.json()['jobId']}/cancel", headers=key)
     assert submit(http, key, pdf).status_code == 202
 

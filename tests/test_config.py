@@ -36,6 +36,11 @@ def test_shipped_config_loads() -> None:
      ["routing.tiers.simple", "nope", "is configured"]),
     ("routing:\n  medium_from: 7\n  complex_from: 6\n", ["medium_from"]),
     ("limits: [1, 2\n", ["not valid YAML"]),
+    ("plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5, max_upload_mb: 1,\n"
+     "         max_concurrent_jobs: 1, allowed_tiers: [medium]}\n",
+     ["allowed_tiers must include simple", "$.plans"]),
+    ("plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5, max_upload_mb: 1,\n"
+     "         max_concurrent_jobs: 1, allowed_tiers: [simple, gold]}\n", ["gold"]),
 ])
 def test_bad_config_names_the_bad_key(tmp_path: Path, text: str, names: list[str]) -> None:
     with pytest.raises(ConfigError) as error:
