@@ -81,6 +81,11 @@ class PageEngine:
     def engines(self) -> list[str]:
         return sorted(self.providers)
 
+    def describe(self) -> dict[str, str]:
+        """The device each local engine runs on (RapidOCR: "cuda" or "cpu")."""
+        return {name: str(getattr(provider, "device", "cpu"))
+                for name, provider in sorted(self.providers.items())}
+
     def read_page(self, task: PageTask, phase: Phase = _no_phase) -> PageResult:
         """Read one page; raises PageError when it cannot be read."""
         started = time.perf_counter()

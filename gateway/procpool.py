@@ -51,7 +51,9 @@ def _worker_main(conn: multiprocessing.connection.Connection, initializer: Initi
     except BaseException as exc:  # noqa: BLE001 - report any start failure to the parent
         conn.send(("init_failed", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", None))
+    # a state may say what it runs on (e.g. which device each engine uses), for /health
+    describe = getattr(state, "describe", None)
+    conn.send(("ready", describe() if callable(describe) else None))
 
     def phase(name: str) -> None:
         conn.send(("phase", name))
@@ -105,6 +107,7 @@ class WorkerPool:
         self.ready = 0
         self.busy = 0
         self.crashes = 0
+        self.described: Any = None  # what the latest worker to start said of itself
         self._closed = False
 
     async def start(self) -> None:
@@ -121,6 +124,8 @@ class WorkerPool:
             self._all.discard(slot)
             raise RuntimeError(f"{self.name} worker failed to start: {detail}")
         self.ready += 1
+        if detail is not None:
+            self.described = detail
         log.info("worker_started", pool=self.name, pid=slot.process.pid)
         return slot
 

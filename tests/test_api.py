@@ -217,6 +217,12 @@ def test_health_reports_queue_jobs_uptime_engines(client: httpx.Client) -> None:
     assert health["engines"]["providers"] == ["rapidocr", "tesseract"]
     assert health["engines"]["default_provider"] == "auto"
     assert health["engines"]["workers_ready"] == health["engines"]["workers_total"] >= 1
+    # RapidOCR takes CUDA where onnxruntime offers it, the CPU otherwise; /health says which
+    import onnxruntime
+
+    gpu = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    assert health["engines"]["devices"] == {"rapidocr": "cuda" if gpu else "cpu",
+                                            "tesseract": "cpu"}
 
 
 def test_openapi_documents_every_route_and_error(client: httpx.Client) -> None:

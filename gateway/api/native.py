@@ -129,7 +129,7 @@ async def health(services: Services) -> HealthResponse:
             providers=sorted(services.settings.providers),
             default_provider=services.settings.pipeline.provider,
             workers_ready=engines.ready, workers_total=engines.size, workers_busy=engines.busy,
-            worker_crashes=engines.crashes,
+            worker_crashes=engines.crashes, devices=dict(engines.described or {}),
             remote={name: provider.state() for name, provider in services.remote.items()}),
     )
 

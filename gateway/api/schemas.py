@@ -34,6 +34,7 @@ class EngineHealth(msgspec.Struct, frozen=True, kw_only=True):
     workers_total: int
     workers_busy: int
     worker_crashes: int
+    devices: dict[str, str]  # local engine -> "cpu" or "cuda", as the worker processes loaded them
     remote: dict[str, dict[str, object]]  # remote providers: breaker state, calls, failures
 
 
