@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from gateway.config import AUTO, Settings
-from gateway.documents import DocumentKind, read_text_layer, render_thumbnail
+from gateway.documents import DocumentKind, Thumbnail, read_text_layer, render_thumbnail
 from providers.factory import is_local
 from providers.types import PageImage, quad_bounds
 from router.policy import TEXT_LAYER, Mode, PageRoute, TextLayerStats, Tier, choose_route
@@ -63,11 +63,11 @@ def route_page(page: PageImage, *, settings: Settings, path: Path, kind: Documen
 
 def assess_page(path: Path, kind: DocumentKind, page_number: int, settings: Settings,
                 mode: Mode = Mode.AUTO, available: set[str] | None = None,
-                allow_remote: bool = True) -> PageRoute:
-    """Submit-time assessment, on a thumbnail of the page."""
-    thumb, reading_scale = render_thumbnail(path, kind, page_number - 1,
-                                            settings.rendering.dpi,
-                                            settings.limits.max_pixels_per_page, SCORING_SIDE)
-    return route_page(thumb, settings=settings, path=path, kind=kind,
-                      reading_scale=reading_scale, mode=mode, available=available,
+                allow_remote: bool = True, thumbnail: Thumbnail | None = None) -> PageRoute:
+    """Submit-time assessment, on a thumbnail of the page (rendered here unless given)."""
+    if thumbnail is None:
+        thumbnail = render_thumbnail(path, kind, page_number - 1, settings.rendering.dpi,
+                                     settings.limits.max_pixels_per_page, SCORING_SIDE)
+    return route_page(thumbnail.image, settings=settings, path=path, kind=kind,
+                      reading_scale=thumbnail.reading_scale, mode=mode, available=available,
                       allow_remote=allow_remote)

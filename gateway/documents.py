@@ -37,9 +37,15 @@ class DocumentKind(enum.StrEnum):
     BMP = "bmp"
 
 
+class Thumbnail(msgspec.Struct, frozen=True, kw_only=True):
+    image: PageImage  # the page with its long side at most the size asked for
+    reading_scale: float  # how many times larger the page will be read
+
+
 class DocumentInfo(msgspec.Struct, frozen=True, kw_only=True):
     kind: DocumentKind
     page_count: int
+    first_page: Thumbnail | None = None  # an image's first page, from the decode that checked it
 
 
 class TextLayer(msgspec.Struct, frozen=True, kw_only=True):
@@ -228,19 +234,27 @@ def _check_frame(image: Image.Image, max_pixels: int) -> None:
             width=width, height=height, max_pixels=max_pixels)
 
 
-def _image_page_count(path: Path, max_pixels: int) -> int:
+def _image_page_count(path: Path, max_pixels: int,
+                      thumbnail_side: int | None = None) -> tuple[int, Thumbnail | None]:
+    """Frames of the image, after decoding the first one: a truncated file is a 400, not a
+    failed job. With `thumbnail_side` that decode is the first page's thumbnail (a JPEG
+    decodes at a reduced scale), returned with the count."""
     with _open_image(path, max_pixels) as image:
         try:
             count = int(getattr(image, "n_frames", 1))
             _check_frame(image, max_pixels)
-            image.load()  # decode the first frame now: a truncated file is a 400, not a failed job
+            thumbnail = None
+            if thumbnail_side is None:
+                image.load()
+            else:
+                thumbnail = _image_thumbnail(image, 0, thumbnail_side)
         except (ImageTooLargeError, DocumentError):
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageTooLargeError(f"the image declares more than {max_pixels} pixels") from exc
         except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
             raise DocumentError(f"the image could not be decoded ({_pil_reason(exc)})") from exc
-    return count
+    return count, thumbnail
 
 
 def _image_dpi(image: Image.Image) -> float:
@@ -252,64 +266,81 @@ def _image_dpi(image: Image.Image) -> float:
     return value if 70.0 <= value <= 1200.0 else DEFAULT_IMAGE_DPI
 
 
+def _decode_frame(image: Image.Image, index: int, long_side: int | None) -> PageImage:
+    """Decode frame `index` of an open image, upright, its long side at most `long_side`;
+    raises Pillow's own errors."""
+    image.seek(index)
+    dpi = _image_dpi(image)
+    full_side = max(image.size)
+    if long_side is not None and full_side > long_side:
+        image.draft("RGB", (long_side, long_side))  # JPEG decodes at 1/2..1/8 scale
+    upright = ImageOps.exif_transpose(image).convert("RGB")
+    if long_side is not None and max(upright.size) > long_side:
+        ratio = long_side / max(upright.size)
+        upright = upright.resize((max(1, round(upright.width * ratio)),
+                                  max(1, round(upright.height * ratio))),
+                                 Image.Resampling.BOX)
+    dpi *= max(upright.size) / full_side
+    return PageImage(pixels=np.asarray(upright, dtype=np.uint8), dpi=dpi, page_number=index + 1)
+
+
+def _image_thumbnail(image: Image.Image, index: int, long_side: int) -> Thumbnail:
+    image.seek(index)
+    full_side = max(image.size)
+    thumb = _decode_frame(image, index, long_side)
+    return Thumbnail(image=thumb, reading_scale=full_side / max(thumb.width, thumb.height))
+
+
 def _render_image_page(path: Path, index: int, max_pixels: int,
                        long_side: int | None = None) -> PageImage:
     with _open_image(path, max_pixels) as image:
         try:
             image.seek(index)
             _check_frame(image, max_pixels)
-            dpi = _image_dpi(image)
-            full_side = max(image.size)
-            if long_side is not None and full_side > long_side:
-                image.draft("RGB", (long_side, long_side))  # JPEG decodes at 1/2..1/8 scale
-            upright = ImageOps.exif_transpose(image).convert("RGB")
-            if long_side is not None and max(upright.size) > long_side:
-                ratio = long_side / max(upright.size)
-                upright = upright.resize((max(1, round(upright.width * ratio)),
-                                          max(1, round(upright.height * ratio))),
-                                         Image.Resampling.BOX)
-            dpi *= max(upright.size) / full_side
-            pixels = np.asarray(upright, dtype=np.uint8)
+            return _decode_frame(image, index, long_side)
         except (DocumentError, EOFError) as exc:
             raise PageError("page_render_failed", f"page {index + 1}: {exc}") from exc
         except (OSError, ValueError, SyntaxError, MemoryError, Image.DecompressionBombError) as exc:
             raise PageError("page_render_failed",
                             f"page {index + 1} could not be decoded ({_pil_reason(exc)})") from exc
-    return PageImage(pixels=pixels, dpi=dpi, page_number=index + 1)
 
 
 # --- Entry points (worker processes) --------------------------------------------------------
 
 
-def inspect_document(path: Path, kind: DocumentKind, max_pixels: int) -> DocumentInfo:
-    """Open the document and count its pages; raises DocumentError subclasses."""
+def inspect_document(path: Path, kind: DocumentKind, max_pixels: int,
+                     thumbnail_side: int | None = None) -> DocumentInfo:
+    """Open the document and count its pages; raises DocumentError subclasses. For an image,
+    `thumbnail_side` keeps its first page's thumbnail from the decode that checks it."""
+    first_page = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged tags
             if kind == DocumentKind.PDF:
                 count = _pdf_page_count(path)
             else:
-                count = _image_page_count(path, max_pixels)
+                count, first_page = _image_page_count(path, max_pixels, thumbnail_side)
     except DocumentError:
         raise
     except Exception as exc:
         raise DocumentError(f"the document could not be read ({_pil_reason(exc)})") from exc
     if count < 1:
         raise EmptyDocumentError()
-    return DocumentInfo(kind=kind, page_count=count)
+    return DocumentInfo(kind=kind, page_count=count, first_page=first_page)
 
 
 def render_thumbnail(path: Path, kind: DocumentKind, index: int, dpi: int, max_pixels: int,
-                     long_side: int) -> tuple[PageImage, float]:
+                     long_side: int) -> Thumbnail:
     """A small copy of the page, and how many times larger it will be read."""
     thumb = render_page(path, kind, index, dpi, max_pixels, long_side)
     if kind == DocumentKind.PDF:
         width_pt, height_pt = thumb.width * 72 / thumb.dpi, thumb.height * 72 / thumb.dpi
         reading_dpi = 72.0 * pdf_render_scale(width_pt, height_pt, dpi, max_pixels)
-        return thumb, reading_dpi / thumb.dpi
+        return Thumbnail(image=thumb, reading_scale=reading_dpi / thumb.dpi)
     with _open_image(path, max_pixels) as image:
         image.seek(index)
-        return thumb, max(image.size) / max(thumb.width, thumb.height)
+        return Thumbnail(image=thumb, reading_scale=max(image.size) / max(thumb.width,
+                                                                             thumb.height))
 
 
 def render_page(path: Path, kind: DocumentKind, index: int, dpi: int,

@@ -16,7 +16,7 @@ import msgspec
 
 from gateway.assess import assess_page
 from gateway.config import PlanSettings, Settings
-from gateway.documents import DocumentKind, detect_kind, inspect_document
+from gateway.documents import DocumentKind, Thumbnail, detect_kind, inspect_document
 from gateway.errors import (
     BadRequestError,
     DocumentError,
@@ -31,6 +31,7 @@ from gateway.jobs import Idempotency, JobStore, new_job_id
 from gateway.procpool import TaskTimeoutError, WorkerCrashedError, WorkerPool
 from gateway.tenants import Tenant
 from router.policy import Mode, PageRoute, Tier, cap_routes, limit_tiers
+from scoring.features import SCORING_SIDE
 
 SUPPORTED = "PDF, PNG, JPEG, TIFF, WEBP or BMP"
 ASSESS_SECONDS_PER_PAGE = 2.0  # budget for scoring one page at submit, on top of the inspection
@@ -71,12 +72,12 @@ def parse_page_ranges(raw: str | None, page_count: int) -> list[int]:
 
 def assess_in_worker(_state: Any, path: str, kind: DocumentKind, pages: list[int],
                      settings: Settings, mode: Mode, available: set[str], allow_remote: bool,
-                     *, phase: Any) -> dict[int, PageRoute]:
+                     *, phase: Any, first_page: Thumbnail | None = None) -> dict[int, PageRoute]:
     routes = {}
     for number in pages:
         try:
             routes[number] = assess_page(Path(path), kind, number, settings, mode, available,
-                                         allow_remote)
+                                         allow_remote, first_page if number == 1 else None)
         except PageError as exc:  # read (and fail, refunded) by the worker like any page
             routes[number] = unassessed_route(settings, exc.message)
     return routes
@@ -92,7 +93,8 @@ def prepare_in_worker(_state: Any, path: str, kind: DocumentKind, page_ranges: s
                       allow_remote: bool, *, phase: Any) -> Prepared:
     """Inspector-process task: open the document, select its pages, assess each one."""
     phase("inspect")
-    info = inspect_document(Path(path), kind, settings.limits.max_pixels_per_page)
+    info = inspect_document(Path(path), kind, settings.limits.max_pixels_per_page,
+                            thumbnail_side=SCORING_SIDE)
     phase("assess")
     pages = parse_page_ranges(page_ranges, info.page_count)
     if len(pages) > max_pages:
@@ -100,7 +102,7 @@ def prepare_in_worker(_state: Any, path: str, kind: DocumentKind, page_ranges: s
             f"{len(pages)} pages selected; the limit is {max_pages} per document",
             pages=len(pages), max_pages=max_pages)
     routes = assess_in_worker(None, path, kind, pages, settings, mode, available, allow_remote,
-                              phase=phase)
+                              phase=phase, first_page=info.first_page)
     return Prepared(page_count=len(pages), routes=routes)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gateway.documents import (
@@ -12,8 +13,14 @@ from gateway.documents import (
     inspect_document,
     pdf_render_scale,
     render_page,
+    render_thumbnail,
 )
-from gateway.errors import EncryptedDocumentError, ImageTooLargeError, InvalidPageRangesError
+from gateway.errors import (
+    DocumentError,
+    EncryptedDocumentError,
+    ImageTooLargeError,
+    InvalidPageRangesError,
+)
 from gateway.submissions import parse_page_ranges
 
 
@@ -86,3 +93,28 @@ def test_rotated_pdf_page_renders_upright_dimensions(corpus: Path) -> None:
     page = render_page(corpus / "f_pdfs/born_digital/tracemonkey.pdf", DocumentKind.PDF, 0, 100,
                        40_000_000)
     assert page.height > page.width  # portrait letter page
+
+
+@pytest.mark.parametrize("file", ["c_receipts/sroie/000.jpg", "f_pdfs/ocrmypdf/linn.png",
+                                  "a_clean_printed/tesseract/phototest.tif"])
+def test_inspection_keeps_the_first_page_thumbnail_from_its_one_decode(corpus: Path,
+                                                                       file: str) -> None:
+    path = corpus / file
+    kind = detect_kind(path.read_bytes()[:2048])
+    assert kind is not None
+    info = inspect_document(path, kind, 40_000_000, thumbnail_side=1000)
+    thumbnail = render_thumbnail(path, kind, 0, 300, 40_000_000, 1000)
+    assert info.first_page is not None
+    assert max(info.first_page.image.pixels.shape[:2]) <= 1000
+    assert np.array_equal(info.first_page.image.pixels, thumbnail.image.pixels)
+    assert info.first_page.reading_scale == thumbnail.reading_scale
+    assert info.first_page.image.dpi == thumbnail.image.dpi
+
+
+def test_truncated_jpeg_is_refused_even_when_decoded_at_thumbnail_scale(corpus: Path,
+                                                                         tmp_path: Path) -> None:
+    whole = (corpus / "c_receipts/sroie/000.jpg").read_bytes()
+    truncated = tmp_path / "half.jpg"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DocumentError, match="truncated"):
+        inspect_document(truncated, DocumentKind.JPEG, 40_000_000, thumbnail_side=1000)

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 
 from benchmarks.gateway_process import REPO
@@ -28,6 +29,7 @@ from router.policy import (
     choose_route,
     text_layer_trusted,
 )
+from scoring import features as scoring_features
 from scoring.features import PageFeatures
 from scoring.score import real_text_ratio
 
@@ -105,6 +107,27 @@ def test_max_credits_lowers_the_hardest_pages_first() -> None:
     assert sum(r.credits for r in capped) <= 7
     assert capped[0] == easy
     assert all(r.capped and "max_credits" in r.reason for r in capped[1:])
+
+
+def test_ruling_lines_forgive_one_missing_pixel_only() -> None:
+    ink = np.zeros((300, 1000), dtype=bool)
+    ink[50, 100:500] = True  # a 400 px rule
+    ink[51, 100:500] = True  # two rows thick: still one line
+    ink[150, 100:500] = True
+    ink[150, 300] = False  # one pixel missing: still a rule
+    ink[250, 100:500] = True
+    ink[250, 300:302] = False  # two missing: two shorter runs, neither 400 long
+    assert scoring_features._long_runs(ink, 400, axis=1) == 2
+    assert scoring_features._long_runs(ink.T.copy(), 400, axis=0) == 2
+    assert scoring_features._long_runs(ink, 10, axis=1) == 0  # below MIN_RULE_PX: glyph strokes
+
+
+def test_histogram_median_matches_numpy() -> None:
+    values = np.random.default_rng(7).integers(0, 256, size=1001).astype(np.uint8)
+    for sample in (values, values[:1000], values[:1], values[:2]):
+        histogram = np.bincount(sample, minlength=256)
+        assert scoring_features._median(histogram, 0.0) == float(np.median(sample))
+    assert scoring_features._median(np.zeros(256, dtype=np.int64), 42.0) == 42.0
 
 
 @pytest.mark.parametrize(("stats", "trusted"), [
