@@ -3,7 +3,7 @@
 Every feature is computed on the page scaled so its long side is `SCORING_SIDE` pixels, so scores
 do not depend on the resolution a page arrived at; `dpi` and `text_height_px` report the
 resolution of the page as it will be read. The work is whole-array operations (OpenCV's filters
-and connected components, one shared histogram): about 10 ms a page on one core, about 1% of
+and connected components, one shared histogram): about 20 ms a page on one core, 1-1.5% of
 reading it (`python -m benchmarks.scoring_cost`).
 """
 
