@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{run['failed_pages']} failed pages\n\n"
         "| measure | value | target |\n|---|---|---|\n"
         f"| peak RSS (gateway + descendants) | {peak.rss_mib:.0f} MiB at page "
-        f"{peak.pages_done} | < 1500 MB |\n"
+        f"{peak.pages_done} | < 1.5 GB (1430 MiB) |\n"
         f"| peak PSS | {summary['peak_pss_mib']:.0f} MiB | |\n"
         f"| RSS after page {first['pages_done']} | {first['rss_mib']:.0f} MiB "
         f"(median of {args.window} pages before: {first['rss_median_window_mib']:.0f}) | |\n"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import multiprocessing.connection
 import time
@@ -44,8 +46,23 @@ class RemoteError(Exception):
     """An unexpected exception inside a task, with its traceback text for the logs."""
 
 
+def _heap_trimmer() -> Callable[[], None]:
+    """glibc keeps the heap a page's buffers grew to (decoders, ONNX activations of a few
+    hundred MB); `malloc_trim` hands the free part back to the OS between tasks, so an idle
+    worker returns to its loaded size. Elsewhere: nothing to do."""
+    name = ctypes.util.find_library("c")
+    malloc_trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+    def trim() -> None:
+        if malloc_trim is not None:
+            malloc_trim(0)
+
+    return trim
+
+
 def _worker_main(conn: multiprocessing.connection.Connection, initializer: Initializer | None,
                  init_args: tuple[Any, ...]) -> None:
+    trim_heap = _heap_trimmer()
     try:
         state = initializer(*init_args) if initializer is not None else None
     except BaseException as exc:  # noqa: BLE001 - report any start failure to the parent
@@ -66,6 +83,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, initializer: Initi
         if message is None:
             return
         func, args = message
+        result = None
         try:
             result = func(state, *args, phase=phase)
         except Exception as exc:  # noqa: BLE001 - every task failure goes back to the parent
@@ -75,6 +93,8 @@ def _worker_main(conn: multiprocessing.connection.Connection, initializer: Initi
                 conn.send(("error", RemoteError("".join(traceback.format_exception(exc)))))
         else:
             conn.send(("ok", result))
+        message = args = result = None  # drop the page's buffers before trimming
+        trim_heap()  # after the answer is sent: the parent is not kept waiting
 
 
 class _Slot:
