@@ -89,8 +89,10 @@ class PlanSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     def __post_init__(self) -> None:
         from limits import parse_many
 
-        if Tier.SIMPLE not in self.allowed_tiers:
-            raise ValueError("allowed_tiers must include simple")
+        if set(self.allowed_tiers) not in ({Tier.SIMPLE}, {Tier.SIMPLE, Tier.MEDIUM},
+                                           set(TIER_ORDER)):
+            raise ValueError("allowed_tiers must be [simple], [simple, medium] or all three: "
+                             "a page is lowered to the highest allowed tier below its own")
 
         for rule in self.submissions:
             try:

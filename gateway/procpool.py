@@ -65,12 +65,13 @@ def _worker_main(conn: multiprocessing.connection.Connection, initializer: Initi
     trim_heap = _heap_trimmer()
     try:
         state = initializer(*init_args) if initializer is not None else None
+        # a state may say what it runs on (e.g. which device each engine uses), for /health
+        describe = getattr(state, "describe", None)
+        described = describe() if callable(describe) else None
     except BaseException as exc:  # noqa: BLE001 - report any start failure to the parent
         conn.send(("init_failed", f"{type(exc).__name__}: {exc}"))
         return
-    # a state may say what it runs on (e.g. which device each engine uses), for /health
-    describe = getattr(state, "describe", None)
-    conn.send(("ready", describe() if callable(describe) else None))
+    conn.send(("ready", described))
 
     def phase(name: str) -> None:
         conn.send(("phase", name))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import structlog
 
 from gateway.assess import assess_page
 from gateway.config import PlanSettings, Settings
@@ -32,6 +33,8 @@ from gateway.procpool import TaskTimeoutError, WorkerCrashedError, WorkerPool
 from gateway.tenants import Tenant
 from router.policy import Mode, PageRoute, Tier, cap_routes, limit_tiers
 from scoring.features import SCORING_SIDE
+
+log = structlog.get_logger(__name__)
 
 SUPPORTED = "PDF, PNG, JPEG, TIFF, WEBP or BMP"
 ASSESS_SECONDS_PER_PAGE = 2.0  # budget for scoring one page at submit, on top of the inspection
@@ -80,6 +83,9 @@ def assess_in_worker(_state: Any, path: str, kind: DocumentKind, pages: list[int
                                          allow_remote, first_page if number == 1 else None)
         except PageError as exc:  # read (and fail, refunded) by the worker like any page
             routes[number] = unassessed_route(settings, exc.message)
+        except Exception as exc:  # a scoring defect must not refuse the upload: bill simple
+            log.exception("page_assessment_failed", path=path, page=number)
+            routes[number] = unassessed_route(settings, f"{type(exc).__name__}: {exc}")
     return routes
 
 

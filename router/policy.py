@@ -222,7 +222,8 @@ def cap_routes(routes: list[PageRoute], max_credits: int | None, policy: Routing
 
 def limit_tiers(route: PageRoute, allowed: frozenset[Tier], plan: str, policy: RoutingPolicy,
                 available: set[str]) -> PageRoute:
-    """Lower a page to the highest tier its tenant's plan allows (simple is always allowed)."""
+    """Lower a page to the highest tier its tenant's plan allows (the plan's tiers run from
+    simple up without a gap, so a later max_credits cap lowers within them)."""
     if route.tier in allowed:
         return route
     tier = max((t for t in allowed if TIER_ORDER.index(t) < TIER_ORDER.index(route.tier)),

@@ -228,10 +228,12 @@ def compute_features(pixels: npt.NDArray[np.uint8], dpi: float,
     lap = np.abs(cv2.Laplacian(gray, cv2.CV_16S, ksize=1))[1:-1, 1:-1]
     background = np.ascontiguousarray(1 - ink8[1:-1, 1:-1])
     noise = float(cv2.mean(lap, mask=background)[0] / 255.0) if background.any() else 0.0
-    gx = cv2.absdiff(gray[:-1, 1:], gray[:-1, :-1]).astype(np.int16)
-    gy = cv2.absdiff(gray[1:, :-1], gray[:-1, :-1]).astype(np.int16)
-    edge_density = float(np.count_nonzero((gx + gy) > 60) / gx.size)
     h, w = ink.shape
+    edge_density = 0.0
+    if h >= 2 and w >= 2:  # a 1-pixel strip (a thumbnail of a very long image) has no edges
+        gx = cv2.absdiff(gray[:-1, 1:], gray[:-1, :-1]).astype(np.int16)
+        gy = cv2.absdiff(gray[1:, :-1], gray[:-1, :-1]).astype(np.int16)
+        edge_density = float(np.count_nonzero((gx + gy) > 60) / gx.size)
     h_rules = _long_runs(ink, int(0.2 * w), axis=1)
     v_rules = _long_runs(ink, int(0.1 * h), axis=0)
     row_ink = np.count_nonzero(ink, axis=1).astype(np.int64)

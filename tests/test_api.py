@@ -220,9 +220,12 @@ def test_health_reports_queue_jobs_uptime_engines(client: httpx.Client) -> None:
     # RapidOCR takes CUDA where onnxruntime offers it, the CPU otherwise; /health says which
     import onnxruntime
 
-    gpu = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    assert health["engines"]["devices"] == {"rapidocr": "cuda" if gpu else "cpu",
-                                            "tesseract": "cpu"}
+    devices = health["engines"]["devices"]
+    assert devices["tesseract"] == "cpu"
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        assert devices["rapidocr"] in ("cuda", "cpu")  # cpu: the session fell back
+    else:
+        assert devices["rapidocr"] == "cpu"
 
 
 def test_openapi_documents_every_route_and_error(client: httpx.Client) -> None:

@@ -38,7 +38,10 @@ def test_shipped_config_loads() -> None:
     ("limits: [1, 2\n", ["not valid YAML"]),
     ("plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5, max_upload_mb: 1,\n"
      "         max_concurrent_jobs: 1, allowed_tiers: [medium]}\n",
-     ["allowed_tiers must include simple", "$.plans"]),
+     ["allowed_tiers must be", "$.plans"]),
+    ("plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5, max_upload_mb: 1,\n"
+     "         max_concurrent_jobs: 1, allowed_tiers: [simple, complex]}\n",
+     ["allowed_tiers must be"]),
     ("plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5, max_upload_mb: 1,\n"
      "         max_concurrent_jobs: 1, allowed_tiers: [simple, gold]}\n", ["gold"]),
 ])

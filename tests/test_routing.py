@@ -122,6 +122,21 @@ def test_ruling_lines_forgive_one_missing_pixel_only() -> None:
     assert scoring_features._long_runs(ink, 10, axis=1) == 0  # below MIN_RULE_PX: glyph strokes
 
 
+def test_a_page_thinner_than_two_pixels_scores_without_nan(corpus: Path, tmp_path: Path,
+                                                         settings: Settings) -> None:
+    """A 5000 x 3 strip cut from a real text line: its scoring copy is 1 px high."""
+    from PIL import Image
+
+    line = Image.open(corpus / "a_clean_printed/uw3_lines/010004.bin.png").convert("RGB")
+    strip = tmp_path / "strip.png"
+    line.resize((5000, 3)).save(strip)
+    route = assess_page(strip, detect_kind(strip.read_bytes()), 1, settings)
+    assert route.features is not None
+    values = msgspec.structs.asdict(route.features)
+    assert all(np.isfinite(v) for v in values.values()), values
+    assert 0.0 <= route.complexity_score <= 10.0
+
+
 def test_histogram_median_matches_numpy() -> None:
     values = np.random.default_rng(7).integers(0, 256, size=1001).astype(np.uint8)
     for sample in (values, values[:1000], values[:1], values[:2]):
