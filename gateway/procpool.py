@@ -107,6 +107,7 @@ class _Slot:
                                     name=f"{pool.name}-worker")
         self.process.start()
         child.close()
+        self.described: Any = None  # what the process said of itself when it started
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
@@ -128,7 +129,6 @@ class WorkerPool:
         self.ready = 0
         self.busy = 0
         self.crashes = 0
-        self.described: Any = None  # what the latest worker to start said of itself
         self._closed = False
 
     async def start(self) -> None:
@@ -145,8 +145,7 @@ class WorkerPool:
             self._all.discard(slot)
             raise RuntimeError(f"{self.name} worker failed to start: {detail}")
         self.ready += 1
-        if detail is not None:
-            self.described = detail
+        slot.described = detail
         log.info("worker_started", pool=self.name, pid=slot.process.pid)
         return slot
 
@@ -230,6 +229,10 @@ class WorkerPool:
         except Exception:
             log.exception("worker_restart_failed", pool=self.name)
             raise
+
+    def described(self) -> list[Any]:
+        """What each live process said of itself when it started (None when nothing)."""
+        return [slot.described for slot in self._all if slot.described is not None]
 
     def stop_accepting(self) -> None:
         """From now on a lost process is not replaced (the server is shutting down)."""

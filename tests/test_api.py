@@ -302,3 +302,12 @@ def test_bad_mode_or_cap_is_400(client: httpx.Client, api_key: str, corpus: Path
     response = submit(client, api_key, page, **fields)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == code
+
+
+def test_engine_devices_merge_what_each_worker_reported() -> None:
+    from gateway.api.native import engine_devices
+
+    assert engine_devices([]) == {}
+    assert engine_devices([{"rapidocr": "cuda", "tesseract": "cpu"},
+                           {"rapidocr": "cpu", "tesseract": "cpu"}]) == {
+        "rapidocr": "cpu+cuda", "tesseract": "cpu"}

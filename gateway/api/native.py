@@ -129,9 +129,19 @@ async def health(services: Services) -> HealthResponse:
             providers=sorted(services.settings.providers),
             default_provider=services.settings.pipeline.provider,
             workers_ready=engines.ready, workers_total=engines.size, workers_busy=engines.busy,
-            worker_crashes=engines.crashes, devices=dict(engines.described or {}),
+            worker_crashes=engines.crashes, devices=engine_devices(engines.described()),
             remote={name: provider.state() for name, provider in services.remote.items()}),
     )
+
+
+def engine_devices(described: list[dict[str, str]]) -> dict[str, str]:
+    """Each local engine's device over the worker processes: "cpu", "cuda", or "cpu+cuda" when
+    some processes fell back."""
+    devices: dict[str, set[str]] = {}
+    for worker in described:
+        for engine, device in worker.items():
+            devices.setdefault(engine, set()).add(device)
+    return {engine: "+".join(sorted(found)) for engine, found in sorted(devices.items())}
 
 
 SERVICES = {"services": Provide(provide_services, sync_to_thread=False)}
