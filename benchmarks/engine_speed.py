@@ -176,16 +176,8 @@ async def bench_rapidocr(pages: list[BenchPage], settings: Settings, workers: in
         Side(label="tuned, 1 process", processes=1, init=sides.init_provider,
              init_args=("rapidocr", settings), task=sides.provider_task, args=args),
     ], rounds, warm, log)
-    pps = len(pages)
-    return {
-        "stock": {**side_summary(stock, pages), **quality(pages, stock.texts)},
-        "tuned": {**side_summary(tuned, pages), **quality(pages, tuned.texts)},
-        "tuned_one_process": {**side_summary(single, pages), **quality(pages, single.texts)},
-        "speedup": tuned.pages_per_s(pps) / stock.pages_per_s(pps),
-        "speedup_per_round": per_round_ratios(tuned, stock),
-        "speedup_one_process": single.pages_per_s(pps) / stock.pages_per_s(pps),
-        "config": msgspec.to_builtins(settings.providers["rapidocr"]),
-    }
+    return {**compare_with_stock(pages, stock, tuned, single),
+            "config": msgspec.to_builtins(settings.providers["rapidocr"])}
 
 
 async def bench_tesseract(pages: list[BenchPage], settings: Settings, workers: int, rounds: int,
@@ -202,10 +194,18 @@ async def bench_tesseract(pages: list[BenchPage], settings: Settings, workers: i
         Side(label="tuned, 1 process", processes=1, init=sides.init_provider,
              init_args=("tesseract", settings), task=sides.provider_task, args=args),
     ], rounds, warm, log)
-    pps = len(pages)
     same = sum(a == b for a, b in zip(stock.texts, tuned.texts, strict=True))
     similarity = [max(0.0, 1.0 - cer(a, b)) for a, b in zip(stock.texts, tuned.texts,
                                                             strict=True)]
+    return {**compare_with_stock(pages, stock, tuned, single),
+            "identical_pages": same, "mean_text_similarity": statistics.fmean(similarity),
+            "config": msgspec.to_builtins(config)}
+
+
+def compare_with_stock(pages: list[BenchPage], stock: SideResult, tuned: SideResult,
+                       single: SideResult) -> dict[str, Any]:
+    """Throughput and quality of each side, and the tuned sides' speedups over stock."""
+    pps = len(pages)
     return {
         "stock": {**side_summary(stock, pages), **quality(pages, stock.texts)},
         "tuned": {**side_summary(tuned, pages), **quality(pages, tuned.texts)},
@@ -213,9 +213,6 @@ async def bench_tesseract(pages: list[BenchPage], settings: Settings, workers: i
         "speedup": tuned.pages_per_s(pps) / stock.pages_per_s(pps),
         "speedup_per_round": per_round_ratios(tuned, stock),
         "speedup_one_process": single.pages_per_s(pps) / stock.pages_per_s(pps),
-        "identical_pages": same,
-        "mean_text_similarity": statistics.fmean(similarity),
-        "config": msgspec.to_builtins(config),
     }
 
 
