@@ -9,7 +9,6 @@ time per process, as the gateway's workers do.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,11 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from benchmarks.workers import ignore_sigint
 from gateway.config import Settings
 from gateway.documents import DocumentKind
 from gateway.pipeline import PageEngine, PageTask
 from providers.base import Provider
-from providers.factory import build_provider, is_local
 from providers.tesseract import TesseractConfig, encode_pnm, parse_tsv
 from providers.types import PageImage
 
@@ -41,15 +40,11 @@ def load_page(page: PageFile) -> PageImage:
     return PageImage(pixels=pixels, dpi=page.dpi, page_number=page.page_number)
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 # --- stock RapidOCR: RapidOCR() with its packaged defaults -------------------------------------
 
 
 def init_stock_rapidocr() -> Any:
-    _ignore_sigint()
+    ignore_sigint()
     from rapidocr_onnxruntime import RapidOCR
 
     return RapidOCR()
@@ -65,7 +60,7 @@ def stock_rapidocr_task(engine: Any, page: PageFile, *, phase: Any) -> str:
 
 
 def init_stock_tesseract(config: TesseractConfig) -> tuple[TesseractConfig, dict[str, str]]:
-    _ignore_sigint()
+    ignore_sigint()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
     return config, env
 
@@ -85,14 +80,6 @@ def stock_tesseract_task(state: tuple[TesseractConfig, dict[str, str]], page: Pa
 # --- a configured provider, as the gateway builds it ------------------------------------------
 
 
-def init_provider(name: str, settings: Settings) -> Provider:
-    _ignore_sigint()
-    config = settings.providers[name]
-    if not is_local(config):
-        raise ValueError(f"provider {name!r} is remote; this benchmark is for local engines")
-    return build_provider(name, config)
-
-
 def provider_task(provider: Provider, page: PageFile, *, phase: Any) -> str:
     recognized = provider.recognize(load_page(page))
     return "\n".join(line.text for line in recognized.lines)
@@ -102,7 +89,7 @@ def provider_task(provider: Provider, page: PageFile, *, phase: Any) -> str:
 
 
 def init_pipeline(settings: Settings) -> PageEngine:
-    _ignore_sigint()
+    ignore_sigint()
     return PageEngine(settings)
 
 

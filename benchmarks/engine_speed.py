@@ -45,6 +45,7 @@ from benchmarks.corpus import load_documents, load_ground_truth
 from benchmarks.environment import describe_machine, git_commit, package_versions
 from benchmarks.gateway_process import CORPUS, REPO
 from benchmarks.metrics import bag_of_words_f1, cer
+from benchmarks.workers import init_provider
 from gateway.config import Settings, load_settings
 from gateway.documents import DocumentKind, detect_kind, inspect_document, render_page
 from gateway.procpool import WorkerPool
@@ -171,9 +172,9 @@ async def bench_rapidocr(pages: list[BenchPage], settings: Settings, workers: in
     stock, tuned, single = await run_sides([
         Side(label="stock RapidOCR()", processes=1, init=sides.init_stock_rapidocr,
              init_args=(), task=sides.stock_rapidocr_task, args=args),
-        Side(label=f"tuned, {workers} processes", processes=workers, init=sides.init_provider,
+        Side(label=f"tuned, {workers} processes", processes=workers, init=init_provider,
              init_args=("rapidocr", settings), task=sides.provider_task, args=args),
-        Side(label="tuned, 1 process", processes=1, init=sides.init_provider,
+        Side(label="tuned, 1 process", processes=1, init=init_provider,
              init_args=("rapidocr", settings), task=sides.provider_task, args=args),
     ], rounds, warm, log)
     return {**compare_with_stock(pages, stock, tuned, single),
@@ -189,9 +190,9 @@ async def bench_tesseract(pages: list[BenchPage], settings: Settings, workers: i
     stock, tuned, single = await run_sides([
         Side(label="stock tesseract CLI", processes=1, init=sides.init_stock_tesseract,
              init_args=(config,), task=sides.stock_tesseract_task, args=args),
-        Side(label=f"tuned, {workers} processes", processes=workers, init=sides.init_provider,
+        Side(label=f"tuned, {workers} processes", processes=workers, init=init_provider,
              init_args=("tesseract", settings), task=sides.provider_task, args=args),
-        Side(label="tuned, 1 process", processes=1, init=sides.init_provider,
+        Side(label="tuned, 1 process", processes=1, init=init_provider,
              init_args=("tesseract", settings), task=sides.provider_task, args=args),
     ], rounds, warm, log)
     same = sum(a == b for a, b in zip(stock.texts, tuned.texts, strict=True))

@@ -58,7 +58,7 @@ class Rendered(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float
 
 
-def _ignore_sigint() -> None:
+def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -81,7 +81,7 @@ def _lines(blocks: list[ContentBlock]) -> tuple[ReadLine, ...]:
 
 
 def init_renderer() -> None:
-    _ignore_sigint()
+    ignore_sigint()
 
 
 def inspect_task(_: None, path: str, max_pixels: int, *, phase: Any) -> DocumentInfo:
@@ -104,7 +104,7 @@ def render_task(_: None, path: str, kind: DocumentKind, page_number: int, dpi: i
 
 
 def init_provider(name: str, settings: Settings) -> Provider:
-    _ignore_sigint()
+    ignore_sigint()
     config = settings.providers[name]
     if not is_local(config):
         raise ValueError(f"provider {name!r} is remote: benchmark it through the routed pipeline")
@@ -129,7 +129,7 @@ def recognize_task(provider: Provider, image: PageImage, *, phase: Any) -> Readi
 
 
 def init_routed(settings: Settings) -> PageEngine:
-    _ignore_sigint()
+    ignore_sigint()
     return PageEngine(settings)
 
 
