@@ -47,6 +47,7 @@ class PageRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     provider_used: str | None = None  # routed: the provider the pipeline chose; oracle: its pick
     tier: str | None = None  # routed: from pipeline_metadata.tier when the pipeline reports it
     credits: float | None = None  # routed: pipeline_metadata.credits, else config credits_per_page
+    text_sha1: str | None = None  # digest of the reading's markdown: two runs compare page by page
     ground_truth: str | None = None  # ground-truth file(s); None when the page has none
     page_rule: str | None = None  # how the ground truth was matched to this page
     cer: float | None = None

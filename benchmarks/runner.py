@@ -17,6 +17,7 @@ exactly the pages that every provider finished.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -116,7 +117,8 @@ def _row(document: CorpusDocument, page_number: int, provider: str,
                   page_number=page_number, provider=provider, status="ok",
                   seconds=round(outcome.seconds, 4), peak_rss_mb=outcome.peak_rss_mb,
                   model=outcome.model, provider_used=outcome.provider_used, tier=outcome.tier,
-                  credits=outcome.credits)
+                  credits=outcome.credits,
+                  text_sha1=hashlib.sha1(outcome.markdown.encode(), usedforsecurity=False).hexdigest()[:16])
     return _scored(row, truth, outcome) if truth is not None else row
 
 
