@@ -17,10 +17,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.admin import AdminController
+from gateway.api.auth import RATE_LIMIT_STATE
 from gateway.api.errors import handle_gateway_error, handle_http_exception, handle_unexpected
 from gateway.api.native import SERVICES, NativeController, health
 from gateway.api.signup import create_account
-from gateway.auth import RATE_LIMIT_STATE
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.services import VERSION, Services

@@ -11,10 +11,10 @@ from typing import TypeVar
 
 import msgspec
 
-from gateway import tenants
 from gateway.config import ConfigError, Settings, load_settings
-from gateway.db import Database
 from gateway.errors import GatewayError
+from gateway.store import tenants
+from gateway.store.db import Database
 
 T = TypeVar("T")
 PLANS = ["free", "starter", "professional", "business"]
@@ -121,11 +121,11 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_ocr(args: argparse.Namespace) -> int:
-    from gateway.documents import detect_kind, inspect_document
     from gateway.errors import DocumentError, PageError
-    from gateway.pipeline import PageEngine, PageTask
     from gateway.results import failed_page
-    from gateway.submissions import parse_page_ranges
+    from gateway.work.documents import detect_kind, inspect_document
+    from gateway.work.pipeline import PageEngine, PageTask
+    from gateway.work.submissions import parse_page_ranges
 
     settings = _settings(args)
     if args.provider:

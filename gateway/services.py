@@ -10,13 +10,13 @@ from pathlib import Path
 import structlog
 from limits import RateLimitItem
 
+from gateway.api.ratelimit import RateLimiter, parse_rule
 from gateway.clock import now_ms
 from gateway.config import Settings
-from gateway.db import Database
-from gateway.jobs import JobStore
-from gateway.procpool import WorkerPool
-from gateway.ratelimit import RateLimiter, parse_rule
-from gateway.worker import Worker, start_engine
+from gateway.store.db import Database
+from gateway.store.queue import JobStore
+from gateway.work.procpool import WorkerPool
+from gateway.work.worker import Worker, start_engine
 from providers.base import RemoteProvider
 from providers.factory import build_remote_provider, is_local, is_remote
 from providers.resilience import BreakerState

@@ -9,10 +9,10 @@ from litestar import Controller, delete, get, patch, post
 from litestar.openapi.spec import SecurityRequirement
 from litestar.params import Parameter
 
+from gateway.api.auth import require_admin
 from gateway.api.errors import error_responses
-from gateway.auth import require_admin
 from gateway.services import Services
-from gateway.tenants import (
+from gateway.store.tenants import (
     ApiKeyInfo,
     Tenant,
     check_plan,

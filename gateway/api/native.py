@@ -11,14 +11,14 @@ from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import SecurityRequirement
 from litestar.params import Body, Parameter
 
+from gateway.api.auth import provide_services, provide_tenant, require_api_key
 from gateway.api.errors import error_responses
 from gateway.api.schemas import EngineHealth, HealthResponse, SubmitForm, SubmitResponse
-from gateway.auth import provide_services, provide_tenant, require_api_key
-from gateway.jobs import JobList, JobResult, JobStatus, JobSummary
 from gateway.services import VERSION, Services
-from gateway.submissions import submit_document
-from gateway.tenants import Tenant
-from gateway.usage import Balance, Usage, get_balance, get_usage
+from gateway.store.models import JobList, JobResult, JobStatus, JobSummary
+from gateway.store.tenants import Tenant
+from gateway.store.usage import Balance, Usage, get_balance, get_usage
+from gateway.work.submissions import submit_document
 
 DEFAULT_PAGE_SECONDS = 3.0
 MAX_WAIT_S = 30.0

@@ -6,9 +6,9 @@ import msgspec
 from litestar import Request, post
 
 from gateway.api.errors import error_responses
-from gateway.ratelimit import parse_rule
+from gateway.api.ratelimit import parse_rule
 from gateway.services import Services
-from gateway.tenants import signup
+from gateway.store.tenants import signup
 
 SIGNUPS_PER_ADDRESS = parse_rule("10/hour")  # per client address: keeps scripted farming slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from gateway.config import AUTO, Settings
-from gateway.documents import DocumentKind, Thumbnail, read_text_layer, render_thumbnail
+from gateway.work.documents import DocumentKind, Thumbnail, read_text_layer, render_thumbnail
 from providers.factory import is_local
 from providers.types import PageImage, quad_bounds
 from router.policy import TEXT_LAYER, Mode, PageRoute, TextLayerStats, Tier, choose_route

@@ -1,8 +1,8 @@
 """Uploaded documents: type detection from the bytes, inspection, page rendering.
 
 `inspect_document` and `render_page` are synchronous and CPU-bound, and they touch hostile input
-through PDFium and Pillow. They run only inside worker processes (see `gateway.procpool`), where a
-crash or a hang costs one process, never the server.
+through PDFium and Pillow. They run only inside worker processes (see
+`gateway.work.procpool`), where a crash or a hang costs one process, never the server.
 """
 
 from __future__ import annotations

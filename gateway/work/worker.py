@@ -16,10 +16,13 @@ import structlog
 
 from gateway.config import Settings
 from gateway.errors import ErrorDetail, PageError
-from gateway.jobs import ClaimedPage, JobStore
-from gateway.pipeline import PageEngine, PageTask, Phase, reading_confidence
-from gateway.procpool import RemoteError, TaskTimeoutError, WorkerCrashedError, WorkerPool
-from gateway.remote import (
+from gateway.results import Attempt, PageResult
+from gateway.store.models import ClaimedPage
+from gateway.store.queue import JobStore
+from gateway.work.documents import DocumentKind
+from gateway.work.pipeline import PageEngine, PageTask, Phase, reading_confidence
+from gateway.work.procpool import RemoteError, TaskTimeoutError, WorkerCrashedError, WorkerPool
+from gateway.work.remote import (
     local_route,
     merge_fallback,
     read_remote,
@@ -27,7 +30,6 @@ from gateway.remote import (
     render_for_remote,
     split_chain,
 )
-from gateway.results import Attempt, PageResult
 from providers.base import ProviderError, RemoteProvider
 from providers.remote_openai import OpenAIVisionProvider
 
@@ -143,7 +145,7 @@ class Worker:
 
     async def _process(self, claim: ClaimedPage) -> None:
         logger = log.bind(job_id=claim.job_id, tenant_id=claim.tenant_id, page=claim.page_number)
-        task = PageTask(path=claim.file_path, kind=claim.file_kind,
+        task = PageTask(path=claim.file_path, kind=DocumentKind(claim.file_kind),
                         page_number=claim.page_number, route=claim.route)
         started = time.perf_counter()
         try:

@@ -18,7 +18,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from gateway.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from gateway.services import Services
-from gateway.tenants import Tenant, authenticate
+from gateway.store.tenants import Tenant, authenticate
 
 API_KEY_HEADER = "X-API-Key"
 RATE_LIMIT_STATE = "ocr_gateway_rate_limit"

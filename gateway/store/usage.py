@@ -11,9 +11,9 @@ import datetime as dt
 import msgspec
 
 from gateway.clock import now_ms
-from gateway.db import Database
 from gateway.errors import BadRequestError
-from gateway.tenants import Tenant
+from gateway.store.db import Database
+from gateway.store.tenants import Tenant
 
 MAX_USAGE_DAYS = 366
 

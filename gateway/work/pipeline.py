@@ -13,11 +13,8 @@ from pathlib import Path
 
 import msgspec
 
-from gateway.assess import route_page
 from gateway.config import Settings
-from gateway.documents import DocumentKind, read_text_layer, render_page
 from gateway.errors import PageError
-from gateway.layout import build_blocks, global_confidence, to_markdown
 from gateway.results import (
     Attempt,
     DocumentMetadata,
@@ -26,6 +23,9 @@ from gateway.results import (
     PipelineMetadata,
     PipelineTimings,
 )
+from gateway.work.assess import route_page
+from gateway.work.documents import DocumentKind, read_text_layer, render_page
+from gateway.work.layout import build_blocks, global_confidence, to_markdown
 from providers.base import Provider, ProviderError
 from providers.factory import build_provider, is_local
 from providers.orientation import detect_orientation, rotate_upright

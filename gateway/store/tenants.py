@@ -17,10 +17,10 @@ from collections.abc import Collection
 import aiosqlite
 import msgspec
 
-from gateway import ledger
 from gateway.clock import now_ms
-from gateway.db import Database
 from gateway.errors import AccountExistsError, BadRequestError, NotFoundError
+from gateway.store import ledger
+from gateway.store.db import Database
 
 KEY_PREFIX = "ocrg_"
 PLANS = ("free", "starter", "professional", "business")

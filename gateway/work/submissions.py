@@ -15,9 +15,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from gateway.assess import assess_page
 from gateway.config import PlanSettings, Settings
-from gateway.documents import DocumentKind, Thumbnail, detect_kind, inspect_document
 from gateway.errors import (
     BadRequestError,
     DocumentError,
@@ -28,9 +26,12 @@ from gateway.errors import (
     TooManyPagesError,
     UnsupportedMediaTypeError,
 )
-from gateway.jobs import Idempotency, JobStore, new_job_id
-from gateway.procpool import TaskTimeoutError, WorkerCrashedError, WorkerPool
-from gateway.tenants import Tenant
+from gateway.store.models import Idempotency
+from gateway.store.queue import JobStore, new_job_id
+from gateway.store.tenants import Tenant
+from gateway.work.assess import assess_page
+from gateway.work.documents import DocumentKind, Thumbnail, detect_kind, inspect_document
+from gateway.work.procpool import TaskTimeoutError, WorkerCrashedError, WorkerPool
 from router.policy import Mode, PageRoute, Tier, cap_routes, limit_tiers
 from scoring.features import SCORING_SIDE
 

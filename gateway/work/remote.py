@@ -17,9 +17,6 @@ import msgspec
 import structlog
 
 from gateway.config import Settings
-from gateway.documents import render_page
-from gateway.layout import build_blocks, global_confidence, to_markdown
-from gateway.pipeline import PageEngine, PageTask, Phase
 from gateway.results import (
     Attempt,
     DocumentMetadata,
@@ -28,6 +25,9 @@ from gateway.results import (
     PipelineMetadata,
     PipelineTimings,
 )
+from gateway.work.documents import render_page
+from gateway.work.layout import build_blocks, global_confidence, to_markdown
+from gateway.work.pipeline import PageEngine, PageTask, Phase
 from providers.base import ProviderError, RemoteProvider
 from providers.remote_openai import OpenAIVisionProvider, VisionPage
 from providers.types import PageImage, RecognizedPage, TextLine

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import uuid
 
 import aiosqlite
 import msgspec
 
-from gateway import ledger
 from gateway.clock import now_ms
-from gateway.db import Database
-from gateway.documents import DocumentKind
 from gateway.errors import (
     ErrorDetail,
     IdempotencyKeyReusedError,
@@ -28,73 +24,19 @@ from gateway.errors import (
     TooManyJobsError,
 )
 from gateway.results import PageResult, failed_page
+from gateway.store import ledger
+from gateway.store.db import Database
+from gateway.store.models import (
+    TERMINAL_JOB,
+    ClaimedPage,
+    Idempotency,
+    JobList,
+    JobResult,
+    JobStatus,
+    JobSummary,
+    PageStatus,
+)
 from router.policy import PageRoute
-
-
-class JobStatus(enum.StrEnum):
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class PageStatus(enum.StrEnum):
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_JOB = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-ACTIVE_JOB = frozenset({JobStatus.PENDING, JobStatus.PROCESSING})
-
-
-class ClaimedPage(msgspec.Struct, frozen=True, kw_only=True):
-    job_id: str
-    tenant_id: str
-    page_number: int
-    attempts: int
-    credits_reserved: int
-    tier: str
-    file_path: str
-    file_kind: DocumentKind
-    route: PageRoute | None
-
-
-class JobResult(msgspec.Struct, frozen=True, kw_only=True):
-    """`GET /v1/jobs/{jobId}`: status and the finished pages so far, in page order."""
-
-    id: str
-    status: JobStatus
-    pages_processed: int
-    page_count: int
-    credits_reserved: int
-    credits_used: int
-    created_at: int
-    completed_at: int | None
-    error: ErrorDetail | None
-    results: list[PageResult]
-
-
-class JobSummary(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    status: JobStatus
-    file_name: str | None
-    page_count: int
-    pages_processed: int
-    credits_reserved: int
-    credits_used: int
-    created_at: int
-    completed_at: int | None
-
-
-class JobList(msgspec.Struct, frozen=True, kw_only=True):
-    jobs: list[JobSummary]
-    total: int
-    limit: int
-    offset: int
 
 
 class JobEvents:
@@ -126,11 +68,6 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-class Idempotency(msgspec.Struct, frozen=True, kw_only=True):
-    key: str
-    file_sha256: str
-
-
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -149,7 +86,7 @@ class JobStore:
         return job_id
 
     async def create_job(self, *, job_id: str, tenant_id: str, file_path: str,
-                         kind: DocumentKind, file_name: str | None,
+                         kind: str, file_name: str | None,
                          routes: dict[int, PageRoute], max_active_jobs: int,
                          idempotency: Idempotency | None = None) -> int:
         """Insert the job and its pages and reserve their credits; returns credits reserved.
@@ -177,7 +114,7 @@ class JobStore:
             await tx.execute(
                 "INSERT INTO jobs (id, tenant_id, status, file_path, file_kind, file_name,"
                 " page_count, credits_reserved, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, tenant_id, JobStatus.PENDING, file_path, kind.value, file_name,
+                (job_id, tenant_id, JobStatus.PENDING, file_path, kind, file_name,
                  len(routes), reserved, now))
             await tx.executemany(
                 "INSERT INTO pages (job_id, page_number, status, credits_reserved, tier, route,"
@@ -211,7 +148,7 @@ class JobStore:
         return ClaimedPage(job_id=page["job_id"], tenant_id=job["tenant_id"],
                            page_number=page["page_number"], attempts=page["attempts"],
                            credits_reserved=page["credits_reserved"], tier=page["tier"],
-                           file_path=job["file_path"], file_kind=DocumentKind(job["file_kind"]),
+                           file_path=job["file_path"], file_kind=job["file_kind"],
                            route=_ROUTE_DECODER.decode(page["route"]) if page["route"] else None)
 
     async def complete_page(self, claim: ClaimedPage, result: PageResult,

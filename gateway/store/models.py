@@ -1,0 +1,83 @@
+"""The store's records: job and page statuses with their named sets, and the Structs that the
+queue returns (a claimed page, a job with its results, a job's summary)."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from gateway.errors import ErrorDetail
+from gateway.results import PageResult
+from router.policy import PageRoute
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class PageStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_JOB = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_JOB = frozenset({JobStatus.PENDING, JobStatus.PROCESSING})
+
+
+class ClaimedPage(msgspec.Struct, frozen=True, kw_only=True):
+    job_id: str
+    tenant_id: str
+    page_number: int
+    attempts: int
+    credits_reserved: int
+    tier: str
+    file_path: str
+    file_kind: str  # a DocumentKind value
+    route: PageRoute | None
+
+
+class JobResult(msgspec.Struct, frozen=True, kw_only=True):
+    """`GET /v1/jobs/{jobId}`: status and the finished pages so far, in page order."""
+
+    id: str
+    status: JobStatus
+    pages_processed: int
+    page_count: int
+    credits_reserved: int
+    credits_used: int
+    created_at: int
+    completed_at: int | None
+    error: ErrorDetail | None
+    results: list[PageResult]
+
+
+class JobSummary(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    status: JobStatus
+    file_name: str | None
+    page_count: int
+    pages_processed: int
+    credits_reserved: int
+    credits_used: int
+    created_at: int
+    completed_at: int | None
+
+
+class JobList(msgspec.Struct, frozen=True, kw_only=True):
+    jobs: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class Idempotency(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    file_sha256: str
