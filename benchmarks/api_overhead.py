@@ -23,11 +23,11 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
 from gateway.assess import assess_page
 from gateway.config import Settings, load_settings
 from gateway.documents import DocumentKind, detect_kind
 from gateway.pipeline import PageEngine, PageTask
+from tests.support.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
 
 PAGES = [
     "a_clean_printed/tesseract/phototest.tif",

@@ -43,13 +43,13 @@ import msgspec
 from benchmarks import engine_sides as sides
 from benchmarks.corpus import load_documents, load_ground_truth
 from benchmarks.environment import describe_machine, git_commit, package_versions
-from benchmarks.gateway_process import CORPUS, REPO
 from benchmarks.metrics import bag_of_words_f1, cer
 from benchmarks.workers import init_provider
 from gateway.config import Settings, load_settings
 from gateway.documents import DocumentKind, detect_kind, inspect_document, render_page
 from gateway.procpool import WorkerPool
 from providers.tesseract import TesseractConfig
+from tests.support.gateway_process import CORPUS, REPO
 
 CATEGORIES = ("a_clean_printed", "b_forms", "c_receipts", "f_pdfs")
 SCANNED_KINDS = ("scanned", "image_pdf")  # the f_pdfs entries that are scans, by manifest kind

@@ -31,7 +31,7 @@ import httpx
 import msgspec
 from PIL import Image
 
-from benchmarks.gateway_process import CORPUS, REPO, GatewayProcess, create_tenant, write_config
+from tests.support.gateway_process import CORPUS, REPO, GatewayProcess, create_tenant, write_config
 
 SOURCE_PAGES = (
     "c_receipts/sroie/000.jpg",

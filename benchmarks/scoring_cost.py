@@ -20,12 +20,12 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.gateway_process import CORPUS, REPO
 from gateway.assess import assess_page, route_page
 from gateway.config import load_settings
 from gateway.documents import detect_kind, inspect_document, render_page, render_thumbnail
 from providers.factory import build_provider, is_local
 from scoring.features import SCORING_SIDE
+from tests.support.gateway_process import CORPUS, REPO
 
 CATEGORIES = ["a_clean_printed", "b_forms", "c_receipts", "d_tables", "e_handwriting",
               "f_pdfs"]

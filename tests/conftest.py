@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
+from tests.support.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.gateway_process import GatewayProcess, create_tenant, wait_for_job, write_config
 from tests.ledger_checks import assert_ledger_balanced
+from tests.support.gateway_process import GatewayProcess, create_tenant, wait_for_job, write_config
 
 ADMIN_TOKEN = "test-admin-token"
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")

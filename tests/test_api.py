@@ -10,8 +10,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from benchmarks.gateway_process import GatewayProcess, create_tenant, wait_for_job
 from benchmarks.metrics import bag_of_words_f1
+from tests.support.gateway_process import GatewayProcess, create_tenant, wait_for_job
 
 # (corpus file, ground truth, minimum bag-of-words F1 with the default RapidOCR pipeline)
 DOCUMENTS = [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gateway_process import REPO
+from tests.support.gateway_process import REPO
 
 FORBIDDEN = {
     "scoring": {"gateway", "providers", "router", "benchmarks"},

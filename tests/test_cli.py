@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.gateway_process import REPO, create_tenant, write_config
 from benchmarks.metrics import bag_of_words_f1
 from gateway.tenants import hash_key
+from tests.support.gateway_process import REPO, create_tenant, write_config
 
 
 def test_tenant_key_is_printed_once_and_stored_only_as_hash(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.gateway_process import REPO
 from gateway.config import DATA_DIR_ENV, ConfigError, load_settings
+from tests.support.gateway_process import REPO
 
 
 def write(tmp_path: Path, text: str) -> Path:

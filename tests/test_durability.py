@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.gateway_process import GatewayProcess, create_tenant, wait_for_job, write_config
 from tests.ledger_checks import assert_ledger_balanced, charges_by_page
+from tests.support.gateway_process import GatewayProcess, create_tenant, wait_for_job, write_config
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.gateway_process import CORPUS, GatewayProcess, create_tenant, wait_for_job
+from tests.support.gateway_process import CORPUS, GatewayProcess, create_tenant, wait_for_job
 
 MALFORMED = CORPUS / "g_malformed"
 ENTRIES = [json.loads(line) for line in (MALFORMED / "manifest.jsonl").read_text().splitlines()

@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.fake_vlm_server import FakeVLMServer
-from benchmarks.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
 from benchmarks.metrics import bag_of_words_f1
 from providers.base import ProviderError, ProviderTimeoutError
 from providers.remote_gateway import GatewayProvider, GatewayProviderConfig
@@ -37,6 +35,8 @@ from providers.resilience import (
 )
 from providers.tesseract import TesseractConfig, TesseractProvider
 from providers.types import PageImage, TextLine, quad_bounds
+from tests.support.fake_vlm_server import FakeVLMServer
+from tests.support.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
 
 PHOTOTEST = "a_clean_printed/tesseract/phototest.tif"
 FAST_RETRY = RetrySettings(attempts=3, budget_s=10.0, backoff_initial_s=0.05,

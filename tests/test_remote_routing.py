@@ -11,10 +11,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from benchmarks.fake_vlm_server import FakeVLMServer
-from benchmarks.gateway_process import GatewayProcess, create_tenant, wait_for_job, write_config
 from benchmarks.metrics import bag_of_words_f1
 from tests.ledger_checks import assert_ledger_balanced, charges_by_page
+from tests.support.fake_vlm_server import FakeVLMServer
+from tests.support.gateway_process import GatewayProcess, create_tenant, wait_for_job, write_config
 
 EVERYTHING_COMPLEX = {"medium_from": 0.0, "complex_from": 0.0}
 FAST_RETRY = {"attempts": 2, "budget_s": 5, "backoff_initial_s": 0.05, "backoff_max_s": 0.1,

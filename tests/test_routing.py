@@ -11,7 +11,6 @@ import msgspec
 import numpy as np
 import pytest
 
-from benchmarks.gateway_process import REPO
 from benchmarks.metrics import bag_of_words_f1
 from gateway.assess import assess_page
 from gateway.config import Settings, load_settings
@@ -32,6 +31,7 @@ from router.policy import (
 from scoring import features as scoring_features
 from scoring.features import PageFeatures
 from scoring.score import real_text_ratio
+from tests.support.gateway_process import REPO
 
 CLEAN = PageFeatures(ink_ratio=0.1, contrast=0.9, noise=0.05, edge_density=0.1, skew_deg=0.0,
                      h_rules=0, v_rules=0, line_regularity=0.8, component_height_cv=0.3,

@@ -14,7 +14,7 @@ fault can be anything down to a dropped connection.
                     keeps the ones it arrived with)
     GET  /stats     {"requests", "in_flight", "max_in_flight", "authorization", "model"}
 
-Run `python -m benchmarks.fake_vlm_server [--port 0]`: it prints `listening <url>` once ready.
+Run `python -m tests.support.fake_vlm_server [--port 0]`: it prints `listening <url>` once ready.
 `FakeVLMServer` starts it as a subprocess on a free loopback port.
 """
 
@@ -46,7 +46,7 @@ from providers.base import ProviderError
 from providers.tesseract import TesseractConfig, TesseractProvider
 from providers.types import PageImage, TextLine, quad_bounds
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PARAGRAPH_GAP = 2.0  # a gap this many times the median gap between lines starts a paragraph
 PARAGRAPH_MIN_GAP = 0.25  # and at least this many line heights
 
@@ -313,7 +313,7 @@ class FakeVLMServer:
         log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.fake_vlm_server", "--port", "0"],
+                [sys.executable, "-m", "tests.support.fake_vlm_server", "--port", "0"],
                 stdout=subprocess.PIPE, stderr=log, cwd=REPO,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         finally:

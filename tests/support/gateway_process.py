@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path(os.environ.get("OCR_GATEWAY_CORPUS") or REPO.parent / "shared" / "corpus")
 
 
