@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from importlib.metadata import EntryPoint, entry_points
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +20,13 @@ from gateway.store.db import Database
 
 T = TypeVar("T")
 PLANS = ["free", "starter", "professional", "business"]
+PLUGIN_GROUP = "ocr_gateway.commands"
+# Subcommands that ship apart from the product, by entry point (the product never imports them):
+# name -> (help, what to do when it is missing).
+OPTIONAL_COMMANDS = {
+    "bench": ("benchmark providers on a corpus",
+              "it comes with the benchmarks package of a checkout: pip install -e '.[bench]'"),
+}
 
 
 class CLIError(Exception):
@@ -168,11 +177,27 @@ def cmd_ocr(args: argparse.Namespace) -> int:
     return 1 if failed and len(failed) == len(results) else 0
 
 
-def run_bench(argv: list[str], config: str | None) -> int:
-    # The one place the product reaches into benchmarks/: the CLI entry point delegates to it.
-    from benchmarks.cli import main as bench_main
+def plugin_commands() -> dict[str, EntryPoint]:
+    """Subcommands that installed packages add through the `ocr_gateway.commands` entry points."""
+    return {entry.name: entry for entry in entry_points(group=PLUGIN_GROUP)}
 
-    return bench_main([*argv, *(["--config", config] if config else [])])
+
+def run_plugin(name: str, argv: list[str], config: str | None,
+               plugins: Mapping[str, EntryPoint]) -> int:
+    """Hand `argv` (plus the global --config) to the plugin's `main(argv) -> int`."""
+    entry = plugins.get(name)
+    if entry is None:
+        raise CLIError(f"`{name}` is not installed: {OPTIONAL_COMMANDS[name][1]}")
+    try:
+        command = entry.load()
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if not missing or find_spec(missing) is not None:
+            raise  # a broken import inside installed code, not a missing package
+        hint = OPTIONAL_COMMANDS.get(name, ("", "install the package that provides it"))[1]
+        raise CLIError(f"`{name}` cannot load {entry.value} ({exc}): {hint}") from exc
+    code: int = command([*argv, *(["--config", config] if config else [])])
+    return code
 
 
 def _command(group: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
@@ -184,7 +209,8 @@ def _command(group: argparse._SubParsersAction[argparse.ArgumentParser], name: s
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugins: Mapping[str, EntryPoint] | None = None
+                 ) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocr-gateway", description=__doc__)
     parser.add_argument("--config", help="config file (default: ./config.yaml if present)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,8 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.add_argument("--page-ranges", help='JSON, e.g. [{"start":1,"end":3}]')
     ocr.set_defaults(func=cmd_ocr)
 
-    sub.add_parser("bench", help="benchmark providers on a corpus (ocr-gateway bench --help)",
-                   add_help=False)
+    plugins = plugin_commands() if plugins is None else plugins
+    for name in sorted(OPTIONAL_COMMANDS.keys() | plugins.keys()):
+        about = OPTIONAL_COMMANDS[name][0] if name in OPTIONAL_COMMANDS else "a plugin command"
+        sub.add_parser(name, help=f"{about} (ocr-gateway {name} --help)", add_help=False)
     return parser
 
 
@@ -239,10 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     front.add_argument("--config")
     front.add_argument("command", nargs="?")
     known, rest = front.parse_known_args(argv)
-    if known.command == "bench":  # its own parser owns every option after the word
-        return run_bench(rest, known.config)
-    args = build_parser().parse_args(argv)
+    plugins = plugin_commands()
     try:
+        if known.command in OPTIONAL_COMMANDS or known.command in plugins:
+            # A plugin's own parser owns every option after its name.
+            return run_plugin(known.command, rest, known.config, plugins)
+        args = build_parser(plugins).parse_args(argv)
         code: int = args.func(args)
     except CLIError as exc:
         print(f"ocr-gateway: {exc}", file=sys.stderr)
