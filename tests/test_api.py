@@ -218,7 +218,7 @@ def test_health_reports_queue_jobs_uptime_engines(client: httpx.Client) -> None:
     assert health["engines"]["default_provider"] == "auto"
     assert health["engines"]["workers_ready"] == health["engines"]["workers_total"] >= 1
     # RapidOCR takes CUDA where onnxruntime offers it, the CPU otherwise; /health says which
-    import onnxruntime
+    import onnxruntime  # type: ignore[import-untyped]  # ships no type information
 
     devices = health["engines"]["devices"]
     assert devices["tesseract"] == "cpu"
