@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from gateway.errors import ErrorDetail
+from gateway.errors import ErrorDetail, PageError
 
 BlockType = Literal["text", "title", "table", "list", "figure"]
 PageStatus = Literal["completed", "failed"]
@@ -88,6 +88,10 @@ class PageResult(msgspec.Struct, frozen=True, kw_only=True):
     error: ErrorDetail | None = None
 
 
-def failed_page(page_number: int, error: ErrorDetail) -> PageResult:
+def failed_page(page_number: int, error: PageError | ErrorDetail) -> PageResult:
+    """The result of a page that could not be read: from its PageError, or from the error
+    detail stored for it."""
+    if isinstance(error, PageError):
+        error = error.detail()
     return PageResult(page_number=page_number, status="failed", document_metadata=None,
                       content_blocks=[], raw_markdown="", pipeline_metadata=None, error=error)

@@ -116,7 +116,7 @@ class Services:
         while True:
             try:
                 await self.apply_retention()
-            except Exception:
+            except Exception:  # broad on purpose: logged, and the next sweep tries again
                 log.exception("retention_failed")
             await asyncio.sleep(self.settings.retention.sweep_interval_s)
 

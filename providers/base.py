@@ -1,33 +1,18 @@
-"""The provider protocol and the provider error tree.
+"""The provider protocols: a local engine and a provider behind the network.
 
-    ProviderError                 any failure of an engine on a page
-    ├── ProviderTimeoutError      the engine ran past its time limit
-    └── ProviderUnavailableError  the engine cannot run at all (binary or model missing)
-
-Each provider maps the foreign exceptions of its engine to these in one place.
+Providers raise only `providers.errors.ProviderError` subclasses (the tree is drawn there).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+# Transition: gateway/work (pipeline, worker, remote) and tests still import these from here; the
+# lead moves those imports to `providers.errors` and removes these re-exports (`X as X`).
+from providers.errors import ProviderError as ProviderError
+from providers.errors import ProviderTimeoutError as ProviderTimeoutError
+from providers.errors import ProviderUnavailableError as ProviderUnavailableError
 from providers.types import PageImage, RecognizedPage
-
-
-class ProviderError(Exception):
-    code = "ocr_failed"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class ProviderTimeoutError(ProviderError):
-    code = "ocr_timeout"
-
-
-class ProviderUnavailableError(ProviderError):
-    code = "provider_unavailable"
 
 
 class Provider(Protocol):

@@ -32,7 +32,7 @@ import numpy.typing as npt
 import structlog
 from cv2.typing import MatLike
 
-from providers.base import ProviderError, ProviderUnavailableError
+from providers.errors import ProviderError, ProviderUnavailableError
 from providers.types import PageImage, Quad, RecognizedPage, TextLine
 
 log = structlog.get_logger(__name__)
@@ -121,7 +121,7 @@ class RapidOCRProvider:
                                              options, providers=providers)
             self._cls = ort.InferenceSession(str(models / "ch_ppocr_mobile_v2.0_cls_infer.onnx"),
                                              options, providers=providers)
-        except Exception as exc:
+        except Exception as exc:  # broad on purpose: onnxruntime raises its own types, untyped
             raise ProviderUnavailableError(f"rapidocr models failed to load: {exc}") from exc
         # the session falls back to the CPU by itself when CUDA cannot start
         self.device = "cuda" if self._rec.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
@@ -137,7 +137,7 @@ class RapidOCRProvider:
     def recognize(self, page: PageImage) -> RecognizedPage:
         try:
             lines = self._read(page.pixels)
-        except Exception as exc:
+        except Exception as exc:  # broad on purpose: any engine failure is this page's error
             raise ProviderError(f"rapidocr failed: {type(exc).__name__}") from exc
         return RecognizedPage(lines=tuple(lines), model=self.model, width=page.width,
                               height=page.height)

@@ -7,10 +7,10 @@ nor charges a second job; then `GET /v1/jobs/{id}?wait=...` long polls until the
 upstream's relative line geometry becomes page-pixel TextLines. Each request is retried on
 its own (see `providers.resilience`); the whole page is capped by `total_timeout_s`.
 
-An upstream page failure, or a failed or cancelled job, is an UpstreamPageError naming the
-upstream's error code. A page given up here (total timeout, our own cancellation) is
-cancelled upstream on a best-effort basis, which refunds its upstream credits; a finished
-job is deleted upstream (`delete_jobs`) so the page does not stay there.
+An upstream page failure, or a failed or cancelled job, is an UpstreamPageError
+(`providers.errors`) naming the upstream's error code. A page given up here (total timeout,
+our own cancellation) is cancelled upstream on a best-effort basis, which refunds its upstream
+credits; a finished job is deleted upstream (`delete_jobs`) so the page does not stay there.
 """
 
 from __future__ import annotations
@@ -23,17 +23,20 @@ from typing import Any, Literal, TypeVar, overload
 import httpx
 import msgspec
 
-from providers.base import ProviderError
+from providers.errors import (
+    ProviderError,
+    ProviderResponseError,
+    UpstreamPageError,
+    error_for_status,
+    error_for_transport,
+)
 from providers.resilience import (
     BreakerSettings,
     CallGate,
     CircuitBreaker,
-    ProviderResponseError,
     RetryPolicy,
     RetrySettings,
     encode_png,
-    error_for_status,
-    error_for_transport,
     read_api_key,
 )
 from providers.types import PageImage, RecognizedPage, TextLine, quad_from_box
@@ -66,12 +69,6 @@ class GatewayProviderConfig(msgspec.Struct, frozen=True, kw_only=True,
             raise ValueError("concurrency must be >= 1")
         if min(self.connect_timeout_s, self.read_timeout_s, self.total_timeout_s) <= 0:
             raise ValueError("timeouts must be > 0")
-
-
-class UpstreamPageError(ProviderError):
-    """The upstream could not read the page (or its job failed or was cancelled)."""
-
-    code = "upstream_page_failed"
 
 
 # --- The upstream's shapes (only the fields read here) ----------------------------------------

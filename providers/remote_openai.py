@@ -9,7 +9,7 @@ found neither way are stacked in bands between their located neighbours, or down
 page when nothing was located. The returned `VisionPage.geometry` says which happened:
 "detected" (every line located), "mixed", or "page" (none).
 
-Errors: see the tree in `providers.resilience`. A 200 whose body is not a chat completion is a
+Errors: see the tree in `providers.errors`. A 200 whose body is not a chat completion is a
 ProviderResponseError and is not retried: a server that answers its protocol wrongly once is
 broken, not busy, and the breaker counts it. An answer cut off at `max_tokens` is a
 ProviderRejectedError (provider_output_truncated): this page is too long for the limit.
@@ -30,17 +30,19 @@ import httpx
 import msgspec
 from rapidfuzz import fuzz
 
+from providers.errors import (
+    ProviderOutputTruncatedError,
+    ProviderResponseError,
+    error_for_status,
+    error_for_transport,
+)
 from providers.resilience import (
     BreakerSettings,
     CallGate,
     CircuitBreaker,
-    ProviderRejectedError,
-    ProviderResponseError,
     RetryPolicy,
     RetrySettings,
     encode_png,
-    error_for_status,
-    error_for_transport,
     read_api_key,
 )
 from providers.types import PageImage, RecognizedPage, TextLine, quad_bounds, quad_from_box
@@ -84,12 +86,6 @@ class OpenAIVisionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
             raise ValueError("timeouts must be > 0")
         if not 0.0 <= self.line_confidence <= 1.0:
             raise ValueError("line_confidence must be in 0..1")
-
-
-class ProviderOutputTruncatedError(ProviderRejectedError):
-    """The answer stopped at max_tokens: this page is too long for the limit (not retried)."""
-
-    code = "provider_output_truncated"
 
 
 class VisionPage(RecognizedPage, frozen=True, kw_only=True):

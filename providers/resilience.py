@@ -1,20 +1,9 @@
-"""What remote providers share: error kinds, HTTP outcomes mapped to them, retries, a circuit
-breaker, the per-provider call gate (concurrency slots, breaker, total timeout, counters), and
-the two chores of every remote call (reading the secret, encoding the page as PNG).
+"""What remote providers share: retries, a circuit breaker, the per-provider call gate
+(concurrency slots, breaker, total timeout, counters), and the two chores of every remote call
+(reading the secret, encoding the page as PNG).
 
-    ProviderError (providers.base)            retried?  breaker failure?
-    ├── ProviderTimeoutError                  yes       yes   connect/read/total timeout
-    ├── ProviderUnavailableError
-    │   ├── ProviderConnectionError           yes       yes   refused, reset, dropped
-    │   ├── ProviderRefusedError              no        yes   401/402/403: every page would fail
-    │   └── CircuitOpenError                  no        no    not called: the breaker is open
-    ├── ProviderRateLimitedError              yes       yes   429, after Retry-After
-    ├── ProviderServerError                   502-504   yes   5xx
-    ├── ProviderResponseError                 no        yes   a body that is not the protocol
-    └── ProviderRejectedError                 no        no    other 4xx: this page's own fault
-
-Per kind: `remote_openai.ProviderOutputTruncatedError` is a ProviderRejectedError;
-`remote_gateway.UpstreamPageError` (the upstream failed the page) is not retried and counts.
+The error kinds, which of them are retried and which count as breaker failures, and the mapping
+of HTTP outcomes to them are in `providers.errors`.
 Retries happen inside one page's call; the breaker sees one outcome per page, after them.
 Retry-After is honoured exactly; one longer than `retry_after_max_s` is not waited for: the
 error goes up at once, so the page moves on to the next provider instead of stalling.
@@ -25,23 +14,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import enum
 import io
 import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
 from typing import TypeVar
 
-import httpx
 import msgspec
 import structlog
 from PIL import Image
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from providers.base import ProviderError, ProviderTimeoutError, ProviderUnavailableError
+from providers.errors import (
+    CircuitOpenError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    is_breaker_failure,
+    is_retryable,
+)
+
+# Transition: tests/test_remote_*.py still import these from here; they move to
+# `providers.errors` and these re-exports go.
+from providers.errors import ProviderConnectionError as ProviderConnectionError
+from providers.errors import ProviderRateLimitedError as ProviderRateLimitedError
+from providers.errors import ProviderRefusedError as ProviderRefusedError
+from providers.errors import ProviderRejectedError as ProviderRejectedError
+from providers.errors import ProviderResponseError as ProviderResponseError
+from providers.errors import ProviderServerError as ProviderServerError
+from providers.errors import error_for_status as error_for_status
+from providers.errors import error_for_transport as error_for_transport
+from providers.errors import parse_retry_after as parse_retry_after
 from providers.types import PageImage
 
 T = TypeVar("T")
@@ -50,142 +55,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 log = structlog.get_logger("providers.remote")
 
-TRANSIENT_STATUS = frozenset({502, 503, 504})
-REFUSED_STATUS = frozenset({401, 402, 403})
 
-
-# --- Error kinds ------------------------------------------------------------------------------
-
-
-class ProviderConnectionError(ProviderUnavailableError):
-    code = "provider_connection_failed"
-
-
-class ProviderRefusedError(ProviderUnavailableError):
-    code = "provider_refused"
-
-
-class CircuitOpenError(ProviderUnavailableError):
-    code = "provider_circuit_open"
-
-    def __init__(self, message: str, retry_in_s: float) -> None:
-        super().__init__(message)
-        self.retry_in_s = retry_in_s
-
-
-class ProviderRateLimitedError(ProviderError):
-    code = "provider_rate_limited"
-
-    def __init__(self, message: str, retry_after_s: float | None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class ProviderServerError(ProviderError):
-    code = "provider_server_error"
-
-    def __init__(self, message: str, status: int, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after_s = retry_after_s
-
-    @property
-    def transient(self) -> bool:
-        return self.status in TRANSIENT_STATUS
-
-
-class ProviderResponseError(ProviderError):
-    code = "provider_bad_response"
-
-
-class ProviderRejectedError(ProviderError):
-    code = "provider_rejected"
-
-
-def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, ProviderServerError):
-        return exc.transient
-    return isinstance(exc, ProviderTimeoutError | ProviderConnectionError
-                      | ProviderRateLimitedError)
-
-
-def is_breaker_failure(exc: BaseException) -> bool:
-    """Errors that say the provider is unwell; a rejected page or a refusal by the breaker
-    itself says nothing about it."""
-    return not isinstance(exc, ProviderRejectedError | CircuitOpenError)
-
-
-# --- HTTP outcomes ----------------------------------------------------------------------------
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-class _ErrorBody(msgspec.Struct, kw_only=True):
-    code: str | None = None
-    type: str | None = None
-    message: str | None = None
-
-
-class _ErrorEnvelope(msgspec.Struct, kw_only=True):
-    error: _ErrorBody | str | None = None
-
-
-def _describe_body(body: bytes) -> str:
-    """`code: message` of an OpenAI or gateway error body, else the start of the text."""
-    try:
-        error = msgspec.json.decode(body, type=_ErrorEnvelope).error
-    except msgspec.DecodeError:
-        error = None
-    if isinstance(error, str):
-        return error[:300]
-    if isinstance(error, _ErrorBody) and error.message:
-        code = error.code or error.type
-        return f"{code}: {error.message[:300]}" if code else error.message[:300]
-    return body.decode("utf-8", errors="replace").strip()[:200] or "no body"
-
-
-def error_for_status(what: str, response: httpx.Response) -> ProviderError:
-    """The error kind of a non-2xx answer; its message names the status and the body's code."""
-    status = response.status_code
-    message = f"{what}: HTTP {status} ({_describe_body(response.content)})"
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if status == 429:
-        return ProviderRateLimitedError(message, retry_after)
-    if status >= 500:
-        return ProviderServerError(message, status, retry_after)
-    if status in REFUSED_STATUS:
-        return ProviderRefusedError(message)
-    return ProviderRejectedError(message)
-
-
-def error_for_transport(what: str, exc: httpx.HTTPError) -> ProviderError:
-    """The error kind of an httpx failure (no answer, or an unreadable one)."""
-    detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return ProviderTimeoutError(f"{what}: {type(exc).__name__} ({detail})")
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return ProviderUnavailableError(f"{what}: {detail}")
-    if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
-        return ProviderConnectionError(f"{what}: {type(exc).__name__} ({detail})")
-    if isinstance(exc, httpx.DecodingError):
-        return ProviderResponseError(f"{what}: undecodable body ({detail})")
-    return ProviderError(f"{what}: {type(exc).__name__} ({detail})")
+# --- The chores of every call ---------------------------------------------------------------
 
 
 def read_api_key(env: str | None, provider: str) -> str | None:
@@ -361,7 +232,7 @@ class CircuitBreaker:
             self._probing = True
         try:
             yield
-        except Exception as exc:
+        except Exception as exc:  # broad on purpose: every failure is an outcome; re-raised
             if is_breaker_failure(exc):
                 self._failed(probe)
             else:

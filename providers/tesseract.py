@@ -16,7 +16,7 @@ from collections import defaultdict
 
 import msgspec
 
-from providers.base import ProviderError, ProviderTimeoutError, ProviderUnavailableError
+from providers.errors import ProviderError, ProviderTimeoutError, ProviderUnavailableError
 from providers.types import PageImage, RecognizedPage, TextLine, TextWord, quad_from_box
 
 

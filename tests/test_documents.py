@@ -7,7 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.documents import (
+from gateway.errors import (
+    DocumentError,
+    EncryptedDocumentError,
+    ImageTooLargeError,
+    InvalidPageRangesError,
+    PageEncryptedError,
+    PageError,
+    PageImageTooLargeError,
+    PageNotFoundError,
+    PageRenderFailedError,
+)
+from gateway.work.documents import (
     DocumentKind,
     detect_kind,
     inspect_document,
@@ -15,13 +26,7 @@ from gateway.documents import (
     render_page,
     render_thumbnail,
 )
-from gateway.errors import (
-    DocumentError,
-    EncryptedDocumentError,
-    ImageTooLargeError,
-    InvalidPageRangesError,
-)
-from gateway.submissions import parse_page_ranges
+from gateway.work.submissions import parse_page_ranges
 
 
 @pytest.mark.parametrize(("file", "kind"), [
@@ -118,3 +123,34 @@ def test_truncated_jpeg_is_refused_even_when_decoded_at_thumbnail_scale(corpus: 
     truncated.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DocumentError, match="truncated"):
         inspect_document(truncated, DocumentKind.JPEG, 40_000_000, thumbnail_side=1000)
+
+
+def test_damaged_page_fails_with_page_render_failed(corpus: Path, tmp_path: Path) -> None:
+    whole = (corpus / "c_receipts/sroie/000.jpg").read_bytes()
+    truncated = tmp_path / "half.jpg"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(PageRenderFailedError, match="truncated") as caught:
+        render_page(truncated, DocumentKind.JPEG, 0, 200, 40_000_000)
+    assert caught.value.detail().code == "page_render_failed"
+
+
+def test_page_past_the_end_fails_with_page_not_found(corpus: Path) -> None:
+    with pytest.raises(PageNotFoundError, match="no page 21") as caught:
+        render_page(corpus / "f_pdfs/born_digital/tracemonkey.pdf", DocumentKind.PDF, 20, 100,
+                    40_000_000)
+    assert caught.value.code == "page_not_found"
+
+
+@pytest.mark.parametrize(("file", "kind", "error", "code"), [
+    ("g_malformed/pdf/pdfjs_issue6010_1.pdf", DocumentKind.PDF, PageEncryptedError,
+     "encrypted_document"),
+    ("g_malformed/image/pillow_bmp_b_reallybig.bmp", DocumentKind.BMP, PageImageTooLargeError,
+     "image_too_large"),
+])
+def test_document_error_while_rendering_fails_the_page_with_its_code(
+        corpus: Path, file: str, kind: DocumentKind, error: type[PageError], code: str) -> None:
+    """A document refused at inspection, met again when a page is read, fails that page (a
+    PageError, never a DocumentError) with the document's code."""
+    with pytest.raises(error) as caught:
+        render_page(corpus / file, kind, 0, 100, 40_000_000)
+    assert caught.value.code == code

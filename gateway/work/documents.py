@@ -22,6 +22,9 @@ from gateway.errors import (
     EncryptedDocumentError,
     ImageTooLargeError,
     PageError,
+    PageNotFoundError,
+    PageRenderFailedError,
+    page_error_for_document,
 )
 from providers.types import PageImage, TextLine, quad_from_box
 
@@ -117,7 +120,7 @@ def _render_pdf_page(path: Path, index: int, dpi: int, max_pixels: int,
     pdf = _open_pdf(path)
     try:
         if not 0 <= index < len(pdf):
-            raise PageError("page_not_found", f"the document has no page {index + 1}")
+            raise PageNotFoundError(f"the document has no page {index + 1}")
         try:
             page = pdf[index]
             width_pt, height_pt = page.get_size()
@@ -129,11 +132,10 @@ def _render_pdf_page(path: Path, index: int, dpi: int, max_pixels: int,
             bitmap = page.render(scale=scale, rev_byteorder=True)
             pixels = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8, copy=True)
         except pdfium.PdfiumError as exc:
-            raise PageError("page_render_failed",
-                            f"page {index + 1} could not be rendered ({_pdfium_reason(exc)})"
-                            ) from exc
+            raise PageRenderFailedError(
+                f"page {index + 1} could not be rendered ({_pdfium_reason(exc)})") from exc
         if pixels.size == 0:
-            raise PageError("page_render_failed", f"page {index + 1} has no area")
+            raise PageRenderFailedError(f"page {index + 1} has no area")
         return PageImage(pixels=pixels, dpi=scale * 72.0, page_number=index + 1)
     finally:
         pdf.close()
@@ -299,10 +301,10 @@ def _render_image_page(path: Path, index: int, max_pixels: int,
             _check_frame(image, max_pixels)
             return _decode_frame(image, index, long_side)
         except (DocumentError, EOFError) as exc:
-            raise PageError("page_render_failed", f"page {index + 1}: {exc}") from exc
+            raise PageRenderFailedError(f"page {index + 1}: {exc}") from exc
         except (OSError, ValueError, SyntaxError, MemoryError, Image.DecompressionBombError) as exc:
-            raise PageError("page_render_failed",
-                            f"page {index + 1} could not be decoded ({_pil_reason(exc)})") from exc
+            raise PageRenderFailedError(
+                f"page {index + 1} could not be decoded ({_pil_reason(exc)})") from exc
 
 
 # --- Entry points (worker processes) --------------------------------------------------------
@@ -322,7 +324,7 @@ def inspect_document(path: Path, kind: DocumentKind, max_pixels: int,
                 count, first_page = _image_page_count(path, max_pixels, thumbnail_side)
     except DocumentError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # broad on purpose: any decoder failure on hostile input is a bad file
         raise DocumentError(f"the document could not be read ({_pil_reason(exc)})") from exc
     if count < 1:
         raise EmptyDocumentError()
@@ -345,8 +347,8 @@ def render_thumbnail(path: Path, kind: DocumentKind, index: int, dpi: int, max_p
 
 def render_page(path: Path, kind: DocumentKind, index: int, dpi: int,
                 max_pixels: int, long_side: int | None = None) -> PageImage:
-    """Render page `index` (0-based); raises PageError. `long_side` caps the longer side in
-    pixels (a thumbnail; JPEGs then decode at a reduced scale)."""
+    """Render page `index` (0-based); raises PageError subclasses only. `long_side` caps the
+    longer side in pixels (a thumbnail; JPEGs then decode at a reduced scale)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -355,8 +357,8 @@ def render_page(path: Path, kind: DocumentKind, index: int, dpi: int,
             return _render_image_page(path, index, max_pixels, long_side)
     except PageError:
         raise
-    except DocumentError as exc:
-        raise PageError(exc.code, exc.message) from exc
-    except Exception as exc:
-        raise PageError("page_render_failed",
-                        f"page {index + 1} could not be rendered ({_pil_reason(exc)})") from exc
+    except DocumentError as exc:  # the file could not be opened again: same code, on the page
+        raise page_error_for_document(exc) from exc
+    except Exception as exc:  # broad on purpose: any decoder failure on hostile input: bad page
+        raise PageRenderFailedError(
+            f"page {index + 1} could not be rendered ({_pil_reason(exc)})") from exc

@@ -2,7 +2,9 @@
 
 Unlike `concurrent.futures.ProcessPoolExecutor`, a task that runs past its deadline is stopped by
 killing its process, and a process that dies (a decoder crash on a hostile file) fails only the
-task it was running; the slot is refilled with a fresh process either way.
+task it was running; the slot is refilled with a fresh process either way. Its errors
+(`gateway.errors.PoolError`) say what happened to the task, not what it means for a page or an
+upload: `page_error_for_pool` and `document_error_for_pool` decide that.
 
 Tasks report phases ("render", "ocr") so that each phase can have its own deadline.
 The parent waits on the pipes with `loop.add_reader`, so the event loop never blocks.
@@ -23,27 +25,18 @@ from typing import Any
 
 import structlog
 
+# The pool's errors live in the one tree. Re-exported (`as`) for callers that still import them
+# from here: a transition; they move to `gateway.errors` and these aliases go.
+from gateway.errors import RemoteError as RemoteError
+from gateway.errors import TaskTimeoutError as TaskTimeoutError
+from gateway.errors import WorkerCrashedError as WorkerCrashedError
+
 log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("spawn")
 
 Initializer = Callable[..., Any]
 """Called once in each new process; its return value is the process state handed to tasks."""
-
-
-class WorkerCrashedError(Exception):
-    """The process running the task died."""
-
-
-class TaskTimeoutError(Exception):
-    def __init__(self, phase: str, limit_s: float) -> None:
-        super().__init__(f"{phase} ran past {limit_s:g} s")
-        self.phase = phase
-        self.limit_s = limit_s
-
-
-class RemoteError(Exception):
-    """An unexpected exception inside a task, with its traceback text for the logs."""
 
 
 def _heap_trimmer() -> Callable[[], None]:
@@ -110,7 +103,7 @@ class _Slot:
         self.described: Any = None  # what the process said of itself when it started
 
     def kill(self) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # already gone, or never started: nothing to kill
             self.process.kill()
         self.process.join(timeout=5)
         self.conn.close()
@@ -226,7 +219,7 @@ class WorkerPool:
                     exitcode=slot.process.exitcode)
         try:
             self._idle.put_nowait(await self._spawn())
-        except Exception:
+        except Exception:  # broad on purpose: logged with the pool's name, then raised as it is
             log.exception("worker_restart_failed", pool=self.name)
             raise
 
@@ -241,7 +234,7 @@ class WorkerPool:
     async def close(self) -> None:
         self._closed = True
         for slot in list(self._all):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a dead process's pipe: kill() follows anyway
                 slot.conn.send(None)
         for slot in list(self._all):
             await asyncio.to_thread(slot.process.join, 5)

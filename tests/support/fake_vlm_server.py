@@ -42,7 +42,7 @@ import msgspec
 import numpy as np
 from PIL import Image
 
-from providers.base import ProviderError
+from providers.errors import ProviderError
 from providers.tesseract import TesseractConfig, TesseractProvider
 from providers.types import PageImage, TextLine, quad_bounds
 
