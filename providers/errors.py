@@ -121,8 +121,9 @@ class UpstreamPageError(ProviderError):
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, ProviderServerError):
         return exc.transient
-    return isinstance(exc, ProviderTimeoutError | ProviderConnectionError
-                      | ProviderRateLimitedError)
+    return isinstance(
+        exc, ProviderTimeoutError | ProviderConnectionError | ProviderRateLimitedError
+    )
 
 
 def is_breaker_failure(exc: BaseException) -> bool:

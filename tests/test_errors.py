@@ -55,22 +55,56 @@ def test_timeout_codes_share_a_base() -> None:
     assert issubclass(RenderTimeoutError, PageTimeoutError)
 
 
-@pytest.mark.parametrize(("exc", "attempts", "cls", "code", "message"), [
-    (TaskTimeoutError("render", 30.0), 1, RenderTimeoutError, "render_timeout",
-     "page 3: render took longer than 30 s and was stopped"),
-    (TaskTimeoutError("ocr", 12.5), 1, PageTimeoutError, "page_timeout",
-     "page 3: ocr took longer than 12.5 s and was stopped"),
-    (TaskTimeoutError("task", 120.0), 1, PageTimeoutError, "page_timeout",
-     "page 3: task took longer than 120 s and was stopped"),
-    (WorkerCrashedError("worker exited with code -11"), 3, PageCrashedError, "page_crashed",
-     "page 3 crashed the reader 3 times; the file is probably damaged"),
-    (RemoteError("Traceback ... secret detail"), 1, PageInternalError, "internal_error",
-     "page 3 could not be read because of an internal error"),
-    (KeyError("secret detail"), 1, PageInternalError, "internal_error",
-     "page 3 could not be read because of an internal error"),
-])
+@pytest.mark.parametrize(
+    ("exc", "attempts", "cls", "code", "message"),
+    [
+        (
+            TaskTimeoutError("render", 30.0),
+            1,
+            RenderTimeoutError,
+            "render_timeout",
+            "page 3: render took longer than 30 s and was stopped",
+        ),
+        (
+            TaskTimeoutError("ocr", 12.5),
+            1,
+            PageTimeoutError,
+            "page_timeout",
+            "page 3: ocr took longer than 12.5 s and was stopped",
+        ),
+        (
+            TaskTimeoutError("task", 120.0),
+            1,
+            PageTimeoutError,
+            "page_timeout",
+            "page 3: task took longer than 120 s and was stopped",
+        ),
+        (
+            WorkerCrashedError("worker exited with code -11"),
+            3,
+            PageCrashedError,
+            "page_crashed",
+            "page 3 crashed the reader 3 times; the file is probably damaged",
+        ),
+        (
+            RemoteError("Traceback ... secret detail"),
+            1,
+            PageInternalError,
+            "internal_error",
+            "page 3 could not be read because of an internal error",
+        ),
+        (
+            KeyError("secret detail"),
+            1,
+            PageInternalError,
+            "internal_error",
+            "page 3 could not be read because of an internal error",
+        ),
+    ],
+)
 def test_pool_error_becomes_the_page_error_the_worker_stored(
-        exc: Exception, attempts: int, cls: type[PageError], code: str, message: str) -> None:
+    exc: Exception, attempts: int, cls: type[PageError], code: str, message: str
+) -> None:
     """Same codes and messages as gateway/work/worker.py `_process` wrote by hand."""
     error = page_error_for_pool(exc, 3, attempts, 3)
     assert type(error) is cls
@@ -86,19 +120,34 @@ def test_page_error_from_the_task_passes_through() -> None:
     assert page_error_for_pool(error, 3, 1, 3) is error
 
 
-@pytest.mark.parametrize(("exc", "cls", "message"), [
-    (TaskTimeoutError("inspect", 10.0), InspectTimeoutError,
-     "opening the document took longer than 10 s"),
-    (TaskTimeoutError("assess", 70.0), InspectTimeoutError,
-     "scoring the pages of the document took longer than 70 s"),
-    (TaskTimeoutError("task", 70.0), InspectTimeoutError,
-     "scoring the pages of the document took longer than 70 s"),
-    (WorkerCrashedError("worker exited with code -11"), DocumentError,
-     "the document is damaged: reading it crashed the decoder"),
-])
+@pytest.mark.parametrize(
+    ("exc", "cls", "message"),
+    [
+        (
+            TaskTimeoutError("inspect", 10.0),
+            InspectTimeoutError,
+            "opening the document took longer than 10 s",
+        ),
+        (
+            TaskTimeoutError("assess", 70.0),
+            InspectTimeoutError,
+            "scoring the pages of the document took longer than 70 s",
+        ),
+        (
+            TaskTimeoutError("task", 70.0),
+            InspectTimeoutError,
+            "scoring the pages of the document took longer than 70 s",
+        ),
+        (
+            WorkerCrashedError("worker exited with code -11"),
+            DocumentError,
+            "the document is damaged: reading it crashed the decoder",
+        ),
+    ],
+)
 def test_pool_error_becomes_the_document_error_submissions_raised(
-        exc: TaskTimeoutError | WorkerCrashedError, cls: type[DocumentError],
-        message: str) -> None:
+    exc: TaskTimeoutError | WorkerCrashedError, cls: type[DocumentError], message: str
+) -> None:
     """Same classes and messages as gateway/work/submissions.py `_prepare` raised by hand."""
     error = document_error_for_pool(exc)
     assert type(error) is cls
