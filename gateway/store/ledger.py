@@ -10,13 +10,24 @@ Invariant: available + reserved == sum(grants) - sum(charges).
 
 from __future__ import annotations
 
+import enum
+
 import aiosqlite
 
 from gateway.clock import now_ms
 from gateway.errors import InsufficientCreditsError
 
 
-async def _record(tx: aiosqlite.Connection, tenant_id: str, kind: str, amount: int,
+class LedgerKind(enum.StrEnum):
+    """The movement a ledger row records (the table above)."""
+
+    GRANT = "grant"
+    RESERVE = "reserve"
+    CHARGE = "charge"
+    REFUND = "refund"
+
+
+async def _record(tx: aiosqlite.Connection, tenant_id: str, kind: LedgerKind, amount: int,
                   job_id: str | None = None, page_number: int | None = None,
                   note: str | None = None, tier: str | None = None) -> None:
     await tx.execute(
@@ -29,7 +40,7 @@ async def _record(tx: aiosqlite.Connection, tenant_id: str, kind: str, amount: i
 async def grant(tx: aiosqlite.Connection, tenant_id: str, amount: int, note: str) -> None:
     await tx.execute("UPDATE tenants SET credits_available = credits_available + ? WHERE id = ?",
                      (amount, tenant_id))
-    await _record(tx, tenant_id, "grant", amount, note=note)
+    await _record(tx, tenant_id, LedgerKind.GRANT, amount, note=note)
 
 
 async def reserve(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id: str) -> None:
@@ -49,14 +60,14 @@ async def reserve(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id:
         raise InsufficientCreditsError(
             f"this document needs {amount} credits and {available} are available",
             required=amount, available=available)
-    await _record(tx, tenant_id, "reserve", amount, job_id=job_id)
+    await _record(tx, tenant_id, LedgerKind.RESERVE, amount, job_id=job_id)
 
 
 async def charge(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id: str,
                  page_number: int, tier: str) -> None:
     await tx.execute("UPDATE tenants SET credits_reserved = credits_reserved - ? WHERE id = ?",
                      (amount, tenant_id))
-    await _record(tx, tenant_id, "charge", amount, job_id=job_id, page_number=page_number,
+    await _record(tx, tenant_id, LedgerKind.CHARGE, amount, job_id=job_id, page_number=page_number,
                   tier=tier)
 
 
@@ -66,5 +77,5 @@ async def refund(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id: 
         "UPDATE tenants SET credits_reserved = credits_reserved - ?,"
         " credits_available = credits_available + ? WHERE id = ?",
         (amount, amount, tenant_id))
-    await _record(tx, tenant_id, "refund", amount, job_id=job_id, page_number=page_number,
+    await _record(tx, tenant_id, LedgerKind.REFUND, amount, job_id=job_id, page_number=page_number,
                   note=note)

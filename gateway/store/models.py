@@ -28,8 +28,12 @@ class PageStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+# SQL binds these as parameters (`status IN (?, ?)`, `*OPEN_PAGE`): no status is spelled in SQL.
 TERMINAL_JOB = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-ACTIVE_JOB = frozenset({JobStatus.PENDING, JobStatus.PROCESSING})
+ACTIVE_JOB = frozenset({JobStatus.PENDING, JobStatus.PROCESSING})  # count against the plan
+PROCESSED_JOB = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})  # read to the end
+OPEN_PAGE = frozenset({PageStatus.PENDING, PageStatus.PROCESSING})  # queued or being read
+PROCESSED_PAGE = frozenset({PageStatus.COMPLETED, PageStatus.FAILED})  # has a result or error
 
 
 class ClaimedPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,9 +24,12 @@ from gateway.errors import (
     TooManyJobsError,
 )
 from gateway.results import PageResult, failed_page
-from gateway.store import ledger
+from gateway.store import ledger, retention, stats
 from gateway.store.db import Database
 from gateway.store.models import (
+    ACTIVE_JOB,
+    OPEN_PAGE,
+    PROCESSED_PAGE,
     TERMINAL_JOB,
     ClaimedPage,
     Idempotency,
@@ -104,7 +107,7 @@ class JobStore:
                     (tenant_id, idempotency.key, idempotency.file_sha256, job_id, now))
             async with tx.execute(
                 "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND status IN (?, ?)",
-                (tenant_id, JobStatus.PENDING, JobStatus.PROCESSING)) as cur:
+                (tenant_id, *ACTIVE_JOB)) as cur:
                 row = await cur.fetchone()
             if row is not None and row[0] >= max_active_jobs:
                 raise TooManyJobsError(
@@ -127,20 +130,20 @@ class JobStore:
         now = now_ms()
         async with self.db.transaction() as tx:
             async with tx.execute(
-                "UPDATE pages SET status = 'processing', attempts = attempts + 1, updated_at = ?"
+                "UPDATE pages SET status = ?, attempts = attempts + 1, updated_at = ?"
                 " WHERE rowid = (SELECT p.rowid FROM pages p JOIN jobs j ON j.id = p.job_id"
-                "  WHERE p.status = 'pending'"
+                "  WHERE p.status = ?"
                 "  ORDER BY COALESCE(j.last_claimed_at, 0), j.created_at, p.page_number LIMIT 1)"
                 " RETURNING job_id, page_number, attempts, credits_reserved, tier, route",
-                (now,),
+                (PageStatus.PROCESSING, now, PageStatus.PENDING),
             ) as cur:
                 page = await cur.fetchone()
             if page is None:
                 return None
             async with tx.execute(
-                "UPDATE jobs SET status = 'processing', started_at = COALESCE(started_at, ?),"
+                "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?),"
                 " last_claimed_at = ? WHERE id = ? RETURNING tenant_id, file_path, file_kind",
-                (now, now, page["job_id"]),
+                (JobStatus.PROCESSING, now, now, page["job_id"]),
             ) as cur:
                 job = await cur.fetchone()
         assert job is not None
@@ -156,11 +159,11 @@ class JobStore:
         """Store the result and charge the page; False if the page was no longer in flight."""
         async with self.db.transaction() as tx:
             cur = await tx.execute(
-                "UPDATE pages SET status = 'completed', result = ?, credits_charged = ?,"
+                "UPDATE pages SET status = ?, result = ?, credits_charged = ?,"
                 " seconds = ?, updated_at = ?"
-                " WHERE job_id = ? AND page_number = ? AND status = 'processing'",
-                (_ENCODER.encode(result), claim.credits_reserved, seconds, now_ms(),
-                 claim.job_id, claim.page_number))
+                " WHERE job_id = ? AND page_number = ? AND status = ?",
+                (PageStatus.COMPLETED, _ENCODER.encode(result), claim.credits_reserved, seconds,
+                 now_ms(), claim.job_id, claim.page_number, PageStatus.PROCESSING))
             if cur.rowcount != 1:
                 return False
             await ledger.charge(tx, claim.tenant_id, claim.credits_reserved, claim.job_id,
@@ -173,9 +176,10 @@ class JobStore:
         """Mark the page failed and refund its credits."""
         async with self.db.transaction() as tx:
             cur = await tx.execute(
-                "UPDATE pages SET status = 'failed', error = ?, updated_at = ?"
-                " WHERE job_id = ? AND page_number = ? AND status = 'processing'",
-                (_ENCODER.encode(error), now_ms(), claim.job_id, claim.page_number))
+                "UPDATE pages SET status = ?, error = ?, updated_at = ?"
+                " WHERE job_id = ? AND page_number = ? AND status = ?",
+                (PageStatus.FAILED, _ENCODER.encode(error), now_ms(), claim.job_id,
+                 claim.page_number, PageStatus.PROCESSING))
             if cur.rowcount != 1:
                 return False
             await ledger.refund(tx, claim.tenant_id, claim.credits_reserved, claim.job_id,
@@ -189,31 +193,32 @@ class JobStore:
         (`count_attempt=False`: a clean shutdown is not the page's fault)."""
         async with self.db.transaction() as tx:
             await tx.execute(
-                "UPDATE pages SET status = 'pending', updated_at = ?, attempts = attempts - ?"
-                " WHERE job_id = ? AND page_number = ? AND status = 'processing'",
-                (now_ms(), 0 if count_attempt else 1, claim.job_id, claim.page_number))
+                "UPDATE pages SET status = ?, updated_at = ?, attempts = attempts - ?"
+                " WHERE job_id = ? AND page_number = ? AND status = ?",
+                (PageStatus.PENDING, now_ms(), 0 if count_attempt else 1, claim.job_id,
+                 claim.page_number, PageStatus.PROCESSING))
 
     async def sweep(self, max_attempts: int) -> int:
         """At start-up nothing is in flight: requeue interrupted pages, fail exhausted ones."""
         async with self.db.transaction() as tx:
             async with tx.execute(
                 "SELECT p.job_id, p.page_number, p.attempts, p.credits_reserved, j.tenant_id"
-                " FROM pages p JOIN jobs j ON j.id = p.job_id WHERE p.status = 'processing'"
-            ) as cur:
+                " FROM pages p JOIN jobs j ON j.id = p.job_id WHERE p.status = ?",
+                (PageStatus.PROCESSING,)) as cur:
                 rows = list(await cur.fetchall())
             for row in rows:
                 if row["attempts"] < max_attempts:
                     await tx.execute(
-                        "UPDATE pages SET status = 'pending' WHERE job_id = ? AND page_number = ?",
-                        (row["job_id"], row["page_number"]))
+                        "UPDATE pages SET status = ? WHERE job_id = ? AND page_number = ?",
+                        (PageStatus.PENDING, row["job_id"], row["page_number"]))
                     continue
                 error = ErrorDetail(code="page_attempts_exhausted",
                                     message=f"reading this page was interrupted {row['attempts']}"
                                     " times; it was given up")
                 await tx.execute(
-                    "UPDATE pages SET status = 'failed', error = ? WHERE job_id = ?"
-                    " AND page_number = ?",
-                    (_ENCODER.encode(error), row["job_id"], row["page_number"]))
+                    "UPDATE pages SET status = ?, error = ? WHERE job_id = ? AND page_number = ?",
+                    (PageStatus.FAILED, _ENCODER.encode(error), row["job_id"],
+                     row["page_number"]))
                 await ledger.refund(tx, row["tenant_id"], row["credits_reserved"],
                                     row["job_id"], row["page_number"], note=error.code)
                 await self._finish_if_done(tx, row["job_id"])
@@ -221,10 +226,11 @@ class JobStore:
 
     async def _finish_if_done(self, tx: aiosqlite.Connection, job_id: str) -> None:
         async with tx.execute(
-            "SELECT SUM(status IN ('pending', 'processing')) AS open,"
-            " SUM(status = 'completed') AS done, SUM(credits_charged) AS used,"
-            " MIN(CASE WHEN status = 'failed' THEN error END) AS first_error"
-            " FROM pages WHERE job_id = ?", (job_id,),
+            "SELECT SUM(status IN (?, ?)) AS open,"
+            " SUM(status = ?) AS done, SUM(credits_charged) AS used,"
+            " MIN(CASE WHEN status = ? THEN error END) AS first_error"
+            " FROM pages WHERE job_id = ?",
+            (*OPEN_PAGE, PageStatus.COMPLETED, PageStatus.FAILED, job_id),
         ) as cur:
             row = await cur.fetchone()
         assert row is not None
@@ -268,8 +274,8 @@ class JobStore:
             raise JobNotFoundError()
         pages = await self.db.fetch_all(
             "SELECT page_number, status, result, error FROM pages"
-            " WHERE job_id = ? AND status IN ('completed', 'failed') ORDER BY page_number",
-            (job_id,))
+            " WHERE job_id = ? AND status IN (?, ?) ORDER BY page_number",
+            (job_id, *PROCESSED_PAGE))
         results = [
             _RESULT_DECODER.decode(p["result"]) if p["status"] == PageStatus.COMPLETED
             else failed_page(p["page_number"], _ERROR_DECODER.decode(p["error"]))
@@ -291,9 +297,10 @@ class JobStore:
             " AND (? IS NULL OR id = ?)", params)
         rows = await self.db.fetch_all(
             "SELECT j.*, (SELECT COUNT(*) FROM pages p WHERE p.job_id = j.id AND p.status"
-            " IN ('completed', 'failed')) AS processed FROM jobs j"
+            " IN (?, ?)) AS processed FROM jobs j"
             " WHERE tenant_id = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR id = ?)"
-            " ORDER BY created_at DESC, id LIMIT ? OFFSET ?", (*params, limit, offset))
+            " ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+            (*PROCESSED_PAGE, *params, limit, offset))
         return JobList(
             jobs=[JobSummary(id=r["id"], status=JobStatus(r["status"]), file_name=r["file_name"],
                              page_count=r["page_count"], pages_processed=r["processed"],
@@ -325,9 +332,9 @@ class JobStore:
     async def _cancel_open_pages(self, tx: aiosqlite.Connection, tenant_id: str,
                                  job_id: str) -> None:
         async with tx.execute(
-            "UPDATE pages SET status = 'cancelled', updated_at = ? WHERE job_id = ?"
-            " AND status IN ('pending', 'processing') RETURNING page_number, credits_reserved",
-            (now_ms(), job_id)) as cur:
+            "UPDATE pages SET status = ?, updated_at = ? WHERE job_id = ?"
+            " AND status IN (?, ?) RETURNING page_number, credits_reserved",
+            (PageStatus.CANCELLED, now_ms(), job_id, *OPEN_PAGE)) as cur:
             cancelled = list(await cur.fetchall())
         for page in cancelled:
             await ledger.refund(tx, tenant_id, page["credits_reserved"], job_id,
@@ -336,9 +343,9 @@ class JobStore:
                               " WHERE job_id = ?", (job_id,)) as cur:
             used = await cur.fetchone()
         await tx.execute(
-            "UPDATE jobs SET status = 'cancelled', completed_at = ?, credits_used = ?"
-            " WHERE id = ? AND status IN ('pending', 'processing')",
-            (now_ms(), used[0] if used else 0, job_id))
+            "UPDATE jobs SET status = ?, completed_at = ?, credits_used = ?"
+            " WHERE id = ? AND status IN (?, ?)",
+            (JobStatus.CANCELLED, now_ms(), used[0] if used else 0, job_id, *ACTIVE_JOB))
 
     async def delete_job(self, tenant_id: str, job_id: str) -> str:
         """Cancel the job if it runs, then remove it and its results; returns the upload path
@@ -358,29 +365,20 @@ class JobStore:
         path: str = job["file_path"]
         return path
 
+    # Thin delegates, so callers keep one object: the queries live in their own modules.
+
     async def expired_jobs(self, before_ms: int) -> list[tuple[str, str]]:
         """(tenant_id, job_id) of finished jobs completed before `before_ms`."""
-        rows = await self.db.fetch_all(
-            "SELECT tenant_id, id FROM jobs WHERE status IN ('completed', 'failed', 'cancelled')"
-            " AND completed_at < ?", (before_ms,))
-        return [(r["tenant_id"], r["id"]) for r in rows]
+        return await retention.expired_jobs(self.db, before_ms)
 
     async def known_uploads(self) -> set[str]:
-        rows = await self.db.fetch_all("SELECT file_path FROM jobs")
-        return {r["file_path"] for r in rows}
+        return await retention.known_uploads(self.db)
 
     async def queue_depth(self) -> int:
-        row = await self.db.fetch_one(
-            "SELECT COUNT(*) FROM pages WHERE status IN ('pending', 'processing')")
-        return int(row[0]) if row else 0
+        return await stats.queue_depth(self.db)
 
     async def jobs_processed(self) -> int:
-        row = await self.db.fetch_one(
-            "SELECT COUNT(*) FROM jobs WHERE status IN ('completed', 'failed')")
-        return int(row[0]) if row else 0
+        return await stats.jobs_processed(self.db)
 
     async def mean_page_seconds(self) -> float | None:
-        row = await self.db.fetch_one(
-            "SELECT AVG(seconds) FROM (SELECT seconds FROM pages WHERE seconds IS NOT NULL"
-            " ORDER BY updated_at DESC LIMIT 50)")
-        return float(row[0]) if row and row[0] is not None else None
+        return await stats.mean_page_seconds(self.db)

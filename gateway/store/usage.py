@@ -13,7 +13,9 @@ import msgspec
 from gateway.clock import now_ms
 from gateway.errors import BadRequestError
 from gateway.store.db import Database
+from gateway.store.ledger import LedgerKind
 from gateway.store.tenants import Tenant
+from router.policy import Tier
 
 MAX_USAGE_DAYS = 366
 
@@ -48,7 +50,8 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
 async def _charged_since(db: Database, tenant_id: str, since_ms: int) -> UsageTotals:
     row = await db.fetch_one(
         "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM ledger"
-        " WHERE tenant_id = ? AND kind = 'charge' AND created_at >= ?", (tenant_id, since_ms))
+        " WHERE tenant_id = ? AND kind = ? AND created_at >= ?",
+        (tenant_id, LedgerKind.CHARGE, since_ms))
     return UsageTotals(pages=row[0], credits=row[1]) if row else UsageTotals(pages=0, credits=0)
 
 
@@ -86,10 +89,10 @@ async def get_usage(db: Database, tenant: Tenant, start: str | None, end: str | 
     hi = int(dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC)
              .timestamp() * 1000)
     rows = await db.fetch_all(
-        "SELECT date(created_at / 1000, 'unixepoch') AS day, COALESCE(tier, 'simple') AS tier,"
+        "SELECT date(created_at / 1000, 'unixepoch') AS day, COALESCE(tier, ?) AS tier,"
         " COUNT(*) AS pages, SUM(amount) AS credits FROM ledger"
-        " WHERE tenant_id = ? AND kind = 'charge' AND created_at >= ? AND created_at < ?"
-        " GROUP BY day, tier ORDER BY day", (tenant.id, lo, hi))
+        " WHERE tenant_id = ? AND kind = ? AND created_at >= ? AND created_at < ?"
+        " GROUP BY day, tier ORDER BY day", (Tier.SIMPLE, tenant.id, LedgerKind.CHARGE, lo, hi))
     days: dict[str, dict[str, UsageTotals]] = {}
     for r in rows:
         days.setdefault(r["day"], {})[r["tier"]] = UsageTotals(pages=r["pages"],
