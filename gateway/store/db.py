@@ -2,6 +2,7 @@
 
 WAL mode lets status reads proceed while the worker writes. Every multi-statement change runs in
 `async with db.transaction() as tx:` (BEGIN IMMEDIATE ... COMMIT, rolled back on error).
+`open()` brings the schema to the latest version first (see `gateway.store.schema`).
 """
 
 from __future__ import annotations
@@ -15,79 +16,7 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tenants (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    plan TEXT NOT NULL,
-    email TEXT UNIQUE,
-    allow_remote INTEGER NOT NULL DEFAULT 1,
-    credits_available INTEGER NOT NULL DEFAULT 0 CHECK (credits_available >= 0),
-    credits_reserved INTEGER NOT NULL DEFAULT 0 CHECK (credits_reserved >= 0),
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-    key_hash TEXT NOT NULL UNIQUE,
-    prefix TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    revoked_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS ledger (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-    job_id TEXT,
-    page_number INTEGER,
-    kind TEXT NOT NULL CHECK (kind IN ('grant', 'reserve', 'charge', 'refund')),
-    amount INTEGER NOT NULL CHECK (amount >= 0),
-    tier TEXT,
-    note TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ledger_tenant ON ledger(tenant_id, kind, created_at);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-    status TEXT NOT NULL,
-    file_path TEXT NOT NULL,
-    file_kind TEXT NOT NULL,
-    file_name TEXT,
-    page_count INTEGER NOT NULL,
-    credits_reserved INTEGER NOT NULL,
-    credits_used INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    created_at INTEGER NOT NULL,
-    started_at INTEGER,
-    completed_at INTEGER,
-    last_claimed_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs(tenant_id, created_at);
-CREATE TABLE IF NOT EXISTS pages (
-    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    page_number INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    credits_reserved INTEGER NOT NULL,
-    credits_charged INTEGER NOT NULL DEFAULT 0,
-    tier TEXT NOT NULL DEFAULT 'simple',
-    route BLOB,
-    result BLOB,
-    error TEXT,
-    seconds REAL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (job_id, page_number)
-);
-CREATE INDEX IF NOT EXISTS pages_status ON pages(status);
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    tenant_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    file_sha256 TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, key)
-);
-"""
+from gateway.store.schema import migrate
 
 
 class Database:
@@ -98,9 +27,15 @@ class Database:
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
+        """Connect, and migrate the schema; raises SchemaTooNewError for a newer database."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect()
-        await self._writer.executescript(SCHEMA)
+        try:
+            await migrate(self._writer, self.path)
+        except BaseException:
+            await self._writer.close()
+            self._writer = None
+            raise
         self._reader = await self._connect()
 
     async def _connect(self) -> aiosqlite.Connection:

@@ -1,0 +1,188 @@
+"""The schema and its migrations: the database says which version it is at, the code brings it
+to the latest at open.
+
+The version is SQLite's `PRAGMA user_version` (0 in a new file). `MIGRATIONS` is append-only:
+migration N takes a database from version N-1 to N, and each one runs in its own transaction
+(BEGIN IMMEDIATE ... PRAGMA user_version = N ... COMMIT), so a crash or an error leaves the
+database at the last version that was applied whole. The version is read again under the write
+lock, so two processes opening the same file at once (the server and a CLI command) apply each
+migration once.
+
+Version 1 is the schema of the first release, text unchanged: every statement is `IF NOT
+EXISTS`, so a data folder that release wrote (its tables there, user_version still 0) is taken
+to version 1 without a change and then migrated on like any other. A database at a version newer
+than this code knows was written by a newer release: it is refused, never touched.
+
+Never edit a migration once released; add the next one. Statuses and ledger kinds are spelled
+in the DDL below as they were when it was written: it is history, not a copy of the enums.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import NamedTuple
+
+import aiosqlite
+
+from gateway.errors import GatewayError
+
+
+class SchemaTooNewError(GatewayError):
+    """The database was written by a newer release; this one must not read or change it."""
+
+    code = "schema_too_new"
+
+
+class Migration(NamedTuple):
+    version: int
+    summary: str
+    script: str  # statements separated by `;`
+
+
+_FIRST_RELEASE = """
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    email TEXT UNIQUE,
+    allow_remote INTEGER NOT NULL DEFAULT 1,
+    credits_available INTEGER NOT NULL DEFAULT 0 CHECK (credits_available >= 0),
+    credits_reserved INTEGER NOT NULL DEFAULT 0 CHECK (credits_reserved >= 0),
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    key_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    job_id TEXT,
+    page_number INTEGER,
+    kind TEXT NOT NULL CHECK (kind IN ('grant', 'reserve', 'charge', 'refund')),
+    amount INTEGER NOT NULL CHECK (amount >= 0),
+    tier TEXT,
+    note TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_tenant ON ledger(tenant_id, kind, created_at);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    status TEXT NOT NULL,
+    file_path TEXT NOT NULL,
+    file_kind TEXT NOT NULL,
+    file_name TEXT,
+    page_count INTEGER NOT NULL,
+    credits_reserved INTEGER NOT NULL,
+    credits_used INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    completed_at INTEGER,
+    last_claimed_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs(tenant_id, created_at);
+CREATE TABLE IF NOT EXISTS pages (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    page_number INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    credits_reserved INTEGER NOT NULL,
+    credits_charged INTEGER NOT NULL DEFAULT 0,
+    tier TEXT NOT NULL DEFAULT 'simple',
+    route BLOB,
+    result BLOB,
+    error TEXT,
+    seconds REAL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (job_id, page_number)
+);
+CREATE INDEX IF NOT EXISTS pages_status ON pages(status);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    tenant_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, key)
+);
+"""
+
+# Both queries run on every submission and scanned what grows without bound: the page-time
+# mean read every page ever stored and sorted it (200 ms at 400k pages); the plan's
+# concurrent-job count, under the write lock, read every job the tenant ever had.
+_SUBMIT_PATH_INDEXES = """
+CREATE INDEX pages_timed ON pages(updated_at) WHERE seconds IS NOT NULL;
+CREATE INDEX jobs_tenant_status ON jobs(tenant_id, status);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "the first release's tables", _FIRST_RELEASE),
+    Migration(2, "indexes for the two queries of every submission that scanned all history",
+              _SUBMIT_PATH_INDEXES),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def split_statements(script: str) -> list[str]:
+    """The statements of a script, cut only where SQLite says a statement is complete (a `;`
+    inside a string or a trigger body does not end one)."""
+    statements: list[str] = []
+    current = ""
+    for piece in script.split(";"):
+        if not (current + piece).strip():
+            continue
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current:
+        raise ValueError(f"incomplete SQL statement: {current.strip()[:80]!r}")
+    return statements
+
+
+async def user_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _check_known(found: int, latest: int, path: Path) -> None:
+    if found > latest:
+        raise SchemaTooNewError(
+            f"{path} is at schema version {found}, newer than the {latest} this release of "
+            "ocr-gateway knows: it was written by a newer release; run that release (or a "
+            "later one), or restore a backup taken before the upgrade",
+            found=found, known=latest)
+
+
+async def migrate(conn: aiosqlite.Connection, path: Path,
+                  migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Bring the database on `conn` (autocommit mode) to the last of `migrations`; returns the
+    version it was at. Raises SchemaTooNewError, before any change, if it is newer."""
+    latest = migrations[-1].version
+    found = await user_version(conn)
+    _check_known(found, latest, path)
+    for migration in migrations:
+        if migration.version <= found:
+            continue
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = await user_version(conn)  # another process may have got here first
+            _check_known(current, latest, path)
+            if current < migration.version:
+                for statement in split_statements(migration.script):
+                    await conn.execute(statement)
+                # PRAGMA takes no parameters; the version is an int from the list above.
+                await conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+    return found
