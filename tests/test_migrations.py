@@ -110,11 +110,13 @@ _FEATURES = (
     '{"ink_ratio":0.08,"contrast":0.9,"noise":0.01,"edge_density":0.05,"skew_deg":0.0,'
     '"h_rules":0,"v_rules":0,"line_regularity":0.9,"component_height_cv":0.2,'
     '"connected_ratio":0.1,"axis_alignment":1.0,"color_saturation":0.0,"vertical_text":0.0,'
-    '"dpi":300.0,"text_height_px":24.0}')
+    '"dpi":300.0,"text_height_px":24.0}'
+)
 ROUTE = (
     '{"tier":"simple","credits":1,"providers":["tesseract"],"complexity_score":1.5,'
     '"reason":"complexity 1.5","escalate":true,"best_of_chain":false,"capped":false,'
-    f'"features":{_FEATURES}}}').encode()
+    f'"features":{_FEATURES}}}'
+).encode()
 OLD_TEXT = "Text the first release read from this page."
 RESULT = (
     '{"page_number":1,"status":"completed","document_metadata":{"source_model":'
@@ -127,7 +129,8 @@ RESULT = (
     '"provider_reason":"complexity 1.5","timings":{"render_ms":9.4,"ocr_ms":411.0,'
     f'"layout_ms":0.2,"total_ms":420.6}},"features":{_FEATURES},"attempts":[{{"provider":'
     '"tesseract","confidence":0.93,"seconds":0.411,"error":null}],"escalation":null,'
-    '"capped":false},"error":null}').encode()
+    '"capped":false},"error":null}'
+).encode()
 
 
 class FirstReleaseFolder:
@@ -148,43 +151,66 @@ class FirstReleaseFolder:
         now = time.time_ns() // 1_000_000 - 60_000
         with sqlite3.connect(self.db) as db:
             db.executescript(FIRST_RELEASE_DDL)
-            db.execute("INSERT INTO tenants (id, name, plan, email, allow_remote,"
-                       " credits_available, credits_reserved, created_at)"
-                       " VALUES (?, 'old tenant', 'starter', NULL, 1, 97, 2, ?)",
-                       (self.tenant_id, now))
+            db.execute(
+                "INSERT INTO tenants (id, name, plan, email, allow_remote,"
+                " credits_available, credits_reserved, created_at)"
+                " VALUES (?, 'old tenant', 'starter', NULL, 1, 97, 2, ?)",
+                (self.tenant_id, now),
+            )
             # keys were stored as their plain SHA-256 hex digest
-            db.execute("INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at)"
-                       " VALUES (?, ?, ?, ?, ?)",
-                       (str(uuid.uuid4()), self.tenant_id,
-                        hashlib.sha256(self.key.encode()).hexdigest(), self.key[:12], now))
+            db.execute(
+                "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    str(uuid.uuid4()),
+                    self.tenant_id,
+                    hashlib.sha256(self.key.encode()).hexdigest(),
+                    self.key[:12],
+                    now,
+                ),
+            )
             db.executemany(
                 "INSERT INTO ledger (tenant_id, job_id, page_number, kind, amount, tier, note,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(self.tenant_id, None, None, "grant", 100, None, "opening balance", now),
-                 (self.tenant_id, self.done_job, None, "reserve", 1, None, None, now + 1),
-                 (self.tenant_id, self.done_job, 1, "charge", 1, "simple", None, now + 900),
-                 (self.tenant_id, self.pending_job, None, "reserve", 2, None, None, now + 2)])
+                [
+                    (self.tenant_id, None, None, "grant", 100, None, "opening balance", now),
+                    (self.tenant_id, self.done_job, None, "reserve", 1, None, None, now + 1),
+                    (self.tenant_id, self.done_job, 1, "charge", 1, "simple", None, now + 900),
+                    (self.tenant_id, self.pending_job, None, "reserve", 2, None, None, now + 2),
+                ],
+            )
             db.execute(
                 "INSERT INTO jobs (id, tenant_id, status, file_path, file_kind, file_name,"
                 " page_count, credits_reserved, credits_used, error, created_at, started_at,"
                 " completed_at, last_claimed_at)"
                 " VALUES (?, ?, 'completed', ?, 'png', 'line.png', 1, 1, 1, NULL, ?, ?, ?, ?)",
-                (self.done_job, self.tenant_id, str(done_file), now + 1, now + 5, now + 900,
-                 now + 5))
+                (
+                    self.done_job,
+                    self.tenant_id,
+                    str(done_file),
+                    now + 1,
+                    now + 5,
+                    now + 900,
+                    now + 5,
+                ),
+            )
             db.execute(
                 "INSERT INTO pages (job_id, page_number, status, attempts, credits_reserved,"
                 " credits_charged, tier, route, result, error, seconds, updated_at)"
                 " VALUES (?, 1, 'completed', 1, 1, 1, 'simple', ?, ?, NULL, 0.42, ?)",
-                (self.done_job, ROUTE, RESULT, now + 900))
+                (self.done_job, ROUTE, RESULT, now + 900),
+            )
             db.execute(
                 "INSERT INTO jobs (id, tenant_id, status, file_path, file_kind, file_name,"
                 " page_count, credits_reserved, created_at)"
                 " VALUES (?, ?, 'pending', ?, 'pdf', 'eu-006.pdf', 2, 2, ?)",
-                (self.pending_job, self.tenant_id, str(pending_file), now + 2))
+                (self.pending_job, self.tenant_id, str(pending_file), now + 2),
+            )
             db.executemany(
                 "INSERT INTO pages (job_id, page_number, status, credits_reserved, tier, route,"
                 " updated_at) VALUES (?, ?, 'pending', 1, 'simple', ?, ?)",
-                [(self.pending_job, n, ROUTE, now + 2) for n in (1, 2)])
+                [(self.pending_job, n, ROUTE, now + 2) for n in (1, 2)],
+            )
         db.close()
 
 
@@ -195,8 +221,12 @@ def first_release(tmp_path: Path, corpus: Path) -> FirstReleaseFolder:
 
 @pytest.fixture
 def server(tmp_path: Path, first_release: FirstReleaseFolder) -> Iterator[GatewayProcess]:
-    config = write_config(tmp_path / "config.yaml", first_release.data,
-                          pipeline={"provider": "tesseract"}, worker={"processes": 1})
+    config = write_config(
+        tmp_path / "config.yaml",
+        first_release.data,
+        pipeline={"provider": "tesseract"},
+        worker={"processes": 1},
+    )
     process = GatewayProcess(config, tmp_path / "gateway.log").start()
     yield process
     process.stop()
@@ -204,8 +234,9 @@ def server(tmp_path: Path, first_release: FirstReleaseFolder) -> Iterator[Gatewa
 
 def schema_of(path: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT type, name, sql FROM sqlite_master"
-                          " WHERE name NOT LIKE 'sqlite_%' ORDER BY name").fetchall()
+        rows = db.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
     db.close()
     return rows
 
@@ -217,8 +248,9 @@ def version_of(path: Path) -> int:
     return version
 
 
-def test_first_release_folder_is_served_and_migrated(server: GatewayProcess,
-                                                     first_release: FirstReleaseFolder) -> None:
+def test_first_release_folder_is_served_and_migrated(
+    server: GatewayProcess, first_release: FirstReleaseFolder
+) -> None:
     """A gateway started on a data folder of the first release serves its finished job, reads
     its pending pages, and leaves the database at the latest version, the ledger balanced."""
     headers = {"X-API-Key": first_release.key}
@@ -230,8 +262,7 @@ def test_first_release_folder_is_served_and_migrated(server: GatewayProcess,
         job = wait_for_job(client, first_release.pending_job, first_release.key, timeout_s=240)
     assert job["status"] == "completed", job
     assert [p["page_number"] for p in job["results"]] == [1, 2]
-    assert all(p["status"] == "completed" and p["raw_markdown"].strip()
-               for p in job["results"])
+    assert all(p["status"] == "completed" and p["raw_markdown"].strip() for p in job["results"])
     assert job["credits_used"] == 2
     server.stop()
     assert version_of(first_release.db) == LATEST
@@ -240,7 +271,8 @@ def test_first_release_folder_is_served_and_migrated(server: GatewayProcess,
 
 
 async def test_first_release_database_gets_every_migration(
-        first_release: FirstReleaseFolder) -> None:
+    first_release: FirstReleaseFolder,
+) -> None:
     """user_version 0 with the tables present is the first release: its rows stay, the later
     migrations' indexes are added."""
     db = Database(first_release.db)
@@ -300,9 +332,14 @@ async def test_failed_migration_leaves_the_previous_version(tmp_path: Path) -> N
     db = Database(path)
     await db.open()
     await db.close()
-    broken = (*MIGRATIONS, Migration(LATEST + 1, "fails half way",
-                                     "CREATE TABLE half (x INTEGER);"
-                                     " INSERT INTO nowhere VALUES (1)"))
+    broken = (
+        *MIGRATIONS,
+        Migration(
+            LATEST + 1,
+            "fails half way",
+            "CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1)",
+        ),
+    )
     async with _raw(path) as conn:
         with pytest.raises(sqlite3.OperationalError, match="nowhere"):
             await migrate(conn, path, broken)
@@ -311,21 +348,21 @@ async def test_failed_migration_leaves_the_previous_version(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("kind", list(LedgerKind))
-async def test_every_ledger_kind_passes_the_schema_check(tmp_path: Path,
-                                                         kind: LedgerKind) -> None:
+async def test_every_ledger_kind_passes_the_schema_check(tmp_path: Path, kind: LedgerKind) -> None:
     db = Database(tmp_path / "gateway.sqlite3")
     await db.open()
     tenant, _ = await tenants.create_tenant(db, "t", "starter", 0)
     async with db.transaction() as tx:
-        await tx.execute("INSERT INTO ledger (tenant_id, kind, amount, created_at)"
-                         " VALUES (?, ?, 1, 0)", (tenant.id, kind))
+        await tx.execute(
+            "INSERT INTO ledger (tenant_id, kind, amount, created_at) VALUES (?, ?, 1, 0)",
+            (tenant.id, kind),
+        )
     await db.close()
 
 
 def test_statements_are_split_only_where_complete() -> None:
     script = "INSERT INTO t VALUES ('a;b'); CREATE INDEX i ON t(x);\n"
-    assert split_statements(script) == ["INSERT INTO t VALUES ('a;b');",
-                                        "CREATE INDEX i ON t(x);"]
+    assert split_statements(script) == ["INSERT INTO t VALUES ('a;b');", "CREATE INDEX i ON t(x);"]
     with pytest.raises(ValueError, match="incomplete"):
         split_statements("INSERT INTO t VALUES ('an unclosed string;)")
 

@@ -13,7 +13,8 @@ async def expired_jobs(db: Database, before_ms: int) -> list[tuple[str, str]]:
     """(tenant_id, job_id) of finished jobs completed before `before_ms`."""
     rows = await db.fetch_all(
         "SELECT tenant_id, id FROM jobs WHERE status IN (?, ?, ?) AND completed_at < ?",
-        (*TERMINAL_JOB, before_ms))
+        (*TERMINAL_JOB, before_ms),
+    )
     return [(r["tenant_id"], r["id"]) for r in rows]
 
 

@@ -124,8 +124,11 @@ CREATE INDEX jobs_tenant_status ON jobs(tenant_id, status);
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's tables", _FIRST_RELEASE),
-    Migration(2, "indexes for the two queries of every submission that scanned all history",
-              _SUBMIT_PATH_INDEXES),
+    Migration(
+        2,
+        "indexes for the two queries of every submission that scanned all history",
+        _SUBMIT_PATH_INDEXES,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -159,11 +162,14 @@ def _check_known(found: int, latest: int, path: Path) -> None:
             f"{path} is at schema version {found}, newer than the {latest} this release of "
             "ocr-gateway knows: it was written by a newer release; run that release (or a "
             "later one), or restore a backup taken before the upgrade",
-            found=found, known=latest)
+            found=found,
+            known=latest,
+        )
 
 
-async def migrate(conn: aiosqlite.Connection, path: Path,
-                  migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+async def migrate(
+    conn: aiosqlite.Connection, path: Path, migrations: tuple[Migration, ...] = MIGRATIONS
+) -> int:
     """Bring the database on `conn` (autocommit mode) to the last of `migrations`; returns the
     version it was at. Raises SchemaTooNewError, before any change, if it is newer."""
     latest = migrations[-1].version

@@ -16,8 +16,7 @@ async def queue_depth(db: Database) -> int:
 
 async def jobs_processed(db: Database) -> int:
     """Jobs read to the end, completed or failed (not cancelled)."""
-    row = await db.fetch_one("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)",
-                             (*PROCESSED_JOB,))
+    row = await db.fetch_one("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (*PROCESSED_JOB,))
     return int(row[0]) if row else 0
 
 
@@ -27,5 +26,7 @@ async def mean_page_seconds(db: Database) -> float | None:
     # this read the newest rows only instead of sorting every page ever stored.
     row = await db.fetch_one(
         "SELECT AVG(seconds) FROM (SELECT seconds FROM pages WHERE seconds IS NOT NULL"
-        " ORDER BY updated_at DESC LIMIT ?)", (RECENT_PAGES,))
+        " ORDER BY updated_at DESC LIMIT ?)",
+        (RECENT_PAGES,),
+    )
     return float(row[0]) if row and row[0] is not None else None
