@@ -23,10 +23,10 @@ from pathlib import Path
 
 import httpx
 
-from gateway.assess import assess_page
 from gateway.config import Settings, load_settings
-from gateway.documents import DocumentKind, detect_kind
-from gateway.pipeline import PageEngine, PageTask
+from gateway.work.assess import assess_page, plan_page
+from gateway.work.documents import DocumentKind, detect_kind
+from gateway.work.pipeline import PageEngine, PageTask
 from tests.support.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
 
 PAGES = [
@@ -56,7 +56,7 @@ def _read(path: str, kind: DocumentKind) -> float:
     that route. What the API adds on top is HTTP, inspection, the queue and the store."""
     assert _engine is not None
     started = time.perf_counter()
-    route = assess_page(Path(path), kind, 1, _engine.settings)
+    route = plan_page(assess_page(Path(path), kind, 1, _engine.settings), _engine.settings)
     _engine.read_page(PageTask(path=path, kind=kind, page_number=1, route=route))
     return time.perf_counter() - started
 

@@ -2,7 +2,7 @@
 
 For the first page of each document, timed one after the other:
 - scoring: features of the page's thumbnail, its text-layer check and its route
-  (`gateway.assess.route_page`), the work the score itself costs;
+  (`gateway.work.assess.measure_page` and `plan_page`), the work the score itself costs;
 - submit: the inspector's whole work for the page: open and check the document, decode its
   thumbnail (an image's first page comes from the decode that checks it), score and route;
 - OCR: the page rendered as a worker renders it, read by each local engine (render excluded).
@@ -20,9 +20,9 @@ import statistics
 import time
 from pathlib import Path
 
-from gateway.assess import assess_page, route_page
 from gateway.config import load_settings
-from gateway.documents import detect_kind, inspect_document, render_page, render_thumbnail
+from gateway.work.assess import assess_page, measure_page, plan_page
+from gateway.work.documents import detect_kind, inspect_document, render_page, render_thumbnail
 from providers.factory import build_provider, is_local
 from scoring.features import SCORING_SIDE
 from tests.support.gateway_process import CORPUS, REPO
@@ -50,14 +50,15 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             info = inspect_document(path, kind, settings.limits.max_pixels_per_page,
                                     thumbnail_side=SCORING_SIDE)
-            route = assess_page(path, kind, 1, settings, thumbnail=info.first_page)
+            route = plan_page(assess_page(path, kind, 1, settings, thumbnail=info.first_page),
+                              settings)
             submit_s = time.perf_counter() - started
             thumbnail = info.first_page or render_thumbnail(
                 path, kind, 0, settings.rendering.dpi, settings.limits.max_pixels_per_page,
                 SCORING_SIDE)
             started = time.perf_counter()
-            route_page(thumbnail.image, settings=settings, path=path, kind=kind,
-                       reading_scale=thumbnail.reading_scale)
+            plan_page(measure_page(thumbnail.image, settings=settings, path=path, kind=kind,
+                                   reading_scale=thumbnail.reading_scale), settings)
             assess_s = time.perf_counter() - started
             page = render_page(path, kind, 0, settings.rendering.dpi,
                                settings.limits.max_pixels_per_page)

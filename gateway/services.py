@@ -52,12 +52,13 @@ class Services:
         self._retention: asyncio.Task[None] | None = None
         self.started = time.monotonic()
 
-    def available_providers(self, allow_remote: bool) -> set[str]:
-        """Local providers, plus remote ones whose breaker is not open (when allowed)."""
+    def available_providers(self, allow_remote: bool = True) -> frozenset[str]:
+        """Local providers, plus remote ones whose breaker is not open (when allowed): what a
+        plan made now may route to."""
         local = {n for n, c in self.settings.providers.items() if is_local(c)}
         if not allow_remote:
-            return local
-        return local | {n for n, p in self.remote.items() if not _breaker_open(p)}
+            return frozenset(local)
+        return frozenset(local | {n for n, p in self.remote.items() if not _breaker_open(p)})
 
     def rate_items(self, rule: str) -> tuple[RateLimitItem, ...]:
         return self._rate_items[rule]

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from benchmarks.metrics import bag_of_words_f1
-from gateway.assess import assess_page
 from gateway.config import Settings, load_settings
-from gateway.documents import detect_kind
-from gateway.pipeline import PageEngine, PageTask
+from gateway.work.assess import assess_page, plan_page
+from gateway.work.documents import DocumentKind, detect_kind
+from gateway.work.pipeline import PageEngine, PageTask
+from router.plan import PageEvidence, PlanContext, plan_document, text_layer_trusted
 from router.policy import (
     TEXT_LAYER,
     Mode,
@@ -24,9 +25,6 @@ from router.policy import (
     TextLayerPolicy,
     TextLayerStats,
     Tier,
-    cap_routes,
-    choose_route,
-    text_layer_trusted,
 )
 from scoring import features as scoring_features
 from scoring.features import PageFeatures
@@ -47,6 +45,15 @@ def settings() -> Settings:
 
 def with_(**changes: object) -> PageFeatures:
     return msgspec.structs.replace(CLEAN, **changes)
+
+
+def choose_route(features: PageFeatures, policy: RoutingPolicy, *, available: set[str],
+                 mode: Mode = Mode.AUTO, **context: object) -> PageRoute:
+    """The plan of a one-page document."""
+    plan = plan_document([PageEvidence(features=features)], policy,
+                         PlanContext(available=frozenset(available), mode=mode,
+                                     **context))  # type: ignore[arg-type]
+    return plan.routes[0]
 
 
 @pytest.mark.parametrize(("features", "tier"), [
@@ -100,13 +107,92 @@ def test_missing_tier_provider_falls_back_and_says_so() -> None:
 
 def test_max_credits_lowers_the_hardest_pages_first() -> None:
     policy = RoutingPolicy()
-    hard = choose_route(with_(component_height_cv=1.0, color_saturation=0.09), policy,
-                        available=LOCAL)
-    easy = choose_route(CLEAN, policy, available=LOCAL)
-    capped = cap_routes([easy, hard, hard], 7, policy, LOCAL)
-    assert sum(r.credits for r in capped) <= 7
-    assert capped[0] == easy
+    hard = PageEvidence(features=with_(component_height_cv=1.0, color_saturation=0.09))
+    easy = PageEvidence(features=CLEAN)
+    uncapped = plan_document([easy], policy, PlanContext(available=frozenset(LOCAL))).routes[0]
+    plan = plan_document([easy, hard, hard], policy,
+                         PlanContext(available=frozenset(LOCAL), max_credits=7))
+    capped = plan.routes
+    assert plan.credits == sum(r.credits for r in capped) <= 7
+    assert plan.fits(7)
+    assert capped[0] == uncapped
     assert all(r.capped and "max_credits" in r.reason for r in capped[1:])
+
+
+VLM_COMPLEX = msgspec.structs.replace(RoutingPolicy(), tiers={
+    **RoutingPolicy().tiers,
+    "complex": msgspec.convert({"credits": 5, "providers": ["vlm", "rapidocr"]},
+                               type=type(RoutingPolicy().tiers["complex"]))})
+HANDWRITTEN = with_(component_height_cv=1.0, color_saturation=0.09)
+
+
+def test_reason_names_each_term_of_the_score_with_its_feature_value() -> None:
+    route = choose_route(with_(contrast=0.3, text_height_px=9.0), RoutingPolicy(),
+                         available=LOCAL)
+    assert route.reason.startswith(f"complexity {route.complexity_score:.1f} (")
+    assert "small text +1.3 at 9 px glyphs" in route.reason
+    assert "low contrast +1.1 at contrast 0.30" in route.reason
+    assert choose_route(CLEAN, RoutingPolicy(), available=LOCAL).reason.startswith(
+        "complexity 0.0 (no difficulty measured)")
+
+
+def test_vertical_lines_turn_the_page_upright_first_and_say_why() -> None:
+    route = choose_route(with_(vertical_text=0.8), RoutingPolicy(), available=LOCAL)
+    assert route.upright_first
+    assert "vertical_text 0.80" in route.reason
+    assert not choose_route(with_(vertical_text=0.8), RoutingPolicy(), available=LOCAL,
+                            orientation=False).upright_first
+    assert not choose_route(CLEAN, RoutingPolicy(), available=LOCAL).upright_first
+
+
+def test_allow_remote_false_keeps_remote_providers_out_and_says_so() -> None:
+    everything = LOCAL | {"vlm"}
+    allowed = choose_route(HANDWRITTEN, VLM_COMPLEX, available=everything,
+                           remote=frozenset({"vlm"}))
+    assert allowed.providers == ["vlm", "rapidocr"]
+    local = choose_route(HANDWRITTEN, VLM_COMPLEX, available=everything,
+                         remote=frozenset({"vlm"}), allow_remote=False)
+    assert local.providers == ["rapidocr"]
+    assert "remote providers (vlm) are not allowed" in local.reason
+
+
+def test_a_provider_unavailable_now_is_skipped_and_named() -> None:
+    """A remote provider whose breaker is open is not among the available ones at submit."""
+    route = choose_route(HANDWRITTEN, VLM_COMPLEX, available=LOCAL, remote=frozenset({"vlm"}))
+    assert (route.tier, route.credits, route.providers) == (Tier.COMPLEX, 5, ["rapidocr"])
+    assert "vlm not available now" in route.reason
+
+
+def test_forced_provider_reads_every_page_at_the_flat_price() -> None:
+    pages = [PageEvidence(), PageEvidence(features=HANDWRITTEN)]
+    plan = plan_document(pages, RoutingPolicy(), PlanContext(
+        available=frozenset(LOCAL), forced_provider="tesseract", forced_credits=2))
+    assert [(r.tier, r.credits, r.providers) for r in plan.routes] == [
+        (Tier.SIMPLE, 2, ["tesseract"])] * 2
+    assert plan.credits == 4
+
+
+def test_plan_tiers_lower_a_page_and_name_the_plan() -> None:
+    plan = plan_document([PageEvidence(features=HANDWRITTEN)], RoutingPolicy(), PlanContext(
+        available=frozenset(LOCAL), plan="free",
+        allowed_tiers=frozenset({Tier.SIMPLE, Tier.MEDIUM})))
+    route = plan.routes[0]
+    assert (route.tier, route.credits, route.capped) == (Tier.MEDIUM, 3, True)
+    assert route.reason.endswith("lowered to medium by the free plan, which allows simple, medium")
+
+
+def test_a_page_that_could_not_be_measured_is_simple_and_says_why() -> None:
+    route = plan_document([PageEvidence(unassessed="page_render_failed: no area")],
+                          RoutingPolicy(), PlanContext(available=frozenset(LOCAL))).routes[0]
+    assert (route.tier, route.credits) == (Tier.SIMPLE, 1)
+    assert "could not be assessed (page_render_failed: no area)" in route.reason
+
+
+def test_max_credits_below_the_simple_tier_does_not_fit() -> None:
+    plan = plan_document([PageEvidence(features=CLEAN)] * 3, RoutingPolicy(),
+                         PlanContext(available=frozenset(LOCAL), max_credits=2))
+    assert plan.credits == 3
+    assert not plan.fits(2)
 
 
 def test_ruling_lines_forgive_one_missing_pixel_only() -> None:
@@ -130,10 +216,13 @@ def test_a_page_thinner_than_two_pixels_scores_without_nan(corpus: Path, tmp_pat
     line = Image.open(corpus / "a_clean_printed/uw3_lines/010004.bin.png").convert("RGB")
     strip = tmp_path / "strip.png"
     line.resize((5000, 3)).save(strip)
-    route = assess_page(strip, detect_kind(strip.read_bytes()), 1, settings)
-    assert route.features is not None
-    values = msgspec.structs.asdict(route.features)
+    kind = detect_kind(strip.read_bytes())
+    assert kind is not None
+    evidence = assess_page(strip, kind, 1, settings)
+    assert evidence.features is not None
+    values = msgspec.structs.asdict(evidence.features)
     assert all(np.isfinite(v) for v in values.values()), values
+    route = plan_page(evidence, settings)
     assert 0.0 <= route.complexity_score <= 10.0
 
 
@@ -172,7 +261,8 @@ def route_of(corpus: Path, category: str, file: str, settings: Settings,
     path = corpus / category / file
     kind = detect_kind(path.read_bytes()[:2048])
     assert kind is not None
-    return assess_page(path, kind, page, settings)
+    evidence = assess_page(path, kind, page, settings)
+    return plan_page(evidence, settings)
 
 
 def test_handwritten_pages_are_scored_complex(corpus: Path, settings: Settings) -> None:
@@ -214,8 +304,7 @@ def chars(text: str) -> Counter[str]:
 def test_text_layer_output_matches_the_text_layer(corpus: Path, engine: PageEngine,
                                                   file: str) -> None:
     path = corpus / "f_pdfs/born_digital" / file
-    result = engine.read_page(PageTask(path=str(path), kind=detect_kind(b"%PDF-"),
-                                       page_number=1))
+    result = engine.read_page(PageTask(path=str(path), kind=DocumentKind.PDF, page_number=1))
     assert result.pipeline_metadata is not None
     assert result.pipeline_metadata.provider_used == TEXT_LAYER
     truth_file = next(path.parent.glob(path.stem + ".*.txt"))
@@ -238,8 +327,18 @@ def test_rotated_copies_read_like_the_upright_page(corpus: Path, engine: PageEng
     scores = []
     for file in (rotated, upright):
         path = corpus / file
-        result = engine.read_page(PageTask(path=str(path),
-                                           kind=detect_kind(path.read_bytes()[:2048]),
-                                           page_number=1))
+        kind = detect_kind(path.read_bytes()[:2048])
+        assert kind is not None
+        result = engine.read_page(PageTask(path=str(path), kind=kind, page_number=1))
         scores.append(bag_of_words_f1(truth, "\n".join(b.text for b in result.content_blocks)))
     assert scores[0] >= scores[1] - 0.02, scores
+
+
+def test_rotated_scan_reason_names_its_features(corpus: Path, settings: Settings) -> None:
+    """A rotated scan's reason once read only "complexity 3.3"."""
+    route = route_of(corpus, "f_pdfs", "ocrmypdf/rotated_skew.pdf", settings)
+    assert route.features is not None
+    assert " at " in route.reason.split(";")[0], route.reason  # score terms with their values
+    if route.features.vertical_text >= settings.routing.orientation.min_vertical_text:
+        assert route.upright_first
+        assert "lines run vertically" in route.reason

@@ -1,22 +1,21 @@
-"""Assess pages before reading them: features, text layer, and the route that follows.
+"""Measure pages before reading them: the evidence `router.plan.plan_document` decides on.
 
-At submit the inspector process assesses each selected page on a thumbnail (the long side at the
-scoring size, a few tens of milliseconds) so that the credits reserved are exact; the route is
-stored with the page and the worker reads by it. `ocr-gateway ocr` and the benchmark assess the
-full render instead, with the same functions.
+At submit the inspector process measures each selected page on a thumbnail (the long side at
+the scoring size, a few tens of milliseconds) so that the credits reserved are exact; the plan
+is made once for the document and each page's route is stored with it. `ocr-gateway ocr` and
+the benchmark measure the full render instead, with the same functions.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
-
 from gateway.config import AUTO, Settings
 from gateway.work.documents import DocumentKind, Thumbnail, read_text_layer, render_thumbnail
 from providers.factory import is_local
 from providers.types import PageImage, quad_bounds
-from router.policy import TEXT_LAYER, Mode, PageRoute, TextLayerStats, Tier, choose_route
+from router.plan import PageEvidence, PlanContext, plan_document
+from router.policy import Mode, PageRoute, TextLayerStats, Tier
 from scoring.features import SCORING_SIDE, compute_features, ink_coverage
 from scoring.score import real_text_ratio
 
@@ -31,43 +30,49 @@ def text_layer_stats(path: Path, index: int, page: PageImage) -> TextLayerStats 
                           image_cover=layer.image_cover)
 
 
-def local_providers(settings: Settings) -> set[str]:
-    return {name for name, config in settings.providers.items() if is_local(config)}
-
-
-def route_page(page: PageImage, *, settings: Settings, path: Path, kind: DocumentKind,
-               reading_scale: float = 1.0, mode: Mode = Mode.AUTO,
-               available: set[str] | None = None, allow_remote: bool = True) -> PageRoute:
-    """The route of a rendered page; `reading_scale` is how much larger it will be read.
-    `available`: providers configured and healthy (default: the local ones)."""
+def measure_page(page: PageImage, *, settings: Settings, path: Path, kind: DocumentKind,
+                 reading_scale: float = 1.0) -> PageEvidence:
+    """Features of a rendered page (`reading_scale`: how much larger it will be read) and its
+    PDF text layer's statistics. Nothing is measured when one provider reads every page."""
     if settings.pipeline.provider != AUTO:
-        forced = settings.pipeline.provider
-        return PageRoute(tier=Tier.SIMPLE, credits=settings.credits.credits_per_page,
-                         providers=[forced], complexity_score=0.0, escalate=False,
-                         best_of_chain=False,
-                         reason=f"{forced} reads every page (pipeline.provider)")
+        return PageEvidence()
     features = compute_features(page.pixels, page.dpi * reading_scale, reading_scale)
     stats = (text_layer_stats(path, page.page_number - 1, page)
              if kind == DocumentKind.PDF else None)
-    route = choose_route(features, settings.routing,
-                         available=local_providers(settings) if available is None else available,
-                         mode=mode, text_layer=stats)
-    forbidden = {n for n, c in settings.providers.items() if not is_local(c)} \
-        & set(settings.routing.tiers[route.tier.value].providers)
-    if not allow_remote and forbidden and route.providers != [TEXT_LAYER]:
-        route = msgspec.structs.replace(route, reason=(
-            f"{route.reason}; remote providers ({', '.join(sorted(forbidden))}) are not allowed "
-            "for this request or tenant (allow_remote: false): read locally"))
-    return route
+    return PageEvidence(features=features, text_layer=stats)
 
 
 def assess_page(path: Path, kind: DocumentKind, page_number: int, settings: Settings,
-                mode: Mode = Mode.AUTO, available: set[str] | None = None,
-                allow_remote: bool = True, thumbnail: Thumbnail | None = None) -> PageRoute:
-    """Submit-time assessment, on a thumbnail of the page (rendered here unless given)."""
+                thumbnail: Thumbnail | None = None) -> PageEvidence:
+    """Submit-time evidence, on a thumbnail of the page (rendered here unless given)."""
+    if settings.pipeline.provider != AUTO:
+        return PageEvidence()
     if thumbnail is None:
         thumbnail = render_thumbnail(path, kind, page_number - 1, settings.rendering.dpi,
                                      settings.limits.max_pixels_per_page, SCORING_SIDE)
-    return route_page(thumbnail.image, settings=settings, path=path, kind=kind,
-                      reading_scale=thumbnail.reading_scale, mode=mode, available=available,
-                      allow_remote=allow_remote)
+    return measure_page(thumbnail.image, settings=settings, path=path, kind=kind,
+                        reading_scale=thumbnail.reading_scale)
+
+
+def plan_context(settings: Settings, *, available: frozenset[str] | None = None,
+                 mode: Mode = Mode.AUTO, max_credits: int | None = None,
+                 plan: str | None = None, allowed_tiers: frozenset[Tier] | None = None,
+                 allow_remote: bool = True) -> PlanContext:
+    """What the configuration and the request allow. `available`: the providers configured
+    and healthy now (default: the local ones)."""
+    local = frozenset(n for n, c in settings.providers.items() if is_local(c))
+    forced = settings.pipeline.provider
+    return PlanContext(
+        available=local if available is None else available,
+        remote=frozenset(settings.providers) - local, mode=mode, max_credits=max_credits,
+        plan=plan, allowed_tiers=frozenset(Tier) if allowed_tiers is None else allowed_tiers,
+        allow_remote=allow_remote, orientation=settings.pipeline.orientation,
+        forced_provider=None if forced == AUTO else forced,
+        forced_credits=settings.credits.credits_per_page)
+
+
+def plan_page(evidence: PageEvidence, settings: Settings, mode: Mode = Mode.AUTO) -> PageRoute:
+    """The route of a page read on its own by the local providers (`ocr-gateway ocr`, the
+    benchmark): the plan of a one-page document."""
+    context = plan_context(settings, mode=mode)
+    return plan_document([evidence], settings.routing, context).routes[0]

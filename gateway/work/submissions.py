@@ -19,20 +19,23 @@ from gateway.config import PlanSettings, Settings
 from gateway.errors import (
     BadRequestError,
     DocumentError,
-    InspectTimeoutError,
     InvalidPageRangesError,
     PageError,
     PayloadTooLargeError,
+    TaskTimeoutError,
     TooManyPagesError,
     UnsupportedMediaTypeError,
+    WorkerCrashedError,
+    document_error_for_pool,
 )
 from gateway.store.models import Idempotency
 from gateway.store.queue import JobStore, new_job_id
 from gateway.store.tenants import Tenant
-from gateway.work.assess import assess_page
+from gateway.work.assess import assess_page, plan_context
 from gateway.work.documents import DocumentKind, Thumbnail, detect_kind, inspect_document
-from gateway.work.procpool import TaskTimeoutError, WorkerCrashedError, WorkerPool
-from router.policy import Mode, PageRoute, Tier, cap_routes, limit_tiers
+from gateway.work.procpool import WorkerPool
+from router.plan import PageEvidence, plan_document
+from router.policy import Mode, Tier
 from scoring.features import SCORING_SIDE
 
 log = structlog.get_logger(__name__)
@@ -74,31 +77,29 @@ def parse_page_ranges(raw: str | None, page_count: int) -> list[int]:
     return sorted(pages)
 
 
-def assess_in_worker(_state: Any, path: str, kind: DocumentKind, pages: list[int],
-                     settings: Settings, mode: Mode, available: set[str], allow_remote: bool,
-                     *, phase: Any, first_page: Thumbnail | None = None) -> dict[int, PageRoute]:
-    routes = {}
+def assess_in_worker(path: str, kind: DocumentKind, pages: list[int], settings: Settings,
+                     first_page: Thumbnail | None = None) -> list[PageEvidence]:
+    evidence = []
     for number in pages:
         try:
-            routes[number] = assess_page(Path(path), kind, number, settings, mode, available,
-                                         allow_remote, first_page if number == 1 else None)
+            evidence.append(assess_page(Path(path), kind, number, settings,
+                                        first_page if number == 1 else None))
         except PageError as exc:  # read (and fail, refunded) by the worker like any page
-            routes[number] = unassessed_route(settings, exc.message)
-        except Exception as exc:  # a scoring defect must not refuse the upload: bill simple
+            evidence.append(PageEvidence(unassessed=exc.message))
+        except Exception as exc:
             log.exception("page_assessment_failed", path=path, page=number)
-            routes[number] = unassessed_route(settings, f"{type(exc).__name__}: {exc}")
-    return routes
+            evidence.append(PageEvidence(unassessed=f"{type(exc).__name__}: {exc}"))
+    return evidence
 
 
 class Prepared(msgspec.Struct, frozen=True, kw_only=True):
-    page_count: int
-    routes: dict[int, PageRoute]
+    pages: list[int]  # the selected page numbers, in order
+    evidence: list[PageEvidence]  # measured on each of them
 
 
 def prepare_in_worker(_state: Any, path: str, kind: DocumentKind, page_ranges: str | None,
-                      max_pages: int, settings: Settings, mode: Mode, available: set[str],
-                      allow_remote: bool, *, phase: Any) -> Prepared:
-    """Inspector-process task: open the document, select its pages, assess each one."""
+                      max_pages: int, settings: Settings, *, phase: Any) -> Prepared:
+    """Inspector-process task: open the document, select its pages, measure each one."""
     phase("inspect")
     info = inspect_document(Path(path), kind, settings.limits.max_pixels_per_page,
                             thumbnail_side=SCORING_SIDE)
@@ -108,16 +109,8 @@ def prepare_in_worker(_state: Any, path: str, kind: DocumentKind, page_ranges: s
         raise TooManyPagesError(
             f"{len(pages)} pages selected; the limit is {max_pages} per document",
             pages=len(pages), max_pages=max_pages)
-    routes = assess_in_worker(None, path, kind, pages, settings, mode, available, allow_remote,
-                              phase=phase, first_page=info.first_page)
-    return Prepared(page_count=len(pages), routes=routes)
-
-
-def unassessed_route(settings: Settings, why: str) -> PageRoute:
-    simple = settings.routing.tiers[Tier.SIMPLE.value]
-    return PageRoute(tier=Tier.SIMPLE, credits=simple.credits, providers=simple.providers,
-                     complexity_score=0.0, escalate=False, best_of_chain=False,
-                     reason=f"the page could not be assessed ({why}); simple tier")
+    return Prepared(pages=pages, evidence=assess_in_worker(path, kind, pages, settings,
+                                                           info.first_page))
 
 
 def parse_mode(raw: str | None) -> Mode:
@@ -131,7 +124,7 @@ def parse_mode(raw: str | None) -> Mode:
 async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobStore,
                           inspector: WorkerPool, tenant: Tenant, content: bytes,
                           file_name: str | None, page_ranges: str | None,
-                          available: set[str], allow_remote: bool = True,
+                          available: frozenset[str], allow_remote: bool = True,
                           idempotency_key: str | None = None, mode: str | None = None,
                           max_credits: int | None = None) -> Submitted:
     limits = settings.limits
@@ -161,10 +154,18 @@ async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobS
     await asyncio.to_thread(_write, path, content)
     try:
         prepared = await _prepare(inspector, path, kind, page_ranges,
-                                  min(limits.max_pages, plan.max_pages_per_document), settings,
-                                  chosen_mode, available, allow_remote)
-        routes = _within_plan_and_cap(prepared.routes, tenant.plan, plan, max_credits, settings,
-                                      available)
+                                  min(limits.max_pages, plan.max_pages_per_document), settings)
+        context = plan_context(settings, available=available, mode=chosen_mode,
+                               max_credits=max_credits, plan=tenant.plan,
+                               allowed_tiers=frozenset(plan.allowed_tiers),
+                               allow_remote=allow_remote)
+        planned = plan_document(prepared.evidence, settings.routing, context)
+        if not planned.fits(max_credits):
+            raise BadRequestError(
+                f"max_credits {max_credits} is below the {planned.credits} credits these pages "
+                f"need even at the {Tier.SIMPLE.value} tier", max_credits=max_credits,
+                minimum=planned.credits)
+        routes = dict(zip(prepared.pages, planned.routes, strict=True))
         reserved = await store.create_job(
             job_id=job_id, tenant_id=tenant.id, file_path=str(path), kind=kind,
             file_name=file_name, routes=routes,
@@ -179,7 +180,7 @@ async def submit_document(*, settings: Settings, plan: PlanSettings, store: JobS
         with contextlib.suppress(OSError):
             path.unlink()
         raise
-    return Submitted(job_id=job_id, page_count=prepared.page_count, credits_reserved=reserved)
+    return Submitted(job_id=job_id, page_count=len(prepared.pages), credits_reserved=reserved)
 
 
 async def _replay(store: JobStore, tenant: Tenant, idempotency: Idempotency) -> Submitted | None:
@@ -191,42 +192,19 @@ async def _replay(store: JobStore, tenant: Tenant, idempotency: Idempotency) -> 
                      credits_reserved=job.credits_reserved, replayed=True)
 
 
-def _within_plan_and_cap(routes: dict[int, PageRoute], plan_name: str, plan: PlanSettings,
-                         max_credits: int | None, settings: Settings,
-                         available: set[str]) -> dict[int, PageRoute]:
-    """Each page at most at its plan's highest allowed tier, then the pages within the
-    request's `max_credits`."""
-    numbers = sorted(routes)
-    allowed = frozenset(plan.allowed_tiers)
-    planned = [limit_tiers(routes[n], allowed, plan_name, settings.routing, available)
-               for n in numbers]
-    capped = cap_routes(planned, max_credits, settings.routing, available)
-    total = sum(r.credits for r in capped)
-    if max_credits is not None and total > max_credits:
-        raise BadRequestError(
-            f"max_credits {max_credits} is below the {total} credits these pages need even at "
-            f"the {Tier.SIMPLE.value} tier", max_credits=max_credits, minimum=total)
-    return dict(zip(numbers, capped, strict=True))
-
-
 async def _prepare(inspector: WorkerPool, path: Path, kind: DocumentKind,
-                   page_ranges: str | None, max_pages: int, settings: Settings, mode: Mode,
-                   available: set[str], allow_remote: bool) -> Prepared:
+                   page_ranges: str | None, max_pages: int, settings: Settings) -> Prepared:
     """Inspect and score in the inspector process: a hostile file costs that process only.
     Opening the document has its own deadline; scoring gets a budget per page allowed."""
     limits = settings.limits
     timeout = limits.inspect_timeout_s + ASSESS_SECONDS_PER_PAGE * max_pages
     try:
         prepared: Prepared = await inspector.run(
-            prepare_in_worker, str(path), kind, page_ranges, max_pages, settings, mode,
-            available, allow_remote, deadlines={"inspect": limits.inspect_timeout_s},
+            prepare_in_worker, str(path), kind, page_ranges, max_pages, settings,
+            deadlines={"inspect": limits.inspect_timeout_s},
             total_s=timeout)
-    except TaskTimeoutError as exc:
-        what = "opening" if exc.phase == "inspect" else "scoring the pages of"
-        raise InspectTimeoutError(f"{what} the document took longer than {exc.limit_s:g} s") \
-            from exc
-    except WorkerCrashedError as exc:
-        raise DocumentError("the document is damaged: reading it crashed the decoder") from exc
+    except (TaskTimeoutError, WorkerCrashedError) as exc:
+        raise document_error_for_pool(exc) from exc
     return prepared
 
 
