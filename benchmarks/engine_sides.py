@@ -18,8 +18,8 @@ import numpy as np
 
 from benchmarks.workers import ignore_sigint
 from gateway.config import Settings
-from gateway.documents import DocumentKind
-from gateway.pipeline import PageEngine, PageTask
+from gateway.work.documents import DocumentKind
+from gateway.work.pipeline import PageEngine, PageTask
 from providers.base import Provider
 from providers.tesseract import TesseractConfig, encode_pnm, parse_tsv
 from providers.types import PageImage

@@ -46,8 +46,8 @@ from benchmarks.environment import describe_machine, git_commit, package_version
 from benchmarks.metrics import bag_of_words_f1, cer
 from benchmarks.workers import init_provider
 from gateway.config import Settings, load_settings
-from gateway.documents import DocumentKind, detect_kind, inspect_document, render_page
-from gateway.procpool import WorkerPool
+from gateway.work.documents import DocumentKind, detect_kind, inspect_document, render_page
+from gateway.work.procpool import WorkerPool
 from providers.tesseract import TesseractConfig
 from tests.support.gateway_process import CORPUS, REPO
 

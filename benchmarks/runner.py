@@ -29,10 +29,10 @@ from benchmarks.metrics import cell_f1, parse_markdown_tables, score_text, table
 from benchmarks.progress import Progress
 from benchmarks.results import ORACLE, ROUTED, PageRow
 from gateway.config import Settings
-from gateway.documents import DocumentInfo
-from gateway.errors import GatewayError, PageError
-from gateway.procpool import TaskTimeoutError, WorkerCrashedError, WorkerPool
-from providers.base import ProviderError
+from gateway.errors import GatewayError, PageError, TaskTimeoutError, WorkerCrashedError
+from gateway.work.documents import DocumentInfo
+from gateway.work.procpool import WorkerPool
+from providers.errors import ProviderError
 
 
 class BenchPlan(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,8 +118,12 @@ def _row(document: CorpusDocument, page_number: int, provider: str,
                   seconds=round(outcome.seconds, 4), peak_rss_mb=outcome.peak_rss_mb,
                   model=outcome.model, provider_used=outcome.provider_used, tier=outcome.tier,
                   credits=outcome.credits,
-                  text_sha1=hashlib.sha1(outcome.markdown.encode(), usedforsecurity=False).hexdigest()[:16])
+                  text_sha1=_digest(outcome.markdown))
     return _scored(row, truth, outcome) if truth is not None else row
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 def _with_oracle(rows: dict[str, PageRow], engines: Sequence[str]) -> dict[str, PageRow]:

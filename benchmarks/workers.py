@@ -21,11 +21,17 @@ from typing import Any
 import msgspec
 
 from gateway.config import Settings
-from gateway.documents import DocumentInfo, DocumentKind, detect_kind, inspect_document, render_page
 from gateway.errors import UnsupportedMediaTypeError
-from gateway.layout import build_blocks, to_markdown
-from gateway.pipeline import PageEngine, PageTask
 from gateway.results import ContentBlock
+from gateway.work.documents import (
+    DocumentInfo,
+    DocumentKind,
+    detect_kind,
+    inspect_document,
+    render_page,
+)
+from gateway.work.layout import build_blocks, to_markdown
+from gateway.work.pipeline import PageEngine, PageTask
 from providers.base import Provider
 from providers.factory import build_provider, is_local
 from providers.types import PageImage

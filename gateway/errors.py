@@ -235,29 +235,13 @@ class ServiceUnavailableError(GatewayError):
 
 
 class PageError(Exception):
-    """A page that could not be read. Raise a subclass with a message; `code` is the class's.
-
-    Transition: `PageError(code, message)` still builds the subclass of that code (see `of`)
-    until the last callers name their class.
-    """
+    """A page that could not be read. Raise a subclass with a message; `code` is the class's."""
 
     code: ClassVar[str] = "page_failed"
 
-    def __new__(cls, *args: str) -> PageError:
-        if len(args) == 2 and cls is PageError:  # the transitional (code, message) form
-            cls = page_error_class(args[0])
-        elif len(args) != 1:
-            raise TypeError(f"{cls.__name__} takes one message")
-        return super().__new__(cls)
-
-    def __init__(self, *args: str) -> None:
-        self.message = args[-1]
+    def __init__(self, message: str) -> None:
+        self.message = message
         super().__init__(f"{self.code}: {self.message}")
-
-    @classmethod
-    def of(cls, code: str, message: str) -> PageError:
-        """The page error of `code` (a known page code; ValueError otherwise)."""
-        return page_error_class(code)(message)
 
     def detail(self) -> ErrorDetail:
         return ErrorDetail(code=self.code, message=self.message)
@@ -322,13 +306,6 @@ PAGE_ERRORS: dict[str, type[PageError]] = {
                 RenderTimeoutError, PageCrashedError, PageAttemptsExhaustedError,
                 PageInternalError)
 }
-
-
-def page_error_class(code: str) -> type[PageError]:
-    try:
-        return PAGE_ERRORS[code]
-    except KeyError:
-        raise ValueError(f"no page error has the code {code!r}") from None
 
 
 def page_error_for_document(exc: DocumentError) -> PageError:

@@ -7,12 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-# Transition: gateway/work (pipeline, worker, remote) and tests still import these from here; the
-# lead moves those imports to `providers.errors` and removes these re-exports (`X as X`).
-from providers.errors import ProviderError as ProviderError
-from providers.errors import ProviderTimeoutError as ProviderTimeoutError
-from providers.errors import ProviderUnavailableError as ProviderUnavailableError
-from providers.types import PageImage, RecognizedPage
+from providers.types import PageHints, PageImage, RecognizedPage
 
 
 class Provider(Protocol):
@@ -28,8 +23,10 @@ class RemoteProvider(Protocol):
     gateway's event loop, owns one `httpx.AsyncClient`, and bounds its own concurrency."""
 
     name: str
+    wants_line_boxes: bool  # takes the page's detected line boxes as hints (a VLM's geometry)
 
-    async def recognize(self, page: PageImage) -> RecognizedPage: ...
+    async def recognize(self, page: PageImage, hints: PageHints | None = None
+                        ) -> RecognizedPage: ...
 
     def state(self) -> dict[str, object]:
         """For /health: circuit breaker state, in-flight calls, recent failures."""

@@ -39,7 +39,7 @@ from providers.resilience import (
     encode_png,
     read_api_key,
 )
-from providers.types import PageImage, RecognizedPage, TextLine, quad_from_box
+from providers.types import PageHints, PageImage, RecognizedPage, TextLine, quad_from_box
 
 T = TypeVar("T")
 MAX_POLL_WAIT_S = 30.0  # the native API holds a poll at most this long
@@ -167,7 +167,9 @@ class GatewayProvider:
                               breaker=CircuitBreaker(name, config.breaker),
                               retry=RetryPolicy(name, config.retry))
 
-    async def recognize(self, page: PageImage) -> RecognizedPage:
+    wants_line_boxes = False  # the upstream gateway finds its own geometry
+
+    async def recognize(self, page: PageImage, hints: PageHints | None = None) -> RecognizedPage:
         self._gate.check()  # refuse fast, before encoding anything
         png = await asyncio.to_thread(encode_png, page)
         return await self._gate.run(lambda: self._read(png, page))

@@ -35,18 +35,6 @@ from providers.errors import (
     is_breaker_failure,
     is_retryable,
 )
-
-# Transition: tests/test_remote_*.py still import these from here; they move to
-# `providers.errors` and these re-exports go.
-from providers.errors import ProviderConnectionError as ProviderConnectionError
-from providers.errors import ProviderRateLimitedError as ProviderRateLimitedError
-from providers.errors import ProviderRefusedError as ProviderRefusedError
-from providers.errors import ProviderRejectedError as ProviderRejectedError
-from providers.errors import ProviderResponseError as ProviderResponseError
-from providers.errors import ProviderServerError as ProviderServerError
-from providers.errors import error_for_status as error_for_status
-from providers.errors import error_for_transport as error_for_transport
-from providers.errors import parse_retry_after as parse_retry_after
 from providers.types import PageImage
 
 T = TypeVar("T")

@@ -47,6 +47,14 @@ class RecognizedPage(msgspec.Struct, frozen=True, kw_only=True):
     model: str  # engine and model version, for `document_metadata.source_model`
     width: int
     height: int
+    note: str | None = None  # how the provider read it, added to the page's reason
+
+
+class PageHints(msgspec.Struct, frozen=True, kw_only=True):
+    """What the gateway already knows of a page, for providers that take it (see
+    `RemoteProvider.wants_line_boxes`)."""
+
+    line_boxes: tuple[TextLine, ...] | None = None  # a local engine's lines on the same pixels
 
 
 def quad_from_box(left: float, top: float, right: float, bottom: float) -> Quad:

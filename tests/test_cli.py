@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks.metrics import bag_of_words_f1
 from gateway.cli import PLUGIN_GROUP, CLIError, run_plugin
-from gateway.tenants import hash_key
+from gateway.store.tenants import hash_key
 from tests.support.gateway_process import REPO, create_tenant, write_config
 
 

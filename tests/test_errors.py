@@ -13,7 +13,6 @@ from gateway.errors import (
     DocumentError,
     ErrorDetail,
     InspectTimeoutError,
-    OcrFailedError,
     PageCrashedError,
     PageError,
     PageInternalError,
@@ -40,15 +39,6 @@ def test_page_error_survives_pickling_with_class_and_message(cls: type[PageError
 def test_every_page_code_names_one_class() -> None:
     assert all(cls.code == code for code, cls in PAGE_ERRORS.items())
     assert len({cls.code for cls in PAGE_ERRORS.values()}) == len(PAGE_ERRORS)
-
-
-def test_transitional_code_and_message_form_builds_the_class() -> None:
-    error = PageError("ocr_failed", "no provider could read the page")
-    assert type(error) is OcrFailedError
-    assert (error.code, error.message) == ("ocr_failed", "no provider could read the page")
-    assert type(PageError.of("render_timeout", "slow")) is RenderTimeoutError
-    with pytest.raises(ValueError, match="no page error has the code 'no_such_code'"):
-        PageError("no_such_code", "x")
 
 
 def test_timeout_codes_share_a_base() -> None:
@@ -173,15 +163,3 @@ async def test_page_error_crosses_the_worker_process_boundary_as_its_class() -> 
             await pool.run(fail_with_page_error, deadlines={}, total_s=30.0)
     finally:
         await pool.close()
-
-
-def test_old_provider_import_paths_name_the_same_classes() -> None:
-    """Transition: providers.base and providers.resilience re-export providers.errors."""
-    import providers.base
-    import providers.errors
-    import providers.resilience
-
-    assert providers.base.ProviderError is providers.errors.ProviderError
-    assert providers.base.ProviderTimeoutError is providers.errors.ProviderTimeoutError
-    assert providers.resilience.error_for_status is providers.errors.error_for_status
-    assert providers.resilience.ProviderServerError is providers.errors.ProviderServerError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.layout import build_blocks, global_confidence, to_markdown
+from gateway.work.layout import build_blocks, global_confidence, to_markdown
 from providers.types import TextLine, quad_from_box
 
 W, H = 1000, 1000

@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks.corpus import load_documents, load_ground_truth
 from benchmarks.metrics import bag_of_words_f1
-from gateway.documents import detect_kind, render_page
+from gateway.work.documents import detect_kind, render_page
 from providers.rapidocr import (
     RapidOCRConfig,
     RapidOCRProvider,

@@ -15,26 +15,23 @@ import pytest
 from PIL import Image
 
 from benchmarks.metrics import bag_of_words_f1
-from providers.base import ProviderError, ProviderTimeoutError
-from providers.remote_gateway import GatewayProvider, GatewayProviderConfig
-from providers.remote_openai import (
-    OpenAIVisionConfig,
-    OpenAIVisionProvider,
-    ProviderOutputTruncatedError,
-)
-from providers.resilience import (
-    BreakerSettings,
+from providers.errors import (
     CircuitOpenError,
     ProviderConnectionError,
+    ProviderError,
+    ProviderOutputTruncatedError,
     ProviderRateLimitedError,
     ProviderRefusedError,
     ProviderRejectedError,
     ProviderResponseError,
     ProviderServerError,
-    RetrySettings,
+    ProviderTimeoutError,
 )
+from providers.remote_gateway import GatewayProvider, GatewayProviderConfig
+from providers.remote_openai import OpenAIVisionConfig, OpenAIVisionProvider
+from providers.resilience import BreakerSettings, RetrySettings
 from providers.tesseract import TesseractConfig, TesseractProvider
-from providers.types import PageImage, TextLine, quad_bounds
+from providers.types import PageHints, PageImage, TextLine, quad_bounds
 from tests.support.fake_vlm_server import FakeVLMServer
 from tests.support.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
 
@@ -92,7 +89,7 @@ def text_of(lines: tuple[TextLine, ...]) -> str:
 async def test_page_is_read_end_to_end_and_located_on_detected_lines(
         vlm: FakeVLMServer, page: PageImage, truth: str, detected: list[TextLine]) -> None:
     async with vision(vlm) as provider:
-        result = await provider.recognize(page, line_boxes=detected)
+        result = await provider.recognize(page, PageHints(line_boxes=tuple(detected)))
     assert bag_of_words_f1(truth, text_of(result.lines)) >= 0.8
     assert result.geometry == "detected"
     assert (result.width, result.height, result.model) == (page.width, page.height, "fake-vlm")

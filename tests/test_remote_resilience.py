@@ -10,24 +10,28 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from providers.base import ProviderError, ProviderTimeoutError, ProviderUnavailableError
-from providers.resilience import (
-    BreakerSettings,
-    BreakerState,
-    CallGate,
-    CircuitBreaker,
+from providers.errors import (
     CircuitOpenError,
     ProviderConnectionError,
+    ProviderError,
     ProviderRateLimitedError,
     ProviderRefusedError,
     ProviderRejectedError,
     ProviderResponseError,
     ProviderServerError,
-    RetryPolicy,
-    RetrySettings,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
     error_for_status,
     error_for_transport,
     parse_retry_after,
+)
+from providers.resilience import (
+    BreakerSettings,
+    BreakerState,
+    CallGate,
+    CircuitBreaker,
+    RetryPolicy,
+    RetrySettings,
     read_api_key,
 )
 

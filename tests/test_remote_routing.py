@@ -89,7 +89,7 @@ def test_failing_vlm_falls_back_down_the_chain(gateway_with_vlm: GatewayProcess,
     assert meta["attempts"][0]["provider"] == "vlm"
     assert meta["attempts"][0]["error"].startswith("provider_server_error")
     assert "vlm failed" in meta["escalation"]
-    assert "read locally by tesseract" in meta["escalation"]
+    assert "tesseract read the page too" in meta["escalation"]
     assert job["credits_used"] == 5  # the complex tier's chain read it
     vlm.reset()
 

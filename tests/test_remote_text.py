@@ -5,9 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from providers.remote_gateway import UpstreamJob, UpstreamPageError, page_from_job
-from providers.remote_openai import MarkdownLine, locate_lines, parse_markdown, strip_fences
+from providers.errors import UpstreamPageError
+from providers.remote_gateway import UpstreamJob, page_from_job
 from providers.types import TextLine, quad_bounds, quad_from_box
+from providers.vision_lines import MarkdownLine, locate_lines, parse_markdown, strip_fences
 
 
 @pytest.mark.parametrize(("reply", "expected"), [

@@ -1,75 +1,159 @@
-"""Per page: render -> route -> recognize (escalating, upright) -> normalize. Runs inside a
-worker process.
+"""One page: render -> route -> read along the route -> normalize.
 
-`PageEngine` owns the loaded providers of one process; `read_page` is the whole pipeline for one
-page and is what the server's workers, `ocr-gateway ocr` and the benchmark's `routed` run.
+The route comes from `router.plan.plan_document` (decided at submit and stored with the page;
+planned here on the full render when a task has none: `ocr-gateway ocr`, the benchmark).
+`read_chain` (gateway.work.chain) reads the rendered page along it; `page_result` builds the
+normalized result. `PageEngine` owns the local providers of one worker process and runs a page
+whose route is all local in that process; `gateway.work.readers` runs a route with remote
+providers from the event loop, with the same executor and the same result builder.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 
 from gateway.config import Settings
-from gateway.errors import PageError
+from gateway.errors import TextLayerMissingError
 from gateway.results import (
-    Attempt,
     DocumentMetadata,
     PageDimensions,
     PageResult,
     PipelineMetadata,
     PipelineTimings,
 )
-from gateway.work.assess import route_page
+from gateway.work.assess import measure_page, plan_page
+from gateway.work.chain import ChainOutcome, ChainSettings, Reading, read_chain
 from gateway.work.documents import DocumentKind, read_text_layer, render_page
 from gateway.work.layout import build_blocks, global_confidence, to_markdown
-from providers.base import Provider, ProviderError
+from providers.base import Provider
 from providers.factory import build_provider, is_local
 from providers.orientation import detect_orientation, rotate_upright
 from providers.types import PageImage, RecognizedPage
 from router.policy import TEXT_LAYER, Mode, PageRoute
 
 TEXT_LAYER_MODEL = "pdf-text-layer"
-SUSPICIOUS_CONFIDENCE = 0.6  # a reading this unsure may be of a page turned upside down
-VERTICAL_TEXT = 0.6  # features.vertical_text above this: the lines run vertically
 
 
 class PageTask(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     kind: DocumentKind
     page_number: int  # 1-based
-    route: PageRoute | None = None  # decided at submit; assessed on the full page if absent
+    route: PageRoute | None = None  # decided at submit; planned on the full page if absent
     mode: Mode = Mode.AUTO
 
 
 Phase = Callable[[str], None]
+T = TypeVar("T")
 
 
 def _no_phase(_: str) -> None:
     return None
 
 
-class _Reading(msgspec.Struct, kw_only=True):
-    provider: str
-    page: RecognizedPage
-    confidence: float
-    seconds: float
-    rotation: int = 0
+def run_local(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a chain whose readers are all in this process: their awaits never suspend, so the
+    coroutine finishes on its first step, without an event loop (and inside one, too)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return finished.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("a chain read in this process waited on something outside it")
 
 
-def reading_confidence(page: RecognizedPage) -> float:
-    """Character-weighted mean confidence of a reading."""
-    chars = sum(len(line.text) for line in page.lines)
-    if not chars:
-        return 0.0
-    return sum(line.confidence * len(line.text) for line in page.lines) / chars
+def chain_settings(settings: Settings) -> ChainSettings:
+    return ChainSettings(min_confidence=settings.routing.escalation.min_confidence,
+                         orientation=settings.pipeline.orientation)
+
+
+def upright(page: PageImage, settings: Settings) -> tuple[PageImage, int]:
+    """Tesseract's orientation detection; the page turned when it is sure enough."""
+    rotation, confidence = detect_orientation(page)
+    if rotation and confidence >= settings.pipeline.osd_min_confidence:
+        return rotate_upright(page, rotation), rotation
+    return page, 0
+
+
+def render(task: PageTask, settings: Settings) -> PageImage:
+    return render_page(Path(task.path), task.kind, task.page_number - 1, settings.rendering.dpi,
+                       settings.limits.max_pixels_per_page)
+
+
+def page_result(task: PageTask, route: PageRoute, page: PageImage, outcome: ChainOutcome,
+                started: float, rendered: float) -> PageResult:
+    """The normalized result of a page read along its route (the one place that builds it)."""
+    reading = outcome.reading
+    read = time.perf_counter()
+    blocks = build_blocks(reading.page.lines, reading.page.width, reading.page.height)
+    markdown = to_markdown(blocks)
+    done = time.perf_counter()
+    reason = route.reason
+    if reading.page.note:
+        reason += f"; {reading.page.note}"
+    features = msgspec.structs.asdict(route.features) if route.features is not None else None
+    return PageResult(
+        page_number=task.page_number,
+        status="completed",
+        document_metadata=DocumentMetadata(
+            source_model=reading.page.model,
+            page_dimensions=PageDimensions(width=reading.page.width, height=reading.page.height),
+            global_confidence=global_confidence(blocks),
+            dpi=round(page.dpi, 1),
+            rotation_deg=reading.rotation,
+        ),
+        content_blocks=blocks,
+        raw_markdown=markdown,
+        pipeline_metadata=PipelineMetadata(
+            complexity_score=route.complexity_score,
+            tier=route.tier.value,
+            credits=route.credits,
+            provider_used=reading.provider,
+            provider_reason=reason,
+            features=features,
+            attempts=outcome.attempts,
+            escalation=outcome.escalation,
+            capped=route.capped,
+            timings=PipelineTimings(
+                render_ms=round((rendered - started) * 1000, 1),
+                ocr_ms=round((read - rendered) * 1000, 1),
+                layout_ms=round((done - read) * 1000, 1),
+                total_ms=round((done - started) * 1000, 1),
+            ),
+        ),
+    )
+
+
+def text_layer_reading(task: PageTask, page: PageImage) -> ChainOutcome:
+    """A page answered from its PDF's own text layer (no engine runs)."""
+    layer = read_text_layer(Path(task.path), page.page_number - 1, page.dpi)
+    if layer is None:
+        raise TextLayerMissingError("the page's text layer could not be read")
+    recognized = RecognizedPage(lines=layer.lines, model=TEXT_LAYER_MODEL, width=page.width,
+                                height=page.height)
+    return ChainOutcome(reading=Reading(provider=TEXT_LAYER, page=recognized, confidence=1.0),
+                        attempts=[], escalation=None)
+
+
+class LocalReaders:
+    """Providers loaded in this process, called in place."""
+
+    def __init__(self, engine: PageEngine) -> None:
+        self.engine = engine
+
+    async def recognize(self, name: str, page: PageImage) -> RecognizedPage:
+        return self.engine.providers[name].recognize(page)
+
+    async def upright(self, page: PageImage) -> tuple[PageImage, int]:
+        return upright(page, self.engine.settings)
 
 
 class PageEngine:
-    """The providers of one worker process, loaded once."""
+    """The local providers of one worker process, loaded once."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -77,6 +161,7 @@ class PageEngine:
             name: build_provider(name, cfg) for name, cfg in settings.providers.items()
             if is_local(cfg)  # remote kinds run in the server's event loop, not here
         }
+        self._readers = LocalReaders(self)
 
     def engines(self) -> list[str]:
         return sorted(self.providers)
@@ -86,131 +171,27 @@ class PageEngine:
         return {name: str(getattr(provider, "device", "cpu"))
                 for name, provider in sorted(self.providers.items())}
 
+    def plan(self, task: PageTask, page: PageImage) -> PageRoute:
+        """The route of a task that came without one, planned on the full render."""
+        evidence = measure_page(page, settings=self.settings, path=Path(task.path),
+                                kind=task.kind)
+        return plan_page(evidence, self.settings, task.mode)
+
     def read_page(self, task: PageTask, phase: Phase = _no_phase) -> PageResult:
-        """Read one page; raises PageError when it cannot be read."""
+        """Read one page along its route in this process; raises PageError."""
         started = time.perf_counter()
         phase("render")
-        path = Path(task.path)
-        page = render_page(path, task.kind, task.page_number - 1,
-                           self.settings.rendering.dpi, self.settings.limits.max_pixels_per_page)
+        page = render(task, self.settings)
         rendered = time.perf_counter()
-        route = task.route or route_page(page, settings=self.settings, path=path,
-                                         kind=task.kind, mode=task.mode)
+        route = task.route or self.plan(task, page)
         phase("ocr")
-        attempts: list[Attempt] = []
-        escalation = None
         if route.providers == [TEXT_LAYER]:
-            reading = self._text_layer(path, page)
+            outcome = text_layer_reading(task, page)
         else:
-            reading, escalation = self._recognize(page, route, attempts)
-        read = time.perf_counter()
-        blocks = build_blocks(reading.page.lines, reading.page.width, reading.page.height)
-        markdown = to_markdown(blocks)
-        done = time.perf_counter()
-        features = (msgspec.structs.asdict(route.features) if route.features is not None
-                    else None)
-        return PageResult(
-            page_number=task.page_number,
-            status="completed",
-            document_metadata=DocumentMetadata(
-                source_model=reading.page.model,
-                page_dimensions=PageDimensions(width=reading.page.width,
-                                               height=reading.page.height),
-                global_confidence=global_confidence(blocks),
-                dpi=round(page.dpi, 1),
-                rotation_deg=reading.rotation,
-            ),
-            content_blocks=blocks,
-            raw_markdown=markdown,
-            pipeline_metadata=PipelineMetadata(
-                complexity_score=route.complexity_score,
-                tier=route.tier.value,
-                credits=route.credits,
-                provider_used=reading.provider,
-                provider_reason=route.reason,
-                features=features,
-                attempts=attempts,
-                escalation=escalation,
-                capped=route.capped,
-                timings=PipelineTimings(
-                    render_ms=round((rendered - started) * 1000, 1),
-                    ocr_ms=round((read - rendered) * 1000, 1),
-                    layout_ms=round((done - read) * 1000, 1),
-                    total_ms=round((done - started) * 1000, 1),
-                ),
-            ),
-        )
+            outcome = run_local(read_chain(page, route, chain_settings(self.settings),
+                                           self._readers))
+        return page_result(task, route, page, outcome, started, rendered)
 
-    def _text_layer(self, path: Path, page: PageImage) -> _Reading:
-        started = time.perf_counter()
-        layer = read_text_layer(path, page.page_number - 1, page.dpi)
-        if layer is None:
-            raise PageError("text_layer_missing", "the page's text layer could not be read")
-        recognized = RecognizedPage(lines=layer.lines, model=TEXT_LAYER_MODEL,
-                                    width=page.width, height=page.height)
-        return _Reading(provider=TEXT_LAYER, page=recognized, confidence=1.0,
-                        seconds=time.perf_counter() - started)
-
-    def _read_with(self, name: str, page: PageImage, rotation: int,
-                   attempts: list[Attempt]) -> _Reading | None:
-        provider = self.providers[name]
-        started = time.perf_counter()
-        try:
-            recognized = provider.recognize(page)
-        except ProviderError as exc:
-            attempts.append(Attempt(provider=name, confidence=0.0,
-                                    seconds=round(time.perf_counter() - started, 3),
-                                    error=f"{exc.code}: {exc.message}"[:300]))
-            return None
-        seconds = time.perf_counter() - started
-        reading = _Reading(provider=name, page=recognized,
-                           confidence=reading_confidence(recognized), seconds=seconds,
-                           rotation=rotation)
-        attempts.append(Attempt(provider=name, confidence=round(reading.confidence, 4),
-                                seconds=round(seconds, 3)))
-        return reading
-
-    def _upright(self, page: PageImage, route: PageRoute) -> tuple[PageImage, int]:
-        """Turn the page upright when its lines run vertically (90/270 degrees)."""
-        features = route.features
-        if (not self.settings.pipeline.orientation or features is None
-                or features.vertical_text < VERTICAL_TEXT):
-            return page, 0
-        return self._osd(page)
-
-    def _osd(self, page: PageImage) -> tuple[PageImage, int]:
-        rotation, confidence = detect_orientation(page)
-        if rotation and confidence >= self.settings.pipeline.osd_min_confidence:
-            return rotate_upright(page, rotation), rotation
-        return page, 0
-
-    def _recognize(self, page: PageImage, route: PageRoute,
-                   attempts: list[Attempt]) -> tuple[_Reading, str | None]:
-        page, rotation = self._upright(page, route)
-        threshold = self.settings.routing.escalation.min_confidence
-        readings: list[_Reading] = []
-        escalation = None
-        for index, name in enumerate(route.providers):
-            reading = self._read_with(name, page, rotation, attempts)
-            if reading is not None and reading.confidence < SUSPICIOUS_CONFIDENCE \
-                    and rotation == 0 and self.settings.pipeline.orientation:
-                turned, turned_by = self._osd(page)
-                if turned_by:
-                    page, rotation = turned, turned_by
-                    again = self._read_with(name, page, rotation, attempts)
-                    if again is not None and again.confidence > reading.confidence:
-                        reading = again
-            if reading is not None:
-                readings.append(reading)
-            if route.best_of_chain:
-                continue
-            good = reading is not None and (not route.escalate or reading.confidence >= threshold)
-            if good or index == len(route.providers) - 1:
-                break
-            why = ("failed" if reading is None
-                   else f"confidence {reading.confidence:.2f} < {threshold:.2f}")
-            escalation = f"{name} {why}; {route.providers[index + 1]} read the page too"
-        if not readings:
-            errors = "; ".join(a.error or "" for a in attempts)
-            raise PageError("ocr_failed", f"no provider could read the page ({errors})"[:500])
-        return max(readings, key=lambda r: r.confidence), escalation
+    def recognize(self, name: str, page: PageImage) -> RecognizedPage:
+        """One provider on an already rendered page (a route read from the event loop)."""
+        return self.providers[name].recognize(page)

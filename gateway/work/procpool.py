@@ -25,11 +25,7 @@ from typing import Any
 
 import structlog
 
-# The pool's errors live in the one tree. Re-exported (`as`) for callers that still import them
-# from here: a transition; they move to `gateway.errors` and these aliases go.
-from gateway.errors import RemoteError as RemoteError
-from gateway.errors import TaskTimeoutError as TaskTimeoutError
-from gateway.errors import WorkerCrashedError as WorkerCrashedError
+from gateway.errors import RemoteError, TaskTimeoutError, WorkerCrashedError
 
 log = structlog.get_logger(__name__)
 
