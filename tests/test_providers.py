@@ -14,13 +14,8 @@ import pytest
 from benchmarks.corpus import load_documents, load_ground_truth
 from benchmarks.metrics import bag_of_words_f1
 from gateway.work.documents import detect_kind, render_page
-from providers.rapidocr import (
-    RapidOCRConfig,
-    RapidOCRProvider,
-    content_bounds,
-    respace,
-    select_device,
-)
+from providers.ppocr_geometry import content_bounds, respace
+from providers.rapidocr import RapidOCRConfig, RapidOCRProvider, select_device
 from providers.tesseract import TesseractConfig, TesseractProvider, encode_pnm, parse_tsv
 from providers.types import PageImage
 
