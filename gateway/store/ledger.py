@@ -27,9 +27,16 @@ class LedgerKind(enum.StrEnum):
     REFUND = "refund"
 
 
-async def _record(tx: aiosqlite.Connection, tenant_id: str, kind: LedgerKind, amount: int,
-                  job_id: str | None = None, page_number: int | None = None,
-                  note: str | None = None, tier: str | None = None) -> None:
+async def _record(
+    tx: aiosqlite.Connection,
+    tenant_id: str,
+    kind: LedgerKind,
+    amount: int,
+    job_id: str | None = None,
+    page_number: int | None = None,
+    note: str | None = None,
+    tier: str | None = None,
+) -> None:
     await tx.execute(
         "INSERT INTO ledger (tenant_id, job_id, page_number, kind, amount, note, tier,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -38,8 +45,10 @@ async def _record(tx: aiosqlite.Connection, tenant_id: str, kind: LedgerKind, am
 
 
 async def grant(tx: aiosqlite.Connection, tenant_id: str, amount: int, note: str) -> None:
-    await tx.execute("UPDATE tenants SET credits_available = credits_available + ? WHERE id = ?",
-                     (amount, tenant_id))
+    await tx.execute(
+        "UPDATE tenants SET credits_available = credits_available + ? WHERE id = ?",
+        (amount, tenant_id),
+    )
     await _record(tx, tenant_id, LedgerKind.GRANT, amount, note=note)
 
 
@@ -53,29 +62,44 @@ async def reserve(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id:
     ) as cur:
         row = await cur.fetchone()
     if row is None:
-        async with tx.execute("SELECT credits_available FROM tenants WHERE id = ?",
-                              (tenant_id,)) as cur:
+        async with tx.execute(
+            "SELECT credits_available FROM tenants WHERE id = ?", (tenant_id,)
+        ) as cur:
             balance = await cur.fetchone()
         available = int(balance[0]) if balance else 0
         raise InsufficientCreditsError(
             f"this document needs {amount} credits and {available} are available",
-            required=amount, available=available)
+            required=amount,
+            available=available,
+        )
     await _record(tx, tenant_id, LedgerKind.RESERVE, amount, job_id=job_id)
 
 
-async def charge(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id: str,
-                 page_number: int, tier: str) -> None:
-    await tx.execute("UPDATE tenants SET credits_reserved = credits_reserved - ? WHERE id = ?",
-                     (amount, tenant_id))
-    await _record(tx, tenant_id, LedgerKind.CHARGE, amount, job_id=job_id, page_number=page_number,
-                  tier=tier)
+async def charge(
+    tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id: str, page_number: int, tier: str
+) -> None:
+    await tx.execute(
+        "UPDATE tenants SET credits_reserved = credits_reserved - ? WHERE id = ?",
+        (amount, tenant_id),
+    )
+    await _record(
+        tx, tenant_id, LedgerKind.CHARGE, amount, job_id=job_id, page_number=page_number, tier=tier
+    )
 
 
-async def refund(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id: str,
-                 page_number: int | None, note: str) -> None:
+async def refund(
+    tx: aiosqlite.Connection,
+    tenant_id: str,
+    amount: int,
+    job_id: str,
+    page_number: int | None,
+    note: str,
+) -> None:
     await tx.execute(
         "UPDATE tenants SET credits_reserved = credits_reserved - ?,"
         " credits_available = credits_available + ? WHERE id = ?",
-        (amount, amount, tenant_id))
-    await _record(tx, tenant_id, LedgerKind.REFUND, amount, job_id=job_id, page_number=page_number,
-                  note=note)
+        (amount, amount, tenant_id),
+    )
+    await _record(
+        tx, tenant_id, LedgerKind.REFUND, amount, job_id=job_id, page_number=page_number, note=note
+    )

@@ -4,32 +4,26 @@ A page is claimed by one atomic `UPDATE ... RETURNING`; its result, its charge a
 completion are written in one transaction, so a crash at any point leaves every page either
 pending (read again after restart) or finished exactly once, and charged at most once.
 Pages are claimed round-robin across jobs, so one large document does not starve the others.
+
+`JobStore` is the one object callers hold. The page flow, cancelling and deleting are here;
+admitting a job is `admission`, reading jobs back (and the long poll) is `reads`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 
 import aiosqlite
 import msgspec
 
 from gateway.clock import now_ms
-from gateway.errors import (
-    ErrorDetail,
-    IdempotencyKeyReusedError,
-    JobNotCancellableError,
-    JobNotFoundError,
-    TooManyJobsError,
-)
-from gateway.results import PageResult, failed_page
-from gateway.store import ledger, retention, stats
+from gateway.errors import ErrorDetail, JobNotCancellableError, JobNotFoundError
+from gateway.results import PageResult
+from gateway.store import admission, ledger, reads, retention, stats
 from gateway.store.db import Database
 from gateway.store.models import (
     ACTIVE_JOB,
     OPEN_PAGE,
-    PROCESSED_PAGE,
     TERMINAL_JOB,
     ClaimedPage,
     Idempotency,
@@ -41,27 +35,6 @@ from gateway.store.models import (
 )
 from router.policy import PageRoute
 
-
-class JobEvents:
-    """Wakes long-polling readers when a job changes (in this process).
-
-    Subscribe before reading the job, then wait on the event: a change between the read and
-    the wait is not missed.
-    """
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-
-    def subscribe(self, job_id: str) -> asyncio.Event:
-        return self._events.setdefault(job_id, asyncio.Event())
-
-    def notify(self, job_id: str) -> None:
-        event = self._events.pop(job_id, None)
-        if event is not None:
-            event.set()
-
-
-_RESULT_DECODER = msgspec.json.Decoder(PageResult)
 _ERROR_DECODER = msgspec.json.Decoder(ErrorDetail)
 _ROUTE_DECODER = msgspec.json.Decoder(PageRoute)
 _ENCODER = msgspec.json.Encoder()
@@ -74,57 +47,7 @@ def new_job_id() -> str:
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.events = JobEvents()
-
-    async def find_idempotent(self, tenant_id: str, idem: Idempotency) -> str | None:
-        """The job a retry with this key refers to; 409 if the key came with another file."""
-        row = await self.db.fetch_one(
-            "SELECT file_sha256, job_id FROM idempotency_keys WHERE tenant_id = ? AND key = ?",
-            (tenant_id, idem.key))
-        if row is None:
-            return None
-        if row["file_sha256"] != idem.file_sha256:
-            raise IdempotencyKeyReusedError()
-        job_id: str = row["job_id"]
-        return job_id
-
-    async def create_job(self, *, job_id: str, tenant_id: str, file_path: str,
-                         kind: str, file_name: str | None,
-                         routes: dict[int, PageRoute], max_active_jobs: int,
-                         idempotency: Idempotency | None = None) -> int:
-        """Insert the job and its pages and reserve their credits; returns credits reserved.
-
-        Raises InsufficientCreditsError, TooManyJobsError, or sqlite3.IntegrityError when a
-        concurrent request with the same Idempotency-Key won the race.
-        """
-        reserved = sum(route.credits for route in routes.values())
-        now = now_ms()
-        async with self.db.transaction() as tx:
-            if idempotency is not None:
-                await tx.execute(
-                    "INSERT INTO idempotency_keys (tenant_id, key, file_sha256, job_id,"
-                    " created_at) VALUES (?, ?, ?, ?, ?)",
-                    (tenant_id, idempotency.key, idempotency.file_sha256, job_id, now))
-            async with tx.execute(
-                "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND status IN (?, ?)",
-                (tenant_id, *ACTIVE_JOB)) as cur:
-                row = await cur.fetchone()
-            if row is not None and row[0] >= max_active_jobs:
-                raise TooManyJobsError(
-                    f"{row[0]} jobs are already pending or processing; the plan allows "
-                    f"{max_active_jobs} at once", max_concurrent_jobs=max_active_jobs)
-            await ledger.reserve(tx, tenant_id, reserved, job_id)
-            await tx.execute(
-                "INSERT INTO jobs (id, tenant_id, status, file_path, file_kind, file_name,"
-                " page_count, credits_reserved, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, tenant_id, JobStatus.PENDING, file_path, kind, file_name,
-                 len(routes), reserved, now))
-            await tx.executemany(
-                "INSERT INTO pages (job_id, page_number, status, credits_reserved, tier, route,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(job_id, n, PageStatus.PENDING, r.credits, r.tier.value, _ENCODER.encode(r),
-                  now) for n, r in sorted(routes.items())])
-        return reserved
+        self.events = reads.JobEvents()
 
     async def claim_page(self) -> ClaimedPage | None:
         now = now_ms()
@@ -148,26 +71,46 @@ class JobStore:
                 job = await cur.fetchone()
         assert job is not None
         self.events.notify(page["job_id"])
-        return ClaimedPage(job_id=page["job_id"], tenant_id=job["tenant_id"],
-                           page_number=page["page_number"], attempts=page["attempts"],
-                           credits_reserved=page["credits_reserved"], tier=page["tier"],
-                           file_path=job["file_path"], file_kind=job["file_kind"],
-                           route=_ROUTE_DECODER.decode(page["route"]) if page["route"] else None)
+        return ClaimedPage(
+            job_id=page["job_id"],
+            tenant_id=job["tenant_id"],
+            page_number=page["page_number"],
+            attempts=page["attempts"],
+            credits_reserved=page["credits_reserved"],
+            tier=page["tier"],
+            file_path=job["file_path"],
+            file_kind=job["file_kind"],
+            route=_ROUTE_DECODER.decode(page["route"]) if page["route"] else None,
+        )
 
-    async def complete_page(self, claim: ClaimedPage, result: PageResult,
-                            seconds: float) -> bool:
+    async def complete_page(self, claim: ClaimedPage, result: PageResult, seconds: float) -> bool:
         """Store the result and charge the page; False if the page was no longer in flight."""
         async with self.db.transaction() as tx:
             cur = await tx.execute(
                 "UPDATE pages SET status = ?, result = ?, credits_charged = ?,"
                 " seconds = ?, updated_at = ?"
                 " WHERE job_id = ? AND page_number = ? AND status = ?",
-                (PageStatus.COMPLETED, _ENCODER.encode(result), claim.credits_reserved, seconds,
-                 now_ms(), claim.job_id, claim.page_number, PageStatus.PROCESSING))
+                (
+                    PageStatus.COMPLETED,
+                    _ENCODER.encode(result),
+                    claim.credits_reserved,
+                    seconds,
+                    now_ms(),
+                    claim.job_id,
+                    claim.page_number,
+                    PageStatus.PROCESSING,
+                ),
+            )
             if cur.rowcount != 1:
                 return False
-            await ledger.charge(tx, claim.tenant_id, claim.credits_reserved, claim.job_id,
-                                claim.page_number, claim.tier)
+            await ledger.charge(
+                tx,
+                claim.tenant_id,
+                claim.credits_reserved,
+                claim.job_id,
+                claim.page_number,
+                claim.tier,
+            )
             await self._finish_if_done(tx, claim.job_id)
         self.events.notify(claim.job_id)
         return True
@@ -178,12 +121,25 @@ class JobStore:
             cur = await tx.execute(
                 "UPDATE pages SET status = ?, error = ?, updated_at = ?"
                 " WHERE job_id = ? AND page_number = ? AND status = ?",
-                (PageStatus.FAILED, _ENCODER.encode(error), now_ms(), claim.job_id,
-                 claim.page_number, PageStatus.PROCESSING))
+                (
+                    PageStatus.FAILED,
+                    _ENCODER.encode(error),
+                    now_ms(),
+                    claim.job_id,
+                    claim.page_number,
+                    PageStatus.PROCESSING,
+                ),
+            )
             if cur.rowcount != 1:
                 return False
-            await ledger.refund(tx, claim.tenant_id, claim.credits_reserved, claim.job_id,
-                                claim.page_number, note=error.code)
+            await ledger.refund(
+                tx,
+                claim.tenant_id,
+                claim.credits_reserved,
+                claim.job_id,
+                claim.page_number,
+                note=error.code,
+            )
             await self._finish_if_done(tx, claim.job_id)
         self.events.notify(claim.job_id)
         return True
@@ -195,8 +151,15 @@ class JobStore:
             await tx.execute(
                 "UPDATE pages SET status = ?, updated_at = ?, attempts = attempts - ?"
                 " WHERE job_id = ? AND page_number = ? AND status = ?",
-                (PageStatus.PENDING, now_ms(), 0 if count_attempt else 1, claim.job_id,
-                 claim.page_number, PageStatus.PROCESSING))
+                (
+                    PageStatus.PENDING,
+                    now_ms(),
+                    0 if count_attempt else 1,
+                    claim.job_id,
+                    claim.page_number,
+                    PageStatus.PROCESSING,
+                ),
+            )
 
     async def sweep(self, max_attempts: int) -> int:
         """At start-up nothing is in flight: requeue interrupted pages, fail exhausted ones."""
@@ -204,23 +167,33 @@ class JobStore:
             async with tx.execute(
                 "SELECT p.job_id, p.page_number, p.attempts, p.credits_reserved, j.tenant_id"
                 " FROM pages p JOIN jobs j ON j.id = p.job_id WHERE p.status = ?",
-                (PageStatus.PROCESSING,)) as cur:
+                (PageStatus.PROCESSING,),
+            ) as cur:
                 rows = list(await cur.fetchall())
             for row in rows:
                 if row["attempts"] < max_attempts:
                     await tx.execute(
                         "UPDATE pages SET status = ? WHERE job_id = ? AND page_number = ?",
-                        (PageStatus.PENDING, row["job_id"], row["page_number"]))
+                        (PageStatus.PENDING, row["job_id"], row["page_number"]),
+                    )
                     continue
-                error = ErrorDetail(code="page_attempts_exhausted",
-                                    message=f"reading this page was interrupted {row['attempts']}"
-                                    " times; it was given up")
+                error = ErrorDetail(
+                    code="page_attempts_exhausted",
+                    message=f"reading this page was interrupted {row['attempts']}"
+                    " times; it was given up",
+                )
                 await tx.execute(
                     "UPDATE pages SET status = ?, error = ? WHERE job_id = ? AND page_number = ?",
-                    (PageStatus.FAILED, _ENCODER.encode(error), row["job_id"],
-                     row["page_number"]))
-                await ledger.refund(tx, row["tenant_id"], row["credits_reserved"],
-                                    row["job_id"], row["page_number"], note=error.code)
+                    (PageStatus.FAILED, _ENCODER.encode(error), row["job_id"], row["page_number"]),
+                )
+                await ledger.refund(
+                    tx,
+                    row["tenant_id"],
+                    row["credits_reserved"],
+                    row["job_id"],
+                    row["page_number"],
+                    note=error.code,
+                )
                 await self._finish_if_done(tx, row["job_id"])
         return len(rows)
 
@@ -235,92 +208,33 @@ class JobStore:
             row = await cur.fetchone()
         assert row is not None
         if row["open"]:
-            await tx.execute("UPDATE jobs SET credits_used = ? WHERE id = ?",
-                             (row["used"], job_id))
+            await tx.execute("UPDATE jobs SET credits_used = ? WHERE id = ?", (row["used"], job_id))
             return
         error = None
         status = JobStatus.COMPLETED
         if not row["done"]:
             status = JobStatus.FAILED
             page_error = _ERROR_DECODER.decode(row["first_error"])
-            error = _ENCODER.encode(ErrorDetail(
-                code="all_pages_failed",
-                message=f"no page could be read; first error: {page_error.message}",
-                details={"page_error": page_error.code}))
+            error = _ENCODER.encode(
+                ErrorDetail(
+                    code="all_pages_failed",
+                    message=f"no page could be read; first error: {page_error.message}",
+                    details={"page_error": page_error.code},
+                )
+            )
         await tx.execute(
             "UPDATE jobs SET status = ?, credits_used = ?, completed_at = ?, error = ?"
-            " WHERE id = ?", (status, row["used"], now_ms(), error, job_id))
-
-    async def wait_for_change(self, tenant_id: str, job_id: str, wait_s: float) -> JobResult:
-        """The job once its status or page count changes, or after `wait_s` seconds."""
-        deadline = asyncio.get_running_loop().time() + wait_s
-        first = None
-        while True:
-            event = self.events.subscribe(job_id)
-            job = await self.get_job(tenant_id, job_id)
-            first = first or job
-            left = deadline - asyncio.get_running_loop().time()
-            if (job.status in TERMINAL_JOB or left <= 0
-                    or (job.status, job.pages_processed) != (first.status, first.pages_processed)):
-                return job
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), left)
-
-    async def get_job(self, tenant_id: str, job_id: str) -> JobResult:
-        """The job as its owner sees it; another tenant's job is not found."""
-        job = await self.db.fetch_one(
-            "SELECT * FROM jobs WHERE id = ? AND tenant_id = ?", (job_id, tenant_id))
-        if job is None:
-            raise JobNotFoundError()
-        pages = await self.db.fetch_all(
-            "SELECT page_number, status, result, error FROM pages"
-            " WHERE job_id = ? AND status IN (?, ?) ORDER BY page_number",
-            (job_id, *PROCESSED_PAGE))
-        results = [
-            _RESULT_DECODER.decode(p["result"]) if p["status"] == PageStatus.COMPLETED
-            else failed_page(p["page_number"], _ERROR_DECODER.decode(p["error"]))
-            for p in pages
-        ]
-        return JobResult(
-            id=job["id"], status=JobStatus(job["status"]), pages_processed=len(results),
-            page_count=job["page_count"], credits_reserved=job["credits_reserved"],
-            credits_used=job["credits_used"], created_at=job["created_at"],
-            completed_at=job["completed_at"],
-            error=_ERROR_DECODER.decode(job["error"]) if job["error"] else None,
-            results=results)
-
-    async def list_jobs(self, tenant_id: str, *, limit: int, offset: int,
-                        status: JobStatus | None, job_id: str | None = None) -> JobList:
-        params = (tenant_id, status, status, job_id, job_id)
-        total = await self.db.fetch_one(
-            "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND (? IS NULL OR status = ?)"
-            " AND (? IS NULL OR id = ?)", params)
-        rows = await self.db.fetch_all(
-            "SELECT j.*, (SELECT COUNT(*) FROM pages p WHERE p.job_id = j.id AND p.status"
-            " IN (?, ?)) AS processed FROM jobs j"
-            " WHERE tenant_id = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR id = ?)"
-            " ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
-            (*PROCESSED_PAGE, *params, limit, offset))
-        return JobList(
-            jobs=[JobSummary(id=r["id"], status=JobStatus(r["status"]), file_name=r["file_name"],
-                             page_count=r["page_count"], pages_processed=r["processed"],
-                             credits_reserved=r["credits_reserved"],
-                             credits_used=r["credits_used"], created_at=r["created_at"],
-                             completed_at=r["completed_at"]) for r in rows],
-            total=int(total[0]) if total else 0, limit=limit, offset=offset)
-
-    async def get_summary(self, tenant_id: str, job_id: str) -> JobSummary:
-        page = await self.list_jobs(tenant_id, limit=1, offset=0, status=None, job_id=job_id)
-        if not page.jobs:
-            raise JobNotFoundError()
-        return page.jobs[0]
+            " WHERE id = ?",
+            (status, row["used"], now_ms(), error, job_id),
+        )
 
     async def cancel_job(self, tenant_id: str, job_id: str) -> None:
         """Pages not yet read are not read and their credits are refunded at once. A page being
         read right now is discarded when it finishes, uncharged."""
         async with self.db.transaction() as tx:
-            async with tx.execute("SELECT status FROM jobs WHERE id = ? AND tenant_id = ?",
-                                  (job_id, tenant_id)) as cur:
+            async with tx.execute(
+                "SELECT status FROM jobs WHERE id = ? AND tenant_id = ?", (job_id, tenant_id)
+            ) as cur:
                 job = await cur.fetchone()
             if job is None:
                 raise JobNotFoundError()
@@ -329,30 +243,42 @@ class JobStore:
             await self._cancel_open_pages(tx, tenant_id, job_id)
         self.events.notify(job_id)
 
-    async def _cancel_open_pages(self, tx: aiosqlite.Connection, tenant_id: str,
-                                 job_id: str) -> None:
+    async def _cancel_open_pages(
+        self, tx: aiosqlite.Connection, tenant_id: str, job_id: str
+    ) -> None:
         async with tx.execute(
             "UPDATE pages SET status = ?, updated_at = ? WHERE job_id = ?"
             " AND status IN (?, ?) RETURNING page_number, credits_reserved",
-            (PageStatus.CANCELLED, now_ms(), job_id, *OPEN_PAGE)) as cur:
+            (PageStatus.CANCELLED, now_ms(), job_id, *OPEN_PAGE),
+        ) as cur:
             cancelled = list(await cur.fetchall())
         for page in cancelled:
-            await ledger.refund(tx, tenant_id, page["credits_reserved"], job_id,
-                                page["page_number"], note="cancelled")
-        async with tx.execute("SELECT COALESCE(SUM(credits_charged), 0) FROM pages"
-                              " WHERE job_id = ?", (job_id,)) as cur:
+            await ledger.refund(
+                tx,
+                tenant_id,
+                page["credits_reserved"],
+                job_id,
+                page["page_number"],
+                note="cancelled",
+            )
+        async with tx.execute(
+            "SELECT COALESCE(SUM(credits_charged), 0) FROM pages WHERE job_id = ?", (job_id,)
+        ) as cur:
             used = await cur.fetchone()
         await tx.execute(
             "UPDATE jobs SET status = ?, completed_at = ?, credits_used = ?"
             " WHERE id = ? AND status IN (?, ?)",
-            (JobStatus.CANCELLED, now_ms(), used[0] if used else 0, job_id, *ACTIVE_JOB))
+            (JobStatus.CANCELLED, now_ms(), used[0] if used else 0, job_id, *ACTIVE_JOB),
+        )
 
     async def delete_job(self, tenant_id: str, job_id: str) -> str:
         """Cancel the job if it runs, then remove it and its results; returns the upload path
         for the caller to delete. Ledger rows stay: they are the account's history."""
         async with self.db.transaction() as tx:
-            async with tx.execute("SELECT status, file_path FROM jobs WHERE id = ?"
-                                  " AND tenant_id = ?", (job_id, tenant_id)) as cur:
+            async with tx.execute(
+                "SELECT status, file_path FROM jobs WHERE id = ? AND tenant_id = ?",
+                (job_id, tenant_id),
+            ) as cur:
                 job = await cur.fetchone()
             if job is None:
                 raise JobNotFoundError()
@@ -366,6 +292,59 @@ class JobStore:
         return path
 
     # Thin delegates, so callers keep one object: the queries live in their own modules.
+
+    async def find_idempotent(self, tenant_id: str, idem: Idempotency) -> str | None:
+        """The job a retry with this key refers to; 409 if the key came with another file."""
+        return await admission.find_idempotent(self.db, tenant_id, idem)
+
+    async def create_job(
+        self,
+        *,
+        job_id: str,
+        tenant_id: str,
+        file_path: str,
+        kind: str,
+        file_name: str | None,
+        routes: dict[int, PageRoute],
+        max_active_jobs: int,
+        idempotency: Idempotency | None = None,
+    ) -> int:
+        """Admit the job: see `admission.create_job`. Returns the credits reserved."""
+        return await admission.create_job(
+            self.db,
+            job_id=job_id,
+            tenant_id=tenant_id,
+            file_path=file_path,
+            kind=kind,
+            file_name=file_name,
+            routes=routes,
+            max_active_jobs=max_active_jobs,
+            idempotency=idempotency,
+        )
+
+    async def get_job(self, tenant_id: str, job_id: str) -> JobResult:
+        """The job as its owner sees it; another tenant's job is not found."""
+        return await reads.get_job(self.db, tenant_id, job_id)
+
+    async def wait_for_change(self, tenant_id: str, job_id: str, wait_s: float) -> JobResult:
+        """The job once its status or page count changes, or after `wait_s` seconds."""
+        return await reads.wait_for_change(self.db, self.events, tenant_id, job_id, wait_s)
+
+    async def list_jobs(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        offset: int,
+        status: JobStatus | None,
+        job_id: str | None = None,
+    ) -> JobList:
+        return await reads.list_jobs(
+            self.db, tenant_id, limit=limit, offset=offset, status=status, job_id=job_id
+        )
+
+    async def get_summary(self, tenant_id: str, job_id: str) -> JobSummary:
+        return await reads.get_summary(self.db, tenant_id, job_id)
 
     async def expired_jobs(self, before_ms: int) -> list[tuple[str, str]]:
         """(tenant_id, job_id) of finished jobs completed before `before_ms`."""

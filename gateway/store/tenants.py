@@ -70,10 +70,16 @@ def new_api_key() -> str:
 
 
 def _tenant(row: sqlite3.Row) -> Tenant:
-    return Tenant(id=row["id"], name=row["name"], plan=row["plan"], email=row["email"],
-                  credits_available=row["credits_available"],
-                  credits_reserved=row["credits_reserved"], created_at=row["created_at"],
-                  allow_remote=bool(row["allow_remote"]))
+    return Tenant(
+        id=row["id"],
+        name=row["name"],
+        plan=row["plan"],
+        email=row["email"],
+        credits_available=row["credits_available"],
+        credits_reserved=row["credits_reserved"],
+        created_at=row["created_at"],
+        allow_remote=bool(row["allow_remote"]),
+    )
 
 
 def check_plan(plan: str, plans: Collection[str]) -> None:
@@ -81,8 +87,9 @@ def check_plan(plan: str, plans: Collection[str]) -> None:
         raise BadRequestError(f"unknown plan {plan!r}", plans=sorted(plans))
 
 
-async def create_tenant(db: Database, name: str, plan: str, credits: int,
-                        email: str | None = None) -> tuple[Tenant, str]:
+async def create_tenant(
+    db: Database, name: str, plan: str, credits: int, email: str | None = None
+) -> tuple[Tenant, str]:
     """Create a tenant with an opening grant and one API key; returns the key in clear, once."""
     if credits < 0:
         raise BadRequestError("credits must be >= 0")
@@ -93,14 +100,22 @@ async def create_tenant(db: Database, name: str, plan: str, credits: int,
         async with db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO tenants (id, name, plan, email, created_at) VALUES (?, ?, ?, ?, ?)",
-                (tenant_id, name, plan, email, now))
+                (tenant_id, name, plan, email, now),
+            )
             await _insert_key(tx, tenant_id, key, now)
             if credits:
                 await ledger.grant(tx, tenant_id, credits, note="opening balance")
     except sqlite3.IntegrityError as exc:
         raise AccountExistsError() from exc
-    return Tenant(id=tenant_id, name=name, plan=plan, email=email, credits_available=credits,
-                  credits_reserved=0, created_at=now), key
+    return Tenant(
+        id=tenant_id,
+        name=name,
+        plan=plan,
+        email=email,
+        credits_available=credits,
+        credits_reserved=0,
+        created_at=now,
+    ), key
 
 
 async def signup(db: Database, email: str, plan: str, credits: int) -> tuple[Tenant, str]:
@@ -113,15 +128,18 @@ async def signup(db: Database, email: str, plan: str, credits: int) -> tuple[Ten
 async def _insert_key(tx: aiosqlite.Connection, tenant_id: str, key: str, now: int) -> str:
     key_id = str(uuid.uuid4())
     await tx.execute(
-        "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at)"
-        " VALUES (?, ?, ?, ?, ?)", (key_id, tenant_id, hash_key(key), key[:12], now))
+        "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
+        (key_id, tenant_id, hash_key(key), key[:12], now),
+    )
     return key_id
 
 
 async def authenticate(db: Database, key: str) -> Authenticated | None:
     row = await db.fetch_one(
         "SELECT t.*, k.id AS key_id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
-        " WHERE k.key_hash = ? AND k.revoked_at IS NULL", (hash_key(key),))
+        " WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        (hash_key(key),),
+    )
     if row is None:
         return None
     return Authenticated(tenant=_tenant(row), key_id=row["key_id"])
@@ -135,18 +153,21 @@ async def get_tenant(db: Database, tenant_id: str) -> Tenant:
 
 
 async def list_tenants(db: Database, limit: int = 100, offset: int = 0) -> list[Tenant]:
-    rows = await db.fetch_all("SELECT * FROM tenants ORDER BY created_at DESC LIMIT ? OFFSET ?",
-                              (limit, offset))
+    rows = await db.fetch_all(
+        "SELECT * FROM tenants ORDER BY created_at DESC LIMIT ? OFFSET ?", (limit, offset)
+    )
     return [_tenant(r) for r in rows]
 
 
-async def update_tenant(db: Database, tenant_id: str, *, plan: str | None = None,
-                        allow_remote: bool | None = None) -> Tenant:
+async def update_tenant(
+    db: Database, tenant_id: str, *, plan: str | None = None, allow_remote: bool | None = None
+) -> Tenant:
     async with db.transaction() as tx:
         cur = await tx.execute(
             "UPDATE tenants SET plan = COALESCE(?, plan),"
             " allow_remote = COALESCE(?, allow_remote) WHERE id = ?",
-            (plan, None if allow_remote is None else int(allow_remote), tenant_id))
+            (plan, None if allow_remote is None else int(allow_remote), tenant_id),
+        )
         if cur.rowcount != 1:
             raise TenantNotFoundError()
     return await get_tenant(db, tenant_id)
@@ -175,15 +196,18 @@ async def create_key(db: Database, tenant_id: str) -> tuple[ApiKeyInfo, str]:
             if await cur.fetchone() is None:
                 raise TenantNotFoundError()
         key_id = await _insert_key(tx, tenant_id, key, now)
-    return ApiKeyInfo(id=key_id, tenant_id=tenant_id, prefix=key[:12], created_at=now,
-                      revoked_at=None), key
+    return ApiKeyInfo(
+        id=key_id, tenant_id=tenant_id, prefix=key[:12], created_at=now, revoked_at=None
+    ), key
 
 
 async def list_keys(db: Database, tenant_id: str) -> list[ApiKeyInfo]:
     await get_tenant(db, tenant_id)
     rows = await db.fetch_all(
         "SELECT id, tenant_id, prefix, created_at, revoked_at FROM api_keys"
-        " WHERE tenant_id = ? ORDER BY created_at", (tenant_id,))
+        " WHERE tenant_id = ? ORDER BY created_at",
+        (tenant_id,),
+    )
     return [ApiKeyInfo(**dict(r)) for r in rows]
 
 
@@ -191,6 +215,7 @@ async def revoke_key(db: Database, key_id: str) -> None:
     async with db.transaction() as tx:
         cur = await tx.execute(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
-            (now_ms(), key_id))
+            (now_ms(), key_id),
+        )
         if cur.rowcount != 1:
             raise KeyNotFoundError()

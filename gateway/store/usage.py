@@ -51,22 +51,25 @@ async def _charged_since(db: Database, tenant_id: str, since_ms: int) -> UsageTo
     row = await db.fetch_one(
         "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM ledger"
         " WHERE tenant_id = ? AND kind = ? AND created_at >= ?",
-        (tenant_id, LedgerKind.CHARGE, since_ms))
+        (tenant_id, LedgerKind.CHARGE, since_ms),
+    )
     return UsageTotals(pages=row[0], credits=row[1]) if row else UsageTotals(pages=0, credits=0)
 
 
 async def get_balance(db: Database, tenant: Tenant) -> Balance:
     now = dt.datetime.now(dt.UTC)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    row = await db.fetch_one("SELECT plan, credits_available, credits_reserved FROM tenants"
-                             " WHERE id = ?", (tenant.id,))
+    row = await db.fetch_one(
+        "SELECT plan, credits_available, credits_reserved FROM tenants WHERE id = ?", (tenant.id,)
+    )
     assert row is not None
     return Balance(
-        plan=row["plan"], credits_available=row["credits_available"],
+        plan=row["plan"],
+        credits_available=row["credits_available"],
         credits_reserved=row["credits_reserved"],
         usage_last_24h=await _charged_since(db, tenant.id, now_ms() - 86_400_000),
-        usage_this_month=await _charged_since(db, tenant.id,
-                                              int(month_start.timestamp() * 1000)))
+        usage_this_month=await _charged_since(db, tenant.id, int(month_start.timestamp() * 1000)),
+    )
 
 
 def _parse_day(value: str | None, default: dt.date, name: str) -> dt.date:
@@ -83,24 +86,37 @@ async def get_usage(db: Database, tenant: Tenant, start: str | None, end: str | 
     last = _parse_day(end, today, "to")
     first = _parse_day(start, last - dt.timedelta(days=29), "from")
     if first > last or (last - first).days >= MAX_USAGE_DAYS:
-        raise BadRequestError(f"from must not be after to, and the range at most "
-                              f"{MAX_USAGE_DAYS} days")
+        raise BadRequestError(
+            f"from must not be after to, and the range at most {MAX_USAGE_DAYS} days"
+        )
     lo = int(dt.datetime.combine(first, dt.time(), dt.UTC).timestamp() * 1000)
-    hi = int(dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC)
-             .timestamp() * 1000)
+    hi = int(dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp() * 1000)
     rows = await db.fetch_all(
         "SELECT date(created_at / 1000, 'unixepoch') AS day, COALESCE(tier, ?) AS tier,"
         " COUNT(*) AS pages, SUM(amount) AS credits FROM ledger"
         " WHERE tenant_id = ? AND kind = ? AND created_at >= ? AND created_at < ?"
-        " GROUP BY day, tier ORDER BY day", (Tier.SIMPLE, tenant.id, LedgerKind.CHARGE, lo, hi))
+        " GROUP BY day, tier ORDER BY day",
+        (Tier.SIMPLE, tenant.id, LedgerKind.CHARGE, lo, hi),
+    )
     days: dict[str, dict[str, UsageTotals]] = {}
     for r in rows:
-        days.setdefault(r["day"], {})[r["tier"]] = UsageTotals(pages=r["pages"],
-                                                               credits=r["credits"])
-    day_rows = [DayUsage(date=day, pages=sum(t.pages for t in tiers.values()),
-                         credits=sum(t.credits for t in tiers.values()), tiers=tiers)
-                for day, tiers in days.items()]
-    return Usage(from_date=first.isoformat(), to_date=last.isoformat(),
-                 total=UsageTotals(pages=sum(d.pages for d in day_rows),
-                                   credits=sum(d.credits for d in day_rows)),
-                 days=day_rows)
+        days.setdefault(r["day"], {})[r["tier"]] = UsageTotals(
+            pages=r["pages"], credits=r["credits"]
+        )
+    day_rows = [
+        DayUsage(
+            date=day,
+            pages=sum(t.pages for t in tiers.values()),
+            credits=sum(t.credits for t in tiers.values()),
+            tiers=tiers,
+        )
+        for day, tiers in days.items()
+    ]
+    return Usage(
+        from_date=first.isoformat(),
+        to_date=last.isoformat(),
+        total=UsageTotals(
+            pages=sum(d.pages for d in day_rows), credits=sum(d.credits for d in day_rows)
+        ),
+        days=day_rows,
+    )

@@ -1,0 +1,93 @@
+"""Admitting a job to the queue: its Idempotency-Key, the plan's cap on active jobs, the
+credits it reserves and its pages, all in one transaction."""
+
+from __future__ import annotations
+
+import msgspec
+
+from gateway.clock import now_ms
+from gateway.errors import IdempotencyKeyReusedError, TooManyJobsError
+from gateway.store import ledger
+from gateway.store.db import Database
+from gateway.store.models import ACTIVE_JOB, Idempotency, JobStatus, PageStatus
+from router.policy import PageRoute
+
+_ENCODER = msgspec.json.Encoder()
+
+
+async def find_idempotent(db: Database, tenant_id: str, idem: Idempotency) -> str | None:
+    """The job a retry with this key refers to; 409 if the key came with another file."""
+    row = await db.fetch_one(
+        "SELECT file_sha256, job_id FROM idempotency_keys WHERE tenant_id = ? AND key = ?",
+        (tenant_id, idem.key),
+    )
+    if row is None:
+        return None
+    if row["file_sha256"] != idem.file_sha256:
+        raise IdempotencyKeyReusedError()
+    job_id: str = row["job_id"]
+    return job_id
+
+
+async def create_job(
+    db: Database,
+    *,
+    job_id: str,
+    tenant_id: str,
+    file_path: str,
+    kind: str,
+    file_name: str | None,
+    routes: dict[int, PageRoute],
+    max_active_jobs: int,
+    idempotency: Idempotency | None = None,
+) -> int:
+    """Insert the job and its pages and reserve their credits; returns credits reserved.
+
+    Raises InsufficientCreditsError, TooManyJobsError, or sqlite3.IntegrityError when a
+    concurrent request with the same Idempotency-Key won the race.
+    """
+    reserved = sum(route.credits for route in routes.values())
+    now = now_ms()
+    async with db.transaction() as tx:
+        if idempotency is not None:
+            await tx.execute(
+                "INSERT INTO idempotency_keys (tenant_id, key, file_sha256, job_id,"
+                " created_at) VALUES (?, ?, ?, ?, ?)",
+                (tenant_id, idempotency.key, idempotency.file_sha256, job_id, now),
+            )
+        async with tx.execute(
+            "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND status IN (?, ?)",
+            (tenant_id, *ACTIVE_JOB),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is not None and row[0] >= max_active_jobs:
+            raise TooManyJobsError(
+                f"{row[0]} jobs are already pending or processing; the plan allows "
+                f"{max_active_jobs} at once",
+                max_concurrent_jobs=max_active_jobs,
+            )
+        await ledger.reserve(tx, tenant_id, reserved, job_id)
+        await tx.execute(
+            "INSERT INTO jobs (id, tenant_id, status, file_path, file_kind, file_name,"
+            " page_count, credits_reserved, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                tenant_id,
+                JobStatus.PENDING,
+                file_path,
+                kind,
+                file_name,
+                len(routes),
+                reserved,
+                now,
+            ),
+        )
+        await tx.executemany(
+            "INSERT INTO pages (job_id, page_number, status, credits_reserved, tier, route,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (job_id, n, PageStatus.PENDING, r.credits, r.tier.value, _ENCODER.encode(r), now)
+                for n, r in sorted(routes.items())
+            ],
+        )
+    return reserved
