@@ -6,7 +6,7 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from litestar import Litestar
@@ -14,13 +14,15 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.admin import AdminController
+from gateway.api.admin import AdminController, document_plans
 from gateway.api.auth import RATE_LIMIT_STATE
 from gateway.api.errors import handle_gateway_error, handle_http_exception, handle_unexpected
 from gateway.api.native import SERVICES, NativeController, health
 from gateway.api.signup import create_account
+from gateway.api.strict import check_body_types
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.services import VERSION, Services
@@ -68,6 +70,33 @@ def request_context(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+def complete_allow_header(allowed: dict[str, str]) -> Callable[[ASGIApp], ASGIApp]:
+    """Litestar 2 answers OPTIONS on a path served by several handlers (GET and DELETE
+    /v1/jobs/{id}) with the methods of the first one only (litestar#4169, fixed in 3.0): put
+    the route's full list, `allowed[path template]`, in the Allow header of that answer."""
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            methods = allowed.get(str(scope.get("path_template", "")))
+            if scope["type"] != ScopeType.HTTP or scope.get("method") != "OPTIONS" or not methods:
+                await app(scope, receive, send)
+                return
+
+            async def send_allow(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = list(message.get("headers", []))
+                    kept = [(name, value) for name, value in headers if name.lower() != b"allow"]
+                    if len(kept) < len(headers):
+                        message["headers"] = [*kept, (b"allow", methods.encode())]
+                await send(message)
+
+            await app(scope, receive, send_allow)
+
+        return middleware
+
+    return factory
+
+
 def create_app(settings: Settings) -> Litestar:
     services = Services(settings)
 
@@ -89,11 +118,13 @@ def create_app(settings: Settings) -> Litestar:
     handlers: list[object] = [NativeController, AdminController, health]
     if settings.signup.enabled:
         handlers.append(create_account)
-    return Litestar(
+    allowed: dict[str, str] = {}  # path template -> Allow, filled once the routes exist
+    app = Litestar(
         route_handlers=handlers,  # type: ignore[arg-type]
         dependencies=SERVICES,
         lifespan=[lifespan],
-        middleware=[request_context],
+        middleware=[request_context, complete_allow_header(allowed)],
+        before_request=check_body_types,
         exception_handlers={
             GatewayError: handle_gateway_error,
             HTTPException: handle_http_exception,
@@ -112,3 +143,7 @@ def create_app(settings: Settings) -> Litestar:
         ),
         logging_config=None,
     )
+    allowed.update({route.path_format: ", ".join(sorted(route.methods))
+                    for route in app.routes if isinstance(route, HTTPRoute)})
+    document_plans(app.openapi_schema, settings.plans)
+    return app

@@ -3,6 +3,8 @@
 Tenant routes take `X-API-Key`; each route's `opt["rate_limit"]` says which budget it spends:
 `submit` (the plan's submission limits, per tenant) or `read` (a generous per-key budget, so
 polling is never starved by submissions). Admin routes take the admin token as a Bearer token.
+A missing or wrong credential is 401 on both (`unauthorized`); 403 only when the admin API is
+off because no token is configured.
 The rate-limit status goes into the ASGI scope state, where the middleware turns it into
 `X-RateLimit-*` headers on every response, errors included.
 """
@@ -63,8 +65,10 @@ async def require_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None
     if not expected:
         raise ForbiddenError(f"the admin API is disabled: set {services.settings.admin.token_env}")
     given = connection.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not given:
+        raise UnauthorizedError("missing admin token (send Authorization: Bearer <token>)")
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise ForbiddenError("missing or wrong admin token (Authorization: Bearer ...)")
+        raise UnauthorizedError("wrong admin token")
     await _spend(connection, "admin", "admin", services, "admin")
 
 

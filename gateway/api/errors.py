@@ -29,13 +29,14 @@ _BY_STATUS: dict[int, type[GatewayError]] = {
 }
 
 _DESCRIPTIONS = {
-    400: "Bad request: invalid form, page ranges, or a document that cannot be read",
+    400: "Bad request: a parameter or body field out of its schema, invalid page ranges, or a "
+         "document that cannot be read",
     401: "Missing or unknown API key",
     402: "Insufficient credits (details: required, available)",
-    403: "The admin token is missing or wrong",
-    409: "Conflict: Idempotency-Key reused with another file, job finished, account exists",
+    403: "Forbidden",
     404: "Not found (also for another tenant's job)",
-    413: "Upload larger than the limit",
+    409: "Conflict: Idempotency-Key reused with another file, job finished, account exists",
+    413: "Request body larger than the limit",
     415: "Unsupported document type (detected from the bytes)",
     429: "Rate limit or concurrent-job limit exceeded (Retry-After)",
     500: "Internal error (the message never echoes the exception)",
@@ -43,10 +44,13 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+def error_responses(*statuses: int, described: dict[int, str] | None = None
+                    ) -> dict[int, ResponseSpec]:
     """OpenAPI error responses in our shape; 400 always (any route can fail validation, and
-    Litestar would otherwise document its own 400 shape, which we never send)."""
-    return {s: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[s])
+    Litestar would otherwise document its own 400 shape, which we never send). `described`
+    says what a status means on these routes where the generic description is not enough."""
+    descriptions = {**_DESCRIPTIONS, **(described or {})}
+    return {s: ResponseSpec(data_container=ErrorBody, description=descriptions[s])
             for s in sorted({400, *statuses})}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Annotated
 
@@ -13,17 +14,26 @@ from litestar.params import Body, Parameter
 
 from gateway.api.auth import provide_services, provide_tenant, require_api_key
 from gateway.api.errors import error_responses
-from gateway.api.schemas import EngineHealth, HealthResponse, SubmitForm, SubmitResponse
+from gateway.api.schemas import (
+    MAX_OFFSET,
+    EngineHealth,
+    HealthResponse,
+    SubmitForm,
+    SubmitResponse,
+    given,
+)
+from gateway.errors import BadRequestError
 from gateway.services import VERSION, Services
 from gateway.store.models import JobList, JobResult, JobStatus, JobSummary
 from gateway.store.tenants import Tenant
-from gateway.store.usage import Balance, Usage, get_balance, get_usage
+from gateway.store.usage import MAX_USAGE_DAYS, Balance, Usage, get_balance, get_usage
 from gateway.work.submissions import submit_document
 
 DEFAULT_PAGE_SECONDS = 3.0
 MAX_WAIT_S = 30.0
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(9999, 12, 30)  # usage: the ledger's clock
 API_KEY: list[SecurityRequirement] = [{"ApiKeyAuth": []}]
-READ_ERRORS = (400, 401, 404, 429, 500)
+READ_ERRORS = (401, 429, 500)  # any authenticated read; 400 is always documented
 
 
 class NativeController(Controller):
@@ -35,7 +45,7 @@ class NativeController(Controller):
 
     @post("/ocr", status_code=202, summary="Submit a document for OCR",
           opt={"rate_limit": "submit"},
-          responses=error_responses(400, 401, 402, 409, 413, 415, 429, 500, 503))
+          responses=error_responses(401, 402, 409, 413, 415, 429, 500))
     async def submit(self, data: Annotated[SubmitForm, Body(
                          media_type=RequestEncodingType.MULTI_PART)],
                      tenant: Tenant, services: Services,
@@ -49,13 +59,13 @@ class NativeController(Controller):
         scored and its tier's credits (1, 3 or 5) reserved; the job is queued."""
         content = await data.file.read()
         queued = await services.store.queue_depth()
-        allow_remote = tenant.allow_remote and data.allow_remote is not False
+        allow_remote = tenant.allow_remote and given(data.allow_remote) is not False
         submitted = await submit_document(
             settings=services.settings, plan=services.settings.plans[tenant.plan],
             store=services.store, inspector=services.inspector, tenant=tenant,
             available=services.available_providers(allow_remote), allow_remote=allow_remote,
-            content=content, file_name=data.file.filename, page_ranges=data.page_ranges,
-            idempotency_key=idempotency_key, mode=data.mode, max_credits=data.max_credits)
+            content=content, file_name=data.file.filename, page_ranges=given(data.page_ranges),
+            idempotency_key=idempotency_key, mode=data.mode, max_credits=given(data.max_credits))
         services.worker.wake()
         page_s = await services.store.mean_page_seconds() or DEFAULT_PAGE_SECONDS
         eta = (queued + submitted.page_count) * page_s / max(services.engines.size, 1)
@@ -67,7 +77,7 @@ class NativeController(Controller):
         return Response(body, status_code=202, headers=headers)
 
     @get("/jobs/{job_id:str}", summary="Job status and the finished pages so far",
-         responses=error_responses(*READ_ERRORS))
+         responses=error_responses(*READ_ERRORS, 404))
     async def get_job(self, job_id: str, tenant: Tenant, services: Services,
                       wait: Annotated[float, Parameter(
                           ge=0, le=MAX_WAIT_S, description="hold the request until the job "
@@ -82,38 +92,44 @@ class NativeController(Controller):
          responses=error_responses(*READ_ERRORS))
     async def list_jobs(self, tenant: Tenant, services: Services,
                         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-                        offset: Annotated[int, Parameter(ge=0)] = 0,
+                        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
                         status: JobStatus | None = None) -> JobList:
         return await services.store.list_jobs(tenant.id, limit=limit, offset=offset,
                                               status=status)
 
     @post("/jobs/{job_id:str}/cancel", status_code=200, summary="Cancel a job",
-          responses=error_responses(401, 404, 409, 429, 500))
+          responses=error_responses(*READ_ERRORS, 404, 409))
     async def cancel_job(self, job_id: str, tenant: Tenant, services: Services) -> JobSummary:
         """Pages not read yet are not read; their credits are refunded at once."""
         await services.store.cancel_job(tenant.id, job_id)
         return await services.store.get_summary(tenant.id, job_id)
 
     @delete("/jobs/{job_id:str}", status_code=204, summary="Delete a job, its upload and results",
-            responses=error_responses(401, 404, 429, 500))
+            responses=error_responses(*READ_ERRORS, 404))
     async def delete_job(self, job_id: str, tenant: Tenant, services: Services) -> None:
         """A running job is cancelled first (unread pages refunded)."""
         await services.delete_job(tenant.id, job_id)
 
     @get("/balance", summary="Credits available and reserved, plan, recent usage",
-         responses=error_responses(401, 429, 500))
+         responses=error_responses(*READ_ERRORS))
     async def balance(self, tenant: Tenant, services: Services) -> Balance:
         return await get_balance(services.db, tenant)
 
     @get("/usage", summary="Pages and credits per day and per tier",
-         responses=error_responses(400, 401, 429, 500))
+         responses=error_responses(*READ_ERRORS, described={
+             400: f"A date that is not YYYY-MM-DD or is outside {FIRST_DAY}..{LAST_DAY}, "
+                  f"`from` after `to`, or a range over {MAX_USAGE_DAYS} days"}))
     async def usage(self, tenant: Tenant, services: Services,
-                    from_: Annotated[str | None, Parameter(
-                        query="from", description="first day, YYYY-MM-DD (UTC); default: "
-                        "29 days before `to`")] = None,
-                    to: Annotated[str | None, Parameter(
+                    from_: Annotated[dt.date | None, Parameter(
+                        query="from", description="first day (UTC); default: 29 days before "
+                        "`to`")] = None,
+                    to: Annotated[dt.date | None, Parameter(
                         description="last day, inclusive; default: today")] = None) -> Usage:
-        return await get_usage(services.db, tenant, from_, to)
+        for day in (from_, to):
+            if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+                raise BadRequestError(f"dates must be between {FIRST_DAY} and {LAST_DAY}")
+        return await get_usage(services.db, tenant, None if from_ is None else from_.isoformat(),
+                               None if to is None else to.isoformat())
 
 
 @get("/health", summary="Service health", tags=["service"], responses=error_responses(500))

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated, TypeVar
 
 import msgspec
 from litestar.datastructures import UploadFile
+from msgspec import UNSET, UnsetType
+
+from router.policy import Mode
+
+T = TypeVar("T")
+
+# Bounds of every integer a request carries: the schema states them and validation enforces
+# them, so no number reaches SQLite (64-bit) or the ledger unchecked.
+MAX_CREDITS = 1_000_000_000  # one grant, an opening balance, a document's max_credits
+MAX_OFFSET = 1_000_000_000  # list offsets
+
+Credits = Annotated[int, msgspec.Meta(ge=1, le=MAX_CREDITS)]
 
 
-@dataclass
-class SubmitForm:
-    """multipart/form-data body of `POST /v1/ocr`."""
+class SubmitForm(msgspec.Struct, frozen=True, kw_only=True):
+    """multipart/form-data body of `POST /v1/ocr`. Optional fields are absent or have a value;
+    a form field cannot be null (the text "null" is not a mode, a number or a boolean)."""
 
     file: UploadFile
-    page_ranges: str | None = None  # JSON, e.g. [{"start":1,"end":3}], 1-based inclusive
-    mode: str | None = None  # auto (default), fast, accurate
-    max_credits: int | None = None  # cap on the credits of the whole document
-    allow_remote: bool | None = None  # false: remote providers never see this document
+    # JSON, e.g. [{"start":1,"end":3}], 1-based inclusive; absent or blank: every page
+    page_ranges: str | UnsetType = UNSET
+    mode: Mode = Mode.AUTO
+    max_credits: Credits | UnsetType = UNSET  # cap on the credits of the whole document
+    allow_remote: bool | UnsetType = UNSET  # false: remote providers never see this document
+
+
+def given(value: T | UnsetType) -> T | None:
+    """A form field's value, or None when the field was not sent."""
+    return None if isinstance(value, UnsetType) else value
 
 
 class SubmitResponse(msgspec.Struct, frozen=True, kw_only=True):
