@@ -72,8 +72,9 @@ def run_direct(pool: ProcessPoolExecutor, pages: list[tuple[str, DocumentKind]])
     return time.perf_counter() - started
 
 
-async def run_api(url: str, key: str, pages: list[tuple[str, DocumentKind]],
-                  latencies: list[float]) -> float:
+async def run_api(
+    url: str, key: str, pages: list[tuple[str, DocumentKind]], latencies: list[float]
+) -> float:
     """Wall seconds from the first submit until every job is completed, polling meanwhile."""
     headers = {"X-API-Key": key}
     uploads = [(Path(path).name, Path(path).read_bytes()) for path, _ in pages]  # noqa: ASYNC240 - read before the clock starts
@@ -94,8 +95,9 @@ async def run_api(url: str, key: str, pages: list[tuple[str, DocumentKind]],
             job = response.json()
             if job["status"] not in ("completed", "failed"):
                 pending.append(job_id)
-            elif job["status"] == "failed" or any(p["status"] != "completed"
-                                                  for p in job["results"]):
+            elif job["status"] == "failed" or any(
+                p["status"] != "completed" for p in job["results"]
+            ):
                 raise RuntimeError(f"job {job_id} has failed pages: {job['results'][0]}")
             await asyncio.sleep(PROBE_INTERVAL_S)
         return time.perf_counter() - started
@@ -109,19 +111,26 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--provider", default="auto",
-                        help="auto (routing, the default pipeline) or a provider for every page")
+    parser.add_argument(
+        "--provider",
+        default="auto",
+        help="auto (routing, the default pipeline) or a provider for every page",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
     root = Path(tempfile.mkdtemp(prefix="api-overhead-"))
-    config = write_config(root / "config.yaml", root / "data",
-                          pipeline={"provider": args.provider},
-                          rate_limits={"reads": "1000000/minute"})  # it polls on purpose
+    config = write_config(
+        root / "config.yaml",
+        root / "data",
+        pipeline={"provider": args.provider},
+        rate_limits={"reads": "1000000/minute"},
+    )  # it polls on purpose
     settings = load_settings(config)
     workers = settings.worker.process_count
-    pages = [(str(CORPUS / p), detect_kind((CORPUS / p).read_bytes()[:2048]))
-             for p in PAGES * REPEAT]
+    pages = [
+        (str(CORPUS / p), detect_kind((CORPUS / p).read_bytes()[:2048])) for p in PAGES * REPEAT
+    ]
     assert all(kind is not None for _, kind in pages)
     typed_pages: list[tuple[str, DocumentKind]] = [(p, k) for p, k in pages if k is not None]
 
@@ -135,18 +144,28 @@ def main(argv: list[str] | None = None) -> int:
             for n in range(args.rounds):
                 direct_s = run_direct(pool, typed_pages)
                 api_s = asyncio.run(run_api(server.url, key, typed_pages, latencies))
-                rows.append({"round": n + 1, "direct_s": direct_s, "api_s": api_s,
-                             "direct_pages_per_s": len(pages) / direct_s,
-                             "api_pages_per_s": len(pages) / api_s})
-                print(f"round {n + 1}: direct {direct_s:.2f} s, api {api_s:.2f} s, "
-                      f"ratio {direct_s / api_s:.3f}")
+                rows.append(
+                    {
+                        "round": n + 1,
+                        "direct_s": direct_s,
+                        "api_s": api_s,
+                        "direct_pages_per_s": len(pages) / direct_s,
+                        "api_pages_per_s": len(pages) / api_s,
+                    }
+                )
+                print(
+                    f"round {n + 1}: direct {direct_s:.2f} s, api {api_s:.2f} s, "
+                    f"ratio {direct_s / api_s:.3f}"
+                )
     finally:
         server.stop()
 
     direct_total = sum(r["direct_s"] for r in rows)
     api_total = sum(r["api_s"] for r in rows)
     summary = {
-        "pages_per_round": len(pages), "rounds": args.rounds, "workers": workers,
+        "pages_per_round": len(pages),
+        "rounds": args.rounds,
+        "workers": workers,
         "provider": args.provider,
         "direct_pages_per_s": len(pages) * args.rounds / direct_total,
         "api_pages_per_s": len(pages) * args.rounds / api_total,
@@ -160,11 +179,15 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     lat = summary["get_job_latency_ms"]
-    print(f"\n| path | pages/s |\n|---|---|\n| direct engine ({workers} processes) | "
-          f"{summary['direct_pages_per_s']:.3f} |\n| HTTP API | {summary['api_pages_per_s']:.3f} |")
+    print(
+        f"\n| path | pages/s |\n|---|---|\n| direct engine ({workers} processes) | "
+        f"{summary['direct_pages_per_s']:.3f} |\n| HTTP API | {summary['api_pages_per_s']:.3f} |"
+    )
     print(f"\nthroughput ratio API/direct: {summary['throughput_ratio']:.3f} (target >= 0.90)")
-    print(f"GET /v1/jobs latency while saturated: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} "
-          f"ms, max {lat['max']:.1f} ms over {lat['count']} requests (target p95 <= 100 ms)")
+    print(
+        f"GET /v1/jobs latency while saturated: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} "
+        f"ms, max {lat['max']:.1f} ms over {lat['count']} requests (target p95 <= 100 ms)"
+    )
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "api_overhead.json").write_text(json.dumps(summary, indent=2))

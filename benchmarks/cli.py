@@ -43,22 +43,45 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ocr-gateway bench",
         description="Run OCR providers and the routed pipeline on corpora of documents with "
         "ground truth (folders with a manifest.jsonl, as ../shared/corpus) and compare quality, "
-        "speed, memory, credits and errors.")
-    parser.add_argument("--corpus", action="append", required=True, type=Path, metavar="DIR",
-                        help="a folder with a manifest.jsonl, or a folder of such folders "
-                        "(walked); repeat for several")
-    parser.add_argument("--providers", required=True, metavar="LIST",
-                        help="comma-separated: configured provider names, `routed` (the full "
-                        "pipeline as the server runs it) and `oracle` (per page, the best "
-                        "reading among the listed providers)")
-    parser.add_argument("--limit", type=int, metavar="N",
-                        help="at most N documents per category (manifest order); every page of "
-                        "each document is read")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="write results.json, results.schema.json, report.md and PNG plots")
-    parser.add_argument("--config", type=Path, metavar="PATH",
-                        help="gateway config (default: $OCR_GATEWAY_CONFIG, else config.yaml at "
-                        "the repository root if present, else built-in defaults)")
+        "speed, memory, credits and errors.",
+    )
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="a folder with a manifest.jsonl, or a folder of such folders "
+        "(walked); repeat for several",
+    )
+    parser.add_argument(
+        "--providers",
+        required=True,
+        metavar="LIST",
+        help="comma-separated: configured provider names, `routed` (the full "
+        "pipeline as the server runs it) and `oracle` (per page, the best "
+        "reading among the listed providers)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="at most N documents per category (manifest order); every page of "
+        "each document is read",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write results.json, results.schema.json, report.md and PNG plots",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="gateway config (default: $OCR_GATEWAY_CONFIG, else config.yaml at "
+        "the repository root if present, else built-in defaults)",
+    )
     return parser
 
 
@@ -75,8 +98,10 @@ def _providers(text: str, settings: Settings) -> list[str]:
     providers = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
     unknown = [p for p in providers if p not in settings.providers and p not in (ROUTED, ORACLE)]
     if unknown:
-        raise ValueError(f"unknown provider(s) {', '.join(unknown)}; configured: "
-                         f"{', '.join(sorted(settings.providers))}, plus {ROUTED} and {ORACLE}")
+        raise ValueError(
+            f"unknown provider(s) {', '.join(unknown)}; configured: "
+            f"{', '.join(sorted(settings.providers))}, plus {ROUTED} and {ORACLE}"
+        )
     if not providers:
         raise ValueError("--providers lists no provider")
     if ORACLE in providers and not [p for p in providers if p not in (ROUTED, ORACLE)]:
@@ -93,8 +118,10 @@ def _quiet_logs() -> Iterator[None]:
     if structlog.is_configured():
         yield
         return
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
     try:
         yield
     finally:
@@ -119,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CorpusError, ValueError) as exc:
         print(f"ocr-gateway bench: {exc}", file=sys.stderr)
         return 2
-    plan = BenchPlan(settings=settings, providers=tuple(providers), documents=tuple(documents),
-                     truths=truths)
+    plan = BenchPlan(
+        settings=settings, providers=tuple(providers), documents=tuple(documents), truths=truths
+    )
     rows: list[PageRow] = []
     started, interrupted = _now(), False
     try:
@@ -132,14 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     results = BenchResults(
         schema_version=SCHEMA_VERSION,
         run=RunInfo(
-            started_at=started, finished_at=_now(), interrupted=interrupted,
+            started_at=started,
+            finished_at=_now(),
+            interrupted=interrupted,
             argv=list(sys.argv[1:] if argv is None else argv),
-            corpora=[str(c) for c in args.corpus], providers=providers, limit=args.limit,
+            corpora=[str(c) for c in args.corpus],
+            providers=providers,
+            limit=args.limit,
             config_path=str(config_path) if config_path else None,
-            settings=msgspec.to_builtins(settings), versions=package_versions(),
+            settings=msgspec.to_builtins(settings),
+            versions=package_versions(),
             models={r.provider: r.model for r in rows if r.model and r.provider != ORACLE},
-            git_commit=git_commit(REPO_ROOT), machine=describe_machine()),
-        pages=rows, aggregates=aggregate(rows, providers))
+            git_commit=git_commit(REPO_ROOT),
+            machine=describe_machine(),
+        ),
+        pages=rows,
+        aggregates=aggregate(rows, providers),
+    )
     print(render_table(results.aggregates))
     if any(r.status == "failed" for r in rows):
         print("\nFailed pages:\n" + render_failures(rows))

@@ -31,8 +31,7 @@ from benchmarks.metrics import table_cells
 MANIFEST = "manifest.jsonl"
 
 _PAGE_IN_NAME = re.compile(r"\.page(\d+)\.csv$")
-_PAGE_IN_NOTES = re.compile(
-    r"\bpage (\d+)(?:, area (-?[\d.]+),(-?[\d.]+),(-?[\d.]+),(-?[\d.]+))?")
+_PAGE_IN_NOTES = re.compile(r"\bpage (\d+)(?:, area (-?[\d.]+),(-?[\d.]+),(-?[\d.]+),(-?[\d.]+))?")
 _STRIP_TAGS_NOTE = re.compile(r"\$\.\.\.:")
 _TAG = re.compile(r"\$[^\s$:]*:")
 
@@ -95,8 +94,10 @@ def load_documents(roots: list[Path], limit: int | None = None) -> list[CorpusDo
                     entries.append(msgspec.json.decode(line, type=ManifestEntry))
                 except msgspec.DecodeError as exc:
                     raise CorpusError(f"{manifest}:{number}: {exc}") from exc
-            documents += [CorpusDocument(category=folder.name, folder=str(folder), entry=entry)
-                          for entry in entries[:limit]]
+            documents += [
+                CorpusDocument(category=folder.name, folder=str(folder), entry=entry)
+                for entry in entries[:limit]
+            ]
     return documents
 
 
@@ -122,12 +123,19 @@ def load_ground_truth(document: CorpusDocument) -> dict[int, GroundTruth]:
         text = _TAG.sub("", text)
     if "\f" in text:
         parts = text.split("\f")
-        return _keep_nonempty({
-            number: GroundTruth(text=part, source=entry.ground_truth,
-                                page_rule="form-feed-separated page of the text")
-            for number, part in enumerate(parts, 1)})
-    return _keep_nonempty({1: GroundTruth(text=text, source=entry.ground_truth,
-                                          page_rule="page 1")})
+        return _keep_nonempty(
+            {
+                number: GroundTruth(
+                    text=part,
+                    source=entry.ground_truth,
+                    page_rule="form-feed-separated page of the text",
+                )
+                for number, part in enumerate(parts, 1)
+            }
+        )
+    return _keep_nonempty(
+        {1: GroundTruth(text=text, source=entry.ground_truth, page_rule="page 1")}
+    )
 
 
 def _per_page_tables(folder: Path, files: list[str]) -> dict[int, GroundTruth]:
@@ -142,12 +150,14 @@ def _per_page_tables(folder: Path, files: list[str]) -> dict[int, GroundTruth]:
     return _keep_nonempty(truths)
 
 
-def _table_truth(rows: list[list[str]], source: str, rule: str,
-                 area: tuple[float, float, float, float] | None) -> GroundTruth:
+def _table_truth(
+    rows: list[list[str]], source: str, rule: str, area: tuple[float, float, float, float] | None
+) -> GroundTruth:
     """Cells for cell-level scoring; the text is each row's non-empty cells joined by spaces."""
     text = "\n".join(" ".join(table_cells([row])) for row in rows)
-    return GroundTruth(text=text, cells=tuple(table_cells(rows)), area_pt=area, source=source,
-                       page_rule=rule)
+    return GroundTruth(
+        text=text, cells=tuple(table_cells(rows)), area_pt=area, source=source, page_rule=rule
+    )
 
 
 def _keep_nonempty(truths: dict[int, GroundTruth]) -> dict[int, GroundTruth]:

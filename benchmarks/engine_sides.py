@@ -65,15 +65,34 @@ def init_stock_tesseract(config: TesseractConfig) -> tuple[TesseractConfig, dict
     return config, env
 
 
-def stock_tesseract_task(state: tuple[TesseractConfig, dict[str, str]], page: PageFile, *,
-                         phase: Any) -> str:
+def stock_tesseract_task(
+    state: tuple[TesseractConfig, dict[str, str]], page: PageFile, *, phase: Any
+) -> str:
     """The same argv and image bytes as the provider, without OMP_THREAD_LIMIT."""
     config, env = state
     image = load_page(page)
-    argv = [config.binary, "stdin", "stdout", "-l", config.languages, "--psm", str(config.psm),
-            "--oem", str(config.oem), "--dpi", str(round(image.dpi)), "tsv"]
-    proc = subprocess.run(argv, input=encode_pnm(image), capture_output=True, env=env,
-                          timeout=STOCK_TIMEOUT_S, check=True)
+    argv = [
+        config.binary,
+        "stdin",
+        "stdout",
+        "-l",
+        config.languages,
+        "--psm",
+        str(config.psm),
+        "--oem",
+        str(config.oem),
+        "--dpi",
+        str(round(image.dpi)),
+        "tsv",
+    ]
+    proc = subprocess.run(
+        argv,
+        input=encode_pnm(image),
+        capture_output=True,
+        env=env,
+        timeout=STOCK_TIMEOUT_S,
+        check=True,
+    )
     return "\n".join(line.text for line in parse_tsv(proc.stdout.decode("utf-8", "replace")))
 
 
@@ -93,8 +112,9 @@ def init_pipeline(settings: Settings) -> PageEngine:
     return PageEngine(settings)
 
 
-def pipeline_task(engine: PageEngine, path: str, kind: DocumentKind, page_number: int, *,
-                  phase: Any) -> str:
+def pipeline_task(
+    engine: PageEngine, path: str, kind: DocumentKind, page_number: int, *, phase: Any
+) -> str:
     result = engine.read_page(PageTask(path=path, kind=kind, page_number=page_number), phase)
     return result.raw_markdown
 

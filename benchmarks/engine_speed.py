@@ -86,10 +86,14 @@ class SideResult(msgspec.Struct, kw_only=True):
         return pages * len(self.round_seconds) / sum(self.round_seconds)
 
 
-def collect_pages(corpus: Path, limit: int | None, settings: Settings,
-                  folder: Path) -> list[BenchPage]:
-    documents = [d for d in load_documents([corpus / c for c in CATEGORIES])
-                 if d.category != "f_pdfs" or d.entry.kind.startswith(SCANNED_KINDS)]
+def collect_pages(
+    corpus: Path, limit: int | None, settings: Settings, folder: Path
+) -> list[BenchPage]:
+    documents = [
+        d
+        for d in load_documents([corpus / c for c in CATEGORIES])
+        if d.category != "f_pdfs" or d.entry.kind.startswith(SCANNED_KINDS)
+    ]
     kept: dict[str, int] = {}
     pages: list[BenchPage] = []
     for document in documents:
@@ -103,41 +107,59 @@ def collect_pages(corpus: Path, limit: int | None, settings: Settings,
         count = inspect_document(document.path, kind, max_pixels).page_count
         truths = load_ground_truth(document)
         for number in range(1, count + 1):
-            image = render_page(document.path, kind, number - 1, settings.rendering.dpi,
-                                max_pixels)
+            image = render_page(document.path, kind, number - 1, settings.rendering.dpi, max_pixels)
             truth = truths.get(number)
-            pages.append(BenchPage(
-                category=document.category, file=document.entry.file, source=str(document.path),
-                kind=kind, page=sides.write_page(folder, len(pages), image),
-                truth=truth.text if truth is not None else None))
+            pages.append(
+                BenchPage(
+                    category=document.category,
+                    file=document.entry.file,
+                    source=str(document.path),
+                    kind=kind,
+                    page=sides.write_page(folder, len(pages), image),
+                    truth=truth.text if truth is not None else None,
+                )
+            )
     return pages
 
 
-async def run_sides(side_list: Sequence[Side], rounds: int, warm: tuple[Any, ...],
-                    log: Callable[[str], None]) -> list[SideResult]:
+async def run_sides(
+    side_list: Sequence[Side], rounds: int, warm: tuple[Any, ...], log: Callable[[str], None]
+) -> list[SideResult]:
     """Every side over every page, `rounds` times, the order of the sides rotating."""
     pools = [WorkerPool(f"bench-{s.label}", s.processes, s.init, s.init_args) for s in side_list]
-    results = [SideResult(label=s.label, processes=s.processes, round_seconds=[], texts=[],
-                          failures=0) for s in side_list]
+    results = [
+        SideResult(label=s.label, processes=s.processes, round_seconds=[], texts=[], failures=0)
+        for s in side_list
+    ]
     try:
         await asyncio.gather(*(pool.start() for pool in pools))
         for side, pool in zip(side_list, pools, strict=True):  # load models, first inference
-            await asyncio.gather(*(pool.run(side.task, *warm, deadlines={}, total_s=TASK_LIMIT_S)
-                                   for _ in range(pool.size)))
+            await asyncio.gather(
+                *(
+                    pool.run(side.task, *warm, deadlines={}, total_s=TASK_LIMIT_S)
+                    for _ in range(pool.size)
+                )
+            )
         for number in range(rounds):
             shift = number % len(side_list)
             for index in [*range(shift, len(side_list)), *range(shift)]:
                 side, pool, result = side_list[index], pools[index], results[index]
                 started = time.perf_counter()
                 outputs = await asyncio.gather(
-                    *(pool.run(side.task, *args, deadlines={}, total_s=TASK_LIMIT_S)
-                      for args in side.args), return_exceptions=True)
+                    *(
+                        pool.run(side.task, *args, deadlines={}, total_s=TASK_LIMIT_S)
+                        for args in side.args
+                    ),
+                    return_exceptions=True,
+                )
                 seconds = time.perf_counter() - started
                 result.round_seconds.append(seconds)
                 result.texts = [o if isinstance(o, str) else "" for o in outputs]
                 result.failures = sum(not isinstance(o, str) for o in outputs)
-                log(f"  round {number + 1}: {side.label:<28} {seconds:8.1f} s "
-                    f"({len(side.args) / seconds:.3f} pages/s)")
+                log(
+                    f"  round {number + 1}: {side.label:<28} {seconds:8.1f} s "
+                    f"({len(side.args) / seconds:.3f} pages/s)"
+                )
     finally:
         for pool in pools:
             await pool.close()
@@ -151,60 +173,127 @@ def quality(pages: Sequence[BenchPage], texts: Sequence[str]) -> dict[str, Any]:
         if page.truth is not None:
             scores.setdefault(page.category, []).append(bag_of_words_f1(page.truth, text))
     everything = [f for values in scores.values() for f in values]
-    return {"pages": len(everything),
-            "f1": statistics.fmean(everything) if everything else None,
-            "f1_by_category": {c: statistics.fmean(v) for c, v in sorted(scores.items())}}
+    return {
+        "pages": len(everything),
+        "f1": statistics.fmean(everything) if everything else None,
+        "f1_by_category": {c: statistics.fmean(v) for c, v in sorted(scores.items())},
+    }
 
 
 def side_summary(result: SideResult, pages: Sequence[BenchPage]) -> dict[str, Any]:
-    return {"processes": result.processes, "round_seconds": result.round_seconds,
-            "pages_per_s": result.pages_per_s(len(pages)), "failures": result.failures}
+    return {
+        "processes": result.processes,
+        "round_seconds": result.round_seconds,
+        "pages_per_s": result.pages_per_s(len(pages)),
+        "failures": result.failures,
+    }
 
 
 def per_round_ratios(fast: SideResult, slow: SideResult) -> list[float]:
     return [s / f for f, s in zip(fast.round_seconds, slow.round_seconds, strict=True)]
 
 
-async def bench_rapidocr(pages: list[BenchPage], settings: Settings, workers: int, rounds: int,
-                         log: Callable[[str], None]) -> dict[str, Any]:
+async def bench_rapidocr(
+    pages: list[BenchPage],
+    settings: Settings,
+    workers: int,
+    rounds: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     args = [(p.page,) for p in pages]
     warm = (min(pages, key=lambda p: Path(p.page.path).stat().st_size).page,)
-    stock, tuned, single = await run_sides([
-        Side(label="stock RapidOCR()", processes=1, init=sides.init_stock_rapidocr,
-             init_args=(), task=sides.stock_rapidocr_task, args=args),
-        Side(label=f"tuned, {workers} processes", processes=workers, init=init_provider,
-             init_args=("rapidocr", settings), task=sides.provider_task, args=args),
-        Side(label="tuned, 1 process", processes=1, init=init_provider,
-             init_args=("rapidocr", settings), task=sides.provider_task, args=args),
-    ], rounds, warm, log)
-    return {**compare_with_stock(pages, stock, tuned, single),
-            "config": msgspec.to_builtins(settings.providers["rapidocr"])}
+    stock, tuned, single = await run_sides(
+        [
+            Side(
+                label="stock RapidOCR()",
+                processes=1,
+                init=sides.init_stock_rapidocr,
+                init_args=(),
+                task=sides.stock_rapidocr_task,
+                args=args,
+            ),
+            Side(
+                label=f"tuned, {workers} processes",
+                processes=workers,
+                init=init_provider,
+                init_args=("rapidocr", settings),
+                task=sides.provider_task,
+                args=args,
+            ),
+            Side(
+                label="tuned, 1 process",
+                processes=1,
+                init=init_provider,
+                init_args=("rapidocr", settings),
+                task=sides.provider_task,
+                args=args,
+            ),
+        ],
+        rounds,
+        warm,
+        log,
+    )
+    return {
+        **compare_with_stock(pages, stock, tuned, single),
+        "config": msgspec.to_builtins(settings.providers["rapidocr"]),
+    }
 
 
-async def bench_tesseract(pages: list[BenchPage], settings: Settings, workers: int, rounds: int,
-                          log: Callable[[str], None]) -> dict[str, Any]:
+async def bench_tesseract(
+    pages: list[BenchPage],
+    settings: Settings,
+    workers: int,
+    rounds: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     config = settings.providers["tesseract"]
     assert isinstance(config, TesseractConfig)
     args = [(p.page,) for p in pages]
     warm = (min(pages, key=lambda p: Path(p.page.path).stat().st_size).page,)
-    stock, tuned, single = await run_sides([
-        Side(label="stock tesseract CLI", processes=1, init=sides.init_stock_tesseract,
-             init_args=(config,), task=sides.stock_tesseract_task, args=args),
-        Side(label=f"tuned, {workers} processes", processes=workers, init=init_provider,
-             init_args=("tesseract", settings), task=sides.provider_task, args=args),
-        Side(label="tuned, 1 process", processes=1, init=init_provider,
-             init_args=("tesseract", settings), task=sides.provider_task, args=args),
-    ], rounds, warm, log)
+    stock, tuned, single = await run_sides(
+        [
+            Side(
+                label="stock tesseract CLI",
+                processes=1,
+                init=sides.init_stock_tesseract,
+                init_args=(config,),
+                task=sides.stock_tesseract_task,
+                args=args,
+            ),
+            Side(
+                label=f"tuned, {workers} processes",
+                processes=workers,
+                init=init_provider,
+                init_args=("tesseract", settings),
+                task=sides.provider_task,
+                args=args,
+            ),
+            Side(
+                label="tuned, 1 process",
+                processes=1,
+                init=init_provider,
+                init_args=("tesseract", settings),
+                task=sides.provider_task,
+                args=args,
+            ),
+        ],
+        rounds,
+        warm,
+        log,
+    )
     same = sum(a == b for a, b in zip(stock.texts, tuned.texts, strict=True))
-    similarity = [max(0.0, 1.0 - cer(a, b)) for a, b in zip(stock.texts, tuned.texts,
-                                                            strict=True)]
-    return {**compare_with_stock(pages, stock, tuned, single),
-            "identical_pages": same, "mean_text_similarity": statistics.fmean(similarity),
-            "config": msgspec.to_builtins(config)}
+    similarity = [max(0.0, 1.0 - cer(a, b)) for a, b in zip(stock.texts, tuned.texts, strict=True)]
+    return {
+        **compare_with_stock(pages, stock, tuned, single),
+        "identical_pages": same,
+        "mean_text_similarity": statistics.fmean(similarity),
+        "config": msgspec.to_builtins(config),
+    }
 
 
-def compare_with_stock(pages: list[BenchPage], stock: SideResult, tuned: SideResult,
-                       single: SideResult) -> dict[str, Any]:
+def compare_with_stock(
+    pages: list[BenchPage], stock: SideResult, tuned: SideResult, single: SideResult
+) -> dict[str, Any]:
     """Throughput and quality of each side, and the tuned sides' speedups over stock."""
     pps = len(pages)
     return {
@@ -217,17 +306,38 @@ def compare_with_stock(pages: list[BenchPage], stock: SideResult, tuned: SideRes
     }
 
 
-async def bench_pipeline(pages: list[BenchPage], settings: Settings, workers: int, rounds: int,
-                         log: Callable[[str], None]) -> dict[str, Any]:
+async def bench_pipeline(
+    pages: list[BenchPage],
+    settings: Settings,
+    workers: int,
+    rounds: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     args = [(p.source, p.kind, p.page.page_number) for p in pages]
     warm = min(args, key=lambda a: Path(a[0]).stat().st_size)
-    parallel, single = await run_sides([
-        Side(label=f"pipeline, {workers} processes", processes=workers,
-             init=sides.init_pipeline, init_args=(settings,), task=sides.pipeline_task,
-             args=args),
-        Side(label="pipeline, 1 process", processes=1, init=sides.init_pipeline,
-             init_args=(settings,), task=sides.pipeline_task, args=args),
-    ], rounds, warm, log)
+    parallel, single = await run_sides(
+        [
+            Side(
+                label=f"pipeline, {workers} processes",
+                processes=workers,
+                init=sides.init_pipeline,
+                init_args=(settings,),
+                task=sides.pipeline_task,
+                args=args,
+            ),
+            Side(
+                label="pipeline, 1 process",
+                processes=1,
+                init=sides.init_pipeline,
+                init_args=(settings,),
+                task=sides.pipeline_task,
+                args=args,
+            ),
+        ],
+        rounds,
+        warm,
+        log,
+    )
     pps = len(pages)
     return {
         "parallel": side_summary(parallel, pages),
@@ -235,46 +345,64 @@ async def bench_pipeline(pages: list[BenchPage], settings: Settings, workers: in
         "speedup": parallel.pages_per_s(pps) / single.pages_per_s(pps),
         "speedup_per_round": per_round_ratios(parallel, single),
         "provider": settings.pipeline.provider,
-        "same_output_pages": sum(a == b for a, b in zip(parallel.texts, single.texts,
-                                                        strict=True)),
+        "same_output_pages": sum(a == b for a, b in zip(parallel.texts, single.texts, strict=True)),
     }
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
-    out = [f"Pages: {summary['pages']} ({summary['pages_with_truth']} with ground truth), "
-           f"{summary['rounds']} rounds, {summary['workers']} worker processes, "
-           f"load average {summary['loadavg_start']} at start, {summary['loadavg_end']} at end.",
-           "", "| comparison | stock / baseline pages/s | tuned pages/s | ratio | target |",
-           "|---|---|---|---|---|"]
+    out = [
+        f"Pages: {summary['pages']} ({summary['pages_with_truth']} with ground truth), "
+        f"{summary['rounds']} rounds, {summary['workers']} worker processes, "
+        f"load average {summary['loadavg_start']} at start, {summary['loadavg_end']} at end.",
+        "",
+        "| comparison | stock / baseline pages/s | tuned pages/s | ratio | target |",
+        "|---|---|---|---|---|",
+    ]
     targets = {"rapidocr": ">= 1.5", "tesseract": ">= 5", "pipeline": ">= 1.8"}
     for part, result in summary["parts"].items():
-        base, tuned = ((result["single"], result["parallel"]) if part == "pipeline"
-                       else (result["stock"], result["tuned"]))
-        out.append(f"| {part}: {'1 worker' if part == 'pipeline' else 'stock'} vs "
-                   f"{tuned['processes']} processes | {base['pages_per_s']:.3f} | "
-                   f"{tuned['pages_per_s']:.3f} | **{result['speedup']:.2f}x** "
-                   f"(rounds: {', '.join(f'{r:.2f}' for r in result['speedup_per_round'])}) | "
-                   f"{targets[part]} |")
+        base, tuned = (
+            (result["single"], result["parallel"])
+            if part == "pipeline"
+            else (result["stock"], result["tuned"])
+        )
+        out.append(
+            f"| {part}: {'1 worker' if part == 'pipeline' else 'stock'} vs "
+            f"{tuned['processes']} processes | {base['pages_per_s']:.3f} | "
+            f"{tuned['pages_per_s']:.3f} | **{result['speedup']:.2f}x** "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in result['speedup_per_round'])}) | "
+            f"{targets[part]} |"
+        )
         if part != "pipeline":
             one = result["tuned_one_process"]
-            out.append(f"| {part}: stock vs tuned in 1 process | {base['pages_per_s']:.3f} | "
-                       f"{one['pages_per_s']:.3f} | {result['speedup_one_process']:.2f}x | |")
+            out.append(
+                f"| {part}: stock vs tuned in 1 process | {base['pages_per_s']:.3f} | "
+                f"{one['pages_per_s']:.3f} | {result['speedup_one_process']:.2f}x | |"
+            )
     for part in ("rapidocr", "tesseract"):
         if part not in summary["parts"]:
             continue
         result = summary["parts"][part]
         categories = sorted(result["stock"]["f1_by_category"])
-        out += ["", f"{part}: mean bag-of-words F1 per page with ground truth", "",
-                "| side | " + " | ".join(categories) + " | all |",
-                "|---" * (len(categories) + 2) + "|"]
+        out += [
+            "",
+            f"{part}: mean bag-of-words F1 per page with ground truth",
+            "",
+            "| side | " + " | ".join(categories) + " | all |",
+            "|---" * (len(categories) + 2) + "|",
+        ]
         for side in ("stock", "tuned"):
             q = result[side]
-            out.append(f"| {side} | " + " | ".join(
-                f"{q['f1_by_category'][c]:.3f}" for c in categories) + f" | {q['f1']:.3f} |")
+            out.append(
+                f"| {side} | "
+                + " | ".join(f"{q['f1_by_category'][c]:.3f}" for c in categories)
+                + f" | {q['f1']:.3f} |"
+            )
         if part == "tesseract":
-            out.append(f"\nText identical to stock on {result['identical_pages']} of "
-                       f"{summary['pages']} pages; mean similarity (1 - CER) "
-                       f"{result['mean_text_similarity']:.4f}.")
+            out.append(
+                f"\nText identical to stock on {result['identical_pages']} of "
+                f"{summary['pages']} pages; mean similarity (1 - CER) "
+                f"{result['mean_text_similarity']:.4f}."
+            )
     return "\n".join(out) + "\n"
 
 
@@ -282,8 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--config", type=Path, default=REPO / "config.yaml")
-    parser.add_argument("--limit", type=int, metavar="N",
-                        help="first N documents of each category (all pages of each)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="first N documents of each category (all pages of each)",
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--workers", type=int, help="default: the gateway's worker.processes")
@@ -300,19 +432,28 @@ def main(argv: list[str] | None = None) -> int:
         pages = collect_pages(args.corpus, args.limit, settings, Path(folder))
         print(f"{len(pages)} pages rendered; {workers} worker processes, {args.rounds} rounds")
         summary: dict[str, Any] = {
-            "pages": len(pages), "pages_with_truth": sum(p.truth is not None for p in pages),
-            "rounds": args.rounds, "workers": workers, "limit": args.limit,
+            "pages": len(pages),
+            "pages_with_truth": sum(p.truth is not None for p in pages),
+            "rounds": args.rounds,
+            "workers": workers,
+            "limit": args.limit,
             "loadavg_start": [round(v, 2) for v in os.getloadavg()],
-            "machine": msgspec.to_builtins(describe_machine()), "packages": package_versions(),
-            "commit": git_commit(REPO), "parts": {},
+            "machine": msgspec.to_builtins(describe_machine()),
+            "packages": package_versions(),
+            "commit": git_commit(REPO),
+            "parts": {},
             "page_list": [f"{p.file}#{p.page.page_number}" for p in pages],
         }
-        benches = {"rapidocr": bench_rapidocr, "tesseract": bench_tesseract,
-                   "pipeline": bench_pipeline}
+        benches = {
+            "rapidocr": bench_rapidocr,
+            "tesseract": bench_tesseract,
+            "pipeline": bench_pipeline,
+        }
         for part in parts:
             print(f"{part}:")
             summary["parts"][part] = asyncio.run(
-                benches[part](pages, settings, workers, args.rounds, print))
+                benches[part](pages, settings, workers, args.rounds, print)
+            )
     summary["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     summary["wall_s"] = round(time.perf_counter() - started, 1)
     markdown = render_markdown(summary)

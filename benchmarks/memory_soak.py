@@ -57,8 +57,12 @@ def descendants(pid: int) -> list[int]:
     """`pid` and every process below it (workers, and the tesseract binaries they run)."""
     found, frontier = [pid], [pid]
     while frontier:
-        out = subprocess.run(["/bin/ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))],
-                             capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["/bin/ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
         frontier = [int(p) for p in out.split()]
         found += frontier
     return found
@@ -92,8 +96,9 @@ def build_document(path: Path, pages: int, offset: int) -> Path:
     first, rest = images[0], images[1:]
     # Pillow's PDF writer takes one resolution for all pages; each page keeps its pixel size,
     # so the gateway renders them at 200 dpi / resolution of their original size.
-    first[0].save(path, "PDF", save_all=True, append_images=[im for im, _ in rest],
-                  resolution=first[1])
+    first[0].save(
+        path, "PDF", save_all=True, append_images=[im for im, _ in rest], resolution=first[1]
+    )
     return path
 
 
@@ -103,13 +108,17 @@ def _jobs(client: httpx.Client, key: str) -> dict[str, dict[str, Any]]:
     return {job["id"]: job for job in response.json()["jobs"]}
 
 
-def soak(pages: int, per_job: int, interval_s: float, root: Path,
-         log: Any = print) -> tuple[list[Sample], dict[str, Any]]:
-    config = write_config(root / "config.yaml", root / "data",
-                          logging={"level": "warning", "json": True})
+def soak(
+    pages: int, per_job: int, interval_s: float, root: Path, log: Any = print
+) -> tuple[list[Sample], dict[str, Any]]:
+    config = write_config(
+        root / "config.yaml", root / "data", logging={"level": "warning", "json": True}
+    )
     key = create_tenant(config, credits=pages * 5 + 100, plan="professional")
-    documents = [build_document(root / f"doc-{i}.pdf", per_job, i * per_job)
-                 for i in range(min(JOBS_IN_FLIGHT + 1, -(-pages // per_job)))]
+    documents = [
+        build_document(root / f"doc-{i}.pdf", per_job, i * per_job)
+        for i in range(min(JOBS_IN_FLIGHT + 1, -(-pages // per_job)))
+    ]
     server = GatewayProcess(config, root / "gateway.log").start()
     assert server.proc is not None
     samples: list[Sample] = []
@@ -127,39 +136,54 @@ def soak(pages: int, per_job: int, interval_s: float, root: Path,
                 in_flight = len(submitted) - len(finished)
                 while in_flight < JOBS_IN_FLIGHT and len(submitted) * per_job < pages:
                     document = documents[len(submitted) % len(documents)]
-                    response = client.post("/v1/ocr", headers={"X-API-Key": key},
-                                           files={"file": (document.name, document.read_bytes(),
-                                                           "application/pdf")})
+                    response = client.post(
+                        "/v1/ocr",
+                        headers={"X-API-Key": key},
+                        files={"file": (document.name, document.read_bytes(), "application/pdf")},
+                    )
                     response.raise_for_status()
                     submitted.append(response.json()["jobId"])
                     in_flight += 1
                 samples.append(_sample(server.proc.pid, started, done))
                 if len(samples) % 20 == 0:
                     last = samples[-1]
-                    log(f"  {last.at_s:7.0f} s  {done:5d} pages  RSS {last.rss_mib:7.1f} MiB  "
-                        f"PSS {last.pss_mib:7.1f} MiB  {last.processes} processes")
+                    log(
+                        f"  {last.at_s:7.0f} s  {done:5d} pages  RSS {last.rss_mib:7.1f} MiB  "
+                        f"PSS {last.pss_mib:7.1f} MiB  {last.processes} processes"
+                    )
                 time.sleep(interval_s)
             for job_id in submitted:
                 job = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key}).json()
                 failed_pages += sum(p["status"] == "failed" for p in job["results"])
     finally:
         server.stop()
-    return samples, {"jobs": len(submitted), "failed_pages": failed_pages,
-                     "wall_s": round(time.monotonic() - started, 1)}
+    return samples, {
+        "jobs": len(submitted),
+        "failed_pages": failed_pages,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
 
 
 def _sample(pid: int, started: float, done: int) -> Sample:
     rss, pss, count = memory_mib(pid)
-    return Sample(at_s=round(time.monotonic() - started, 2), pages_done=done,
-                  rss_mib=round(rss, 1), pss_mib=round(pss, 1), processes=count)
+    return Sample(
+        at_s=round(time.monotonic() - started, 2),
+        pages_done=done,
+        rss_mib=round(rss, 1),
+        pss_mib=round(pss, 1),
+        processes=count,
+    )
 
 
 def at_page(samples: list[Sample], page: int, window: int) -> dict[str, float]:
     """The first sample with `page` pages done, and the median over the `window` pages before."""
     first = next((s for s in samples if s.pages_done >= page), samples[-1])
     recent = [s.rss_mib for s in samples if page - window <= s.pages_done <= first.pages_done]
-    return {"pages_done": first.pages_done, "rss_mib": first.rss_mib,
-            "rss_median_window_mib": statistics.median(recent)}
+    return {
+        "pages_done": first.pages_done,
+        "rss_mib": first.rss_mib,
+        "rss_median_window_mib": statistics.median(recent),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,9 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     peak = max(samples, key=lambda s: s.rss_mib)
     first, last = at_page(samples, early, args.window), at_page(samples, args.pages, args.window)
     summary = {
-        **run, "pages": args.pages, "peak_rss_mib": peak.rss_mib,
-        "peak_at_pages_done": peak.pages_done, "peak_pss_mib": max(s.pss_mib for s in samples),
-        f"after_page_{early}": first, f"after_page_{args.pages}": last,
+        **run,
+        "pages": args.pages,
+        "peak_rss_mib": peak.rss_mib,
+        "peak_at_pages_done": peak.pages_done,
+        "peak_pss_mib": max(s.pss_mib for s in samples),
+        f"after_page_{early}": first,
+        f"after_page_{args.pages}": last,
         "growth": last["rss_mib"] / first["rss_mib"] - 1,
         "growth_median_window": last["rss_median_window_mib"] / first["rss_median_window_mib"] - 1,
         "samples": [msgspec.to_builtins(s) for s in samples],
@@ -195,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| RSS after page {last['pages_done']} | {last['rss_mib']:.0f} MiB "
         f"(median: {last['rss_median_window_mib']:.0f}) | |\n"
         f"| growth | {100 * summary['growth']:+.1f}% (medians: "
-        f"{100 * summary['growth_median_window']:+.1f}%) | within 10% |\n")
+        f"{100 * summary['growth_median_window']:+.1f}%) | within 10% |\n"
+    )
     print("\n" + markdown)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "memory_soak.json").write_text(json.dumps(summary, indent=2))

@@ -66,13 +66,17 @@ def multiset_f1(reference: Iterable[str], hypothesis: Iterable[str]) -> float:
 
 def bag_of_words_f1(reference: str, hypothesis: str) -> float:
     """Order-insensitive F1 over lower-cased whitespace tokens."""
-    return multiset_f1(normalize_text(reference).lower().split(),
-                       normalize_text(hypothesis).lower().split())
+    return multiset_f1(
+        normalize_text(reference).lower().split(), normalize_text(hypothesis).lower().split()
+    )
 
 
 def score_text(reference: str, hypothesis: str) -> TextScores:
-    return TextScores(cer=cer(reference, hypothesis), wer=wer(reference, hypothesis),
-                      f1=bag_of_words_f1(reference, hypothesis))
+    return TextScores(
+        cer=cer(reference, hypothesis),
+        wer=wer(reference, hypothesis),
+        f1=bag_of_words_f1(reference, hypothesis),
+    )
 
 
 def table_cells(rows: Iterable[Iterable[str]]) -> list[str]:

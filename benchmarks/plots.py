@@ -29,8 +29,11 @@ def plot_quality_vs_speed(aggregates: Sequence[Aggregate], path: Path) -> bool:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    points = [a for a in aggregates if a.category != ALL
-              and a.f1 is not None and a.seconds_median is not None]
+    points = [
+        a
+        for a in aggregates
+        if a.category != ALL and a.f1 is not None and a.seconds_median is not None
+    ]
     if not points:
         return False
     providers = list(dict.fromkeys(a.provider for a in points))
@@ -42,9 +45,14 @@ def plot_quality_vs_speed(aggregates: Sequence[Aggregate], path: Path) -> bool:
         for a in points:
             if a.provider == provider:
                 marker = MARKERS[categories.index(a.category) % len(MARKERS)]
-                ax.scatter(a.seconds_median or 0.0, a.f1 or 0.0, marker=marker,
-                           s=160 if hollow else 60, edgecolors=f"C{i}",
-                           facecolors="none" if hollow else f"C{i}")
+                ax.scatter(
+                    a.seconds_median or 0.0,
+                    a.f1 or 0.0,
+                    marker=marker,
+                    s=160 if hollow else 60,
+                    edgecolors=f"C{i}",
+                    facecolors="none" if hollow else f"C{i}",
+                )
     for i, provider in enumerate(providers):  # legend entries: colour = provider
         ax.scatter([], [], color=f"C{i}", marker="o", label=provider)
     for j, category in enumerate(categories):  # marker = category

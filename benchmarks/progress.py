@@ -42,8 +42,10 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         filled = BAR_WIDTH * self.done // max(self.total, 1)
         eta = format_duration((self.total - self.done) / rate) if rate > 0 else "?"
-        return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {self.done}/{self.total} pages"
-                f"  {rate:.2f} pages/s  ETA {eta}  {label}")
+        return (
+            f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {self.done}/{self.total} pages"
+            f"  {rate:.2f} pages/s  ETA {eta}  {label}"
+        )
 
     def advance(self, label: str) -> None:
         self.done += 1

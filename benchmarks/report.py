@@ -55,8 +55,10 @@ def render_table(aggregates: Sequence[Aggregate]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     out, previous = [line(header), "  ".join("-" * w for w in widths)], None
     for row in rows:
@@ -72,13 +74,16 @@ def render_failures(pages: Sequence[PageRow]) -> str:
     grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
     for row in pages:
         if row.status == "failed":
-            where = f"{row.category}/{row.file}" + (f" p{row.page_number}"
-                                                     if row.page_number else "")
+            where = f"{row.category}/{row.file}" + (
+                f" p{row.page_number}" if row.page_number else ""
+            )
             grouped[(row.provider, row.error_code or "unknown")].append(where)
     if not grouped:
         return "No page failed."
-    return "\n".join(f"- {provider} `{code}` ({len(files)}): {', '.join(files)}"
-                     for (provider, code), files in sorted(grouped.items()))
+    return "\n".join(
+        f"- {provider} `{code}` ({len(files)}): {', '.join(files)}"
+        for (provider, code), files in sorted(grouped.items())
+    )
 
 
 def _markdown_table(aggregates: Sequence[Aggregate]) -> str:
@@ -153,9 +158,12 @@ def write_outputs(results: BenchResults, out: Path) -> list[Path]:
         if plot(results.aggregates, out / name):
             written.append(out / name)
     (out / "results.json").write_bytes(
-        msgspec.json.format(msgspec.json.encode(results), indent=2) + b"\n")
+        msgspec.json.format(msgspec.json.encode(results), indent=2) + b"\n"
+    )
     (out / "results.schema.json").write_bytes(
-        msgspec.json.format(msgspec.json.encode(msgspec.json.schema(BenchResults)), indent=2))
-    (out / "report.md").write_text(render_markdown(results, [p.name for p in written]),
-                                   encoding="utf-8")
+        msgspec.json.format(msgspec.json.encode(msgspec.json.schema(BenchResults)), indent=2)
+    )
+    (out / "report.md").write_text(
+        render_markdown(results, [p.name for p in written]), encoding="utf-8"
+    )
     return [out / "results.json", out / "results.schema.json", out / "report.md", *written]

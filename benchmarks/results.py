@@ -129,13 +129,17 @@ def _aggregate(provider: str, category: str, rows: Sequence[PageRow]) -> Aggrega
     credits = [r.credits for r in ok if r.credits is not None]
     compared = [r for r in rows if r.matches_oracle is not None]
     return Aggregate(
-        provider=provider, category=category, pages=len(rows), failed=len(rows) - len(ok),
+        provider=provider,
+        category=category,
+        pages=len(rows),
+        failed=len(rows) - len(ok),
         error_codes=dict(Counter(r.error_code or "unknown" for r in rows if r.status != "ok")),
         scored_pages=len(scored),
         cer=_mean([r.cer for r in scored if r.cer is not None]),
         wer=_mean([r.wer for r in scored if r.wer is not None]),
         f1=_mean([r.f1 for r in scored if r.f1 is not None]),
-        table_pages=len(tables), table_f1=_mean(tables),
+        table_pages=len(tables),
+        table_f1=_mean(tables),
         seconds_median=statistics.median(seconds) if seconds else None,
         seconds_p90=float(np.percentile(seconds, 90)) if seconds else None,
         pages_per_second=len(seconds) / sum(seconds) if seconds and sum(seconds) > 0 else None,

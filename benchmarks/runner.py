@@ -64,8 +64,14 @@ def _failure(exc: Exception, timeout_code: str) -> Failure:
             return Failure(code="internal_error", message=f"{type(exc).__name__}: {exc}"[:300])
 
 
-async def _call(pool: WorkerPool, func: Callable[..., Any], *args: Any, total_s: float,
-                timeout_code: str, deadlines: dict[str, float] | None = None) -> Any:
+async def _call(
+    pool: WorkerPool,
+    func: Callable[..., Any],
+    *args: Any,
+    total_s: float,
+    timeout_code: str,
+    deadlines: dict[str, float] | None = None,
+) -> Any:
     """The task's result, or a Failure: no input, however broken, stops the run."""
     try:
         return await pool.run(func, *args, deadlines=deadlines or {}, total_s=total_s)
@@ -77,11 +83,15 @@ class _Pools:
     def __init__(self, plan: BenchPlan) -> None:
         settings = plan.settings
         self.renderer = WorkerPool("bench-render", 1, workers.init_renderer)
-        self.engines = {name: WorkerPool(f"bench-{name}", 1, workers.init_provider,
-                                         (name, settings))
-                        for name in plan.engines}
-        self.routed = (WorkerPool("bench-routed", 1, workers.init_routed, (settings,))
-                       if ROUTED in plan.providers else None)
+        self.engines = {
+            name: WorkerPool(f"bench-{name}", 1, workers.init_provider, (name, settings))
+            for name in plan.engines
+        }
+        self.routed = (
+            WorkerPool("bench-routed", 1, workers.init_routed, (settings,))
+            if ROUTED in plan.providers
+            else None
+        )
 
     def all(self) -> list[WorkerPool]:
         return [self.renderer, *self.engines.values(), *([self.routed] if self.routed else [])]
@@ -93,32 +103,60 @@ def _scored(row: PageRow, truth: GroundTruth, reading: workers.Reading | None) -
     if truth.area_pt is not None and reading is not None:
         top, left, bottom, right = truth.area_pt
         width, height = reading.page_size_pt
-        lines = tuple(line for line in lines
-                      if left <= line.x * width <= right and top <= line.y * height <= bottom)
+        lines = tuple(
+            line
+            for line in lines
+            if left <= line.x * width <= right and top <= line.y * height <= bottom
+        )
     scores = score_text(truth.text, "\n".join(line.text for line in lines))
     table_f1 = None
     if truth.cells is not None and reading is not None:
         tables = parse_markdown_tables(reading.markdown)
         if tables:
             table_f1 = cell_f1(truth.cells, table_cells(row for t in tables for row in t))
-    return msgspec.structs.replace(row, ground_truth=truth.source, page_rule=truth.page_rule,
-                                   cer=scores.cer, wer=scores.wer, f1=scores.f1,
-                                   table_f1=table_f1)
+    return msgspec.structs.replace(
+        row,
+        ground_truth=truth.source,
+        page_rule=truth.page_rule,
+        cer=scores.cer,
+        wer=scores.wer,
+        f1=scores.f1,
+        table_f1=table_f1,
+    )
 
 
-def _row(document: CorpusDocument, page_number: int, provider: str,
-         outcome: workers.Reading | Failure, truth: GroundTruth | None) -> PageRow:
+def _row(
+    document: CorpusDocument,
+    page_number: int,
+    provider: str,
+    outcome: workers.Reading | Failure,
+    truth: GroundTruth | None,
+) -> PageRow:
     if isinstance(outcome, Failure):
-        row = PageRow(category=document.category, file=document.entry.file,
-                      page_number=page_number, provider=provider, status="failed",
-                      error_code=outcome.code, error_message=outcome.message)
+        row = PageRow(
+            category=document.category,
+            file=document.entry.file,
+            page_number=page_number,
+            provider=provider,
+            status="failed",
+            error_code=outcome.code,
+            error_message=outcome.message,
+        )
         return _scored(row, truth, None) if truth is not None else row
-    row = PageRow(category=document.category, file=document.entry.file,
-                  page_number=page_number, provider=provider, status="ok",
-                  seconds=round(outcome.seconds, 4), peak_rss_mb=outcome.peak_rss_mb,
-                  model=outcome.model, provider_used=outcome.provider_used, tier=outcome.tier,
-                  credits=outcome.credits,
-                  text_sha1=_digest(outcome.markdown))
+    row = PageRow(
+        category=document.category,
+        file=document.entry.file,
+        page_number=page_number,
+        provider=provider,
+        status="ok",
+        seconds=round(outcome.seconds, 4),
+        peak_rss_mb=outcome.peak_rss_mb,
+        model=outcome.model,
+        provider_used=outcome.provider_used,
+        tier=outcome.tier,
+        credits=outcome.credits,
+        text_sha1=_digest(outcome.markdown),
+    )
     return _scored(row, truth, outcome) if truth is not None else row
 
 
@@ -135,43 +173,71 @@ def _with_oracle(rows: dict[str, PageRow], engines: Sequence[str]) -> dict[str, 
         return rows
     best = min(candidates, key=lambda r: (-(r.f1 or 0.0), r.cer or 0.0, r.seconds or 0.0))
     tied = [r.provider for r in candidates if (r.f1, r.cer) == (best.f1, best.cer)]
-    oracle = msgspec.structs.replace(best, provider=ORACLE, provider_used=best.provider,
-                                     oracle_providers=tied, peak_rss_mb=None)
+    oracle = msgspec.structs.replace(
+        best, provider=ORACLE, provider_used=best.provider, oracle_providers=tied, peak_rss_mb=None
+    )
     rows[ORACLE] = oracle
     routed = rows.get(ROUTED)
     if routed is not None and routed.f1 is not None and routed.cer is not None:
         rows[ROUTED] = msgspec.structs.replace(
-            routed, matches_oracle=routed.provider_used in tied,
+            routed,
+            matches_oracle=routed.provider_used in tied,
             f1_given_up=(oracle.f1 or 0.0) - routed.f1,
-            cer_given_up=routed.cer - (oracle.cer or 0.0))
+            cer_given_up=routed.cer - (oracle.cer or 0.0),
+        )
     return rows
 
 
-async def _bench_page(plan: BenchPlan, pools: _Pools, document: CorpusDocument,
-                      info: DocumentInfo, page_number: int, truth: GroundTruth | None,
-                      turn: int) -> list[PageRow]:
+async def _bench_page(
+    plan: BenchPlan,
+    pools: _Pools,
+    document: CorpusDocument,
+    info: DocumentInfo,
+    page_number: int,
+    truth: GroundTruth | None,
+    turn: int,
+) -> list[PageRow]:
     limits, path = plan.settings.limits, str(document.path)
     rendered: workers.Rendered | Failure | None = None
     if plan.engines:
-        rendered = await _call(pools.renderer, workers.render_task, path, info.kind,
-                               page_number, plan.settings.rendering.dpi,
-                               limits.max_pixels_per_page, total_s=limits.render_timeout_s,
-                               timeout_code="render_timeout")
+        rendered = await _call(
+            pools.renderer,
+            workers.render_task,
+            path,
+            info.kind,
+            page_number,
+            plan.settings.rendering.dpi,
+            limits.max_pixels_per_page,
+            total_s=limits.render_timeout_s,
+            timeout_code="render_timeout",
+        )
     runs = [p for p in plan.providers if p != ORACLE]
-    order = runs[turn % len(runs):] + runs[:turn % len(runs)]
+    order = runs[turn % len(runs) :] + runs[: turn % len(runs)]
     outcomes: dict[str, workers.Reading | Failure] = {}
     for name in order:
         if name == ROUTED and pools.routed is not None:
             outcomes[name] = await _call(
-                pools.routed, workers.routed_task, path, info.kind, page_number,
-                deadlines={"render": limits.render_timeout_s}, total_s=limits.page_timeout_s,
-                timeout_code="page_timeout")
+                pools.routed,
+                workers.routed_task,
+                path,
+                info.kind,
+                page_number,
+                deadlines={"render": limits.render_timeout_s},
+                total_s=limits.page_timeout_s,
+                timeout_code="page_timeout",
+            )
         elif isinstance(rendered, workers.Rendered):
-            outcome = await _call(pools.engines[name], workers.recognize_task, rendered.image,
-                                  total_s=limits.page_timeout_s, timeout_code="ocr_timeout")
+            outcome = await _call(
+                pools.engines[name],
+                workers.recognize_task,
+                rendered.image,
+                total_s=limits.page_timeout_s,
+                timeout_code="ocr_timeout",
+            )
             if isinstance(outcome, workers.Reading):  # rendering is part of reading a page
-                outcome = msgspec.structs.replace(outcome,
-                                                  seconds=outcome.seconds + rendered.seconds)
+                outcome = msgspec.structs.replace(
+                    outcome, seconds=outcome.seconds + rendered.seconds
+                )
             outcomes[name] = outcome
         else:
             assert isinstance(rendered, Failure)
@@ -182,15 +248,20 @@ async def _bench_page(plan: BenchPlan, pools: _Pools, document: CorpusDocument,
     return [rows[name] for name in plan.providers if name in rows]
 
 
-async def _inspect(plan: BenchPlan, pools: _Pools,
-                   document: CorpusDocument) -> DocumentInfo | Failure:
+async def _inspect(
+    plan: BenchPlan, pools: _Pools, document: CorpusDocument
+) -> DocumentInfo | Failure:
     """Detect the type and count the pages, as the server does at upload."""
     if not document.path.is_file():
         return Failure(code="file_not_found", message=f"{document.path} is not a file")
     result: DocumentInfo | Failure = await _call(
-        pools.renderer, workers.inspect_task, str(document.path),
+        pools.renderer,
+        workers.inspect_task,
+        str(document.path),
         plan.settings.limits.max_pixels_per_page,
-        total_s=plan.settings.limits.inspect_timeout_s, timeout_code="document_timeout")
+        total_s=plan.settings.limits.inspect_timeout_s,
+        timeout_code="document_timeout",
+    )
     return result
 
 
@@ -206,16 +277,17 @@ async def run_bench(plan: BenchPlan, rows: list[PageRow], progress: Progress) ->
         for document, truths, info in zip(plan.documents, plan.truths, inspected, strict=True):
             label = f"{document.category}/{document.entry.file}"
             if isinstance(info, Failure):
-                rows += [_row(document, 0, name, info, None)
-                         for name in plan.providers if name != ORACLE]
+                rows += [
+                    _row(document, 0, name, info, None) for name in plan.providers if name != ORACLE
+                ]
                 progress.advance(label)
                 continue
             for page_number in range(1, info.page_count + 1):
-                rows += await _bench_page(plan, pools, document, info, page_number,
-                                          truths.get(page_number), turn)
+                rows += await _bench_page(
+                    plan, pools, document, info, page_number, truths.get(page_number), turn
+                )
                 turn += 1
                 progress.advance(f"{label} p{page_number}")
     finally:
         progress.close()
         await asyncio.gather(*(pool.close() for pool in pools.all()), return_exceptions=True)
-

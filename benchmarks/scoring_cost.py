@@ -27,8 +27,7 @@ from providers.factory import build_provider, is_local
 from scoring.features import SCORING_SIDE
 from tests.support.gateway_process import CORPUS, REPO
 
-CATEGORIES = ["a_clean_printed", "b_forms", "c_receipts", "d_tables", "e_handwriting",
-              "f_pdfs"]
+CATEGORIES = ["a_clean_printed", "b_forms", "c_receipts", "d_tables", "e_handwriting", "f_pdfs"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     settings = load_settings(REPO / "config.yaml")
-    engines = {name: build_provider(name, cfg) for name, cfg in settings.providers.items()
-               if is_local(cfg)}
+    engines = {
+        name: build_provider(name, cfg) for name, cfg in settings.providers.items() if is_local(cfg)
+    }
     rows = []
     for category in CATEGORIES:
         lines = (CORPUS / category / "manifest.jsonl").read_text().splitlines()
@@ -48,34 +48,63 @@ def main(argv: list[str] | None = None) -> int:
             if kind is None:
                 continue
             started = time.perf_counter()
-            info = inspect_document(path, kind, settings.limits.max_pixels_per_page,
-                                    thumbnail_side=SCORING_SIDE)
-            route = plan_page(assess_page(path, kind, 1, settings, thumbnail=info.first_page),
-                              settings)
+            info = inspect_document(
+                path, kind, settings.limits.max_pixels_per_page, thumbnail_side=SCORING_SIDE
+            )
+            route = plan_page(
+                assess_page(path, kind, 1, settings, thumbnail=info.first_page), settings
+            )
             submit_s = time.perf_counter() - started
             thumbnail = info.first_page or render_thumbnail(
-                path, kind, 0, settings.rendering.dpi, settings.limits.max_pixels_per_page,
-                SCORING_SIDE)
+                path,
+                kind,
+                0,
+                settings.rendering.dpi,
+                settings.limits.max_pixels_per_page,
+                SCORING_SIDE,
+            )
             started = time.perf_counter()
-            plan_page(measure_page(thumbnail.image, settings=settings, path=path, kind=kind,
-                                   reading_scale=thumbnail.reading_scale), settings)
+            plan_page(
+                measure_page(
+                    thumbnail.image,
+                    settings=settings,
+                    path=path,
+                    kind=kind,
+                    reading_scale=thumbnail.reading_scale,
+                ),
+                settings,
+            )
             assess_s = time.perf_counter() - started
-            page = render_page(path, kind, 0, settings.rendering.dpi,
-                               settings.limits.max_pixels_per_page)
+            page = render_page(
+                path, kind, 0, settings.rendering.dpi, settings.limits.max_pixels_per_page
+            )
             ocr = {}
             for name, engine in engines.items():
                 started = time.perf_counter()
                 engine.recognize(page)
                 ocr[name] = time.perf_counter() - started
-            rows.append({"category": category, "file": line["file"], "tier": route.tier.value,
-                         "scoring_s": assess_s, "submit_s": submit_s, "ocr_s": ocr})
-            print(f"{category:16s} {line['file'][-30:]:30s} scoring {assess_s * 1000:6.1f} ms  "
-                  f"submit {submit_s * 1000:6.1f} ms  "
-                  + "  ".join(f"{n} {s:6.2f} s" for n, s in ocr.items()))
+            rows.append(
+                {
+                    "category": category,
+                    "file": line["file"],
+                    "tier": route.tier.value,
+                    "scoring_s": assess_s,
+                    "submit_s": submit_s,
+                    "ocr_s": ocr,
+                }
+            )
+            print(
+                f"{category:16s} {line['file'][-30:]:30s} scoring {assess_s * 1000:6.1f} ms  "
+                f"submit {submit_s * 1000:6.1f} ms  "
+                + "  ".join(f"{n} {s:6.2f} s" for n, s in ocr.items())
+            )
     median_scoring = statistics.median(r["scoring_s"] for r in rows)
     median_submit = statistics.median(r["submit_s"] for r in rows)
-    summary: dict[str, object] = {"pages": len(rows), "median_scoring_ms": median_scoring * 1000,
-                                  "median_submit_ms": median_submit * 1000}
+    summary: dict[str, object] = {
+        "pages": len(rows),
+        "median_scoring_ms": median_scoring * 1000,
+        "median_submit_ms": median_submit * 1000,
+    }
     for name in engines:
         median_ocr = statistics.median(r["ocr_s"][name] for r in rows)
         summary[f"median_{name}_s"] = median_ocr
@@ -84,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "scoring_cost.json").write_text(json.dumps({"summary": summary,
-                                                                "rows": rows}, indent=2))
+        (args.out / "scoring_cost.json").write_text(
+            json.dumps({"summary": summary, "rows": rows}, indent=2)
+        )
     return 0
 
 

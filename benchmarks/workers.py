@@ -78,9 +78,14 @@ def peak_rss_mb() -> float:
 
 def _lines(blocks: list[ContentBlock]) -> tuple[ReadLine, ...]:
     return tuple(
-        ReadLine(text=line.text, x=line.geometry.x + line.geometry.width / 2,
-                 y=line.geometry.y + line.geometry.height / 2)
-        for block in blocks for line in block.lines)
+        ReadLine(
+            text=line.text,
+            x=line.geometry.x + line.geometry.width / 2,
+            y=line.geometry.y + line.geometry.height / 2,
+        )
+        for block in blocks
+        for line in block.lines
+    )
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -99,8 +104,16 @@ def inspect_task(_: None, path: str, max_pixels: int, *, phase: Any) -> Document
     return inspect_document(Path(path), kind, max_pixels)
 
 
-def render_task(_: None, path: str, kind: DocumentKind, page_number: int, dpi: int,
-                max_pixels: int, *, phase: Any) -> Rendered:
+def render_task(
+    _: None,
+    path: str,
+    kind: DocumentKind,
+    page_number: int,
+    dpi: int,
+    max_pixels: int,
+    *,
+    phase: Any,
+) -> Rendered:
     started = time.perf_counter()
     image = render_page(Path(path), kind, page_number - 1, dpi, max_pixels)
     return Rendered(image=image, seconds=time.perf_counter() - started)
@@ -125,10 +138,14 @@ def recognize_task(provider: Provider, image: PageImage, *, phase: Any) -> Readi
     markdown = to_markdown(blocks)
     seconds = time.perf_counter() - started
     return Reading(
-        lines=_lines(blocks), markdown=markdown,
+        lines=_lines(blocks),
+        markdown=markdown,
         page_size_pt=(image.width * 72 / image.dpi, image.height * 72 / image.dpi),
-        seconds=seconds, model=recognized.model, provider_used=provider.name,
-        peak_rss_mb=peak_rss_mb())
+        seconds=seconds,
+        model=recognized.model,
+        provider_used=provider.name,
+        peak_rss_mb=peak_rss_mb(),
+    )
 
 
 # --- the routed pipeline ---------------------------------------------------------------------
@@ -139,8 +156,9 @@ def init_routed(settings: Settings) -> PageEngine:
     return PageEngine(settings)
 
 
-def routed_task(engine: PageEngine, path: str, kind: DocumentKind, page_number: int, *,
-                phase: Any) -> Reading:
+def routed_task(
+    engine: PageEngine, path: str, kind: DocumentKind, page_number: int, *, phase: Any
+) -> Reading:
     """`PageEngine.read_page`, the server's own pipeline, rendering included.
 
     Tier and credits are read from `pipeline_metadata` when the pipeline reports them; until it
@@ -156,10 +174,13 @@ def routed_task(engine: PageEngine, path: str, kind: DocumentKind, page_number: 
     tier = getattr(meta, "tier", None)
     width, height = doc.page_dimensions.width, doc.page_dimensions.height
     return Reading(
-        lines=_lines(result.content_blocks), markdown=result.raw_markdown,
+        lines=_lines(result.content_blocks),
+        markdown=result.raw_markdown,
         page_size_pt=(width * 72 / doc.dpi, height * 72 / doc.dpi),
-        seconds=seconds, model=doc.source_model, provider_used=meta.provider_used,
+        seconds=seconds,
+        model=doc.source_model,
+        provider_used=meta.provider_used,
         tier=None if tier is None else str(tier),
-        credits=float(credits if credits is not None
-                      else engine.settings.credits.credits_per_page),
-        peak_rss_mb=peak_rss_mb())
+        credits=float(credits if credits is not None else engine.settings.credits.credits_per_page),
+        peak_rss_mb=peak_rss_mb(),
+    )

@@ -56,16 +56,20 @@ def request_context(app: ASGIApp) -> ASGIApp:
                 extra = [(b"x-request-id", request_id.encode())]
                 limit = state.get(RATE_LIMIT_STATE)
                 if limit is not None:
-                    extra += [(k.lower().encode(), v.encode())
-                              for k, v in limit.headers().items()]
+                    extra += [(k.lower().encode(), v.encode()) for k, v in limit.headers().items()]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
             await app(scope, receive, send_with_id)
         finally:
-            log.info("request_completed", method=method, path=scope["path"],
-                     status=status, ms=round((time.perf_counter() - started) * 1000, 1))
+            log.info(
+                "request_completed",
+                method=method,
+                path=scope["path"],
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
 
     return middleware
 
@@ -105,10 +109,15 @@ def create_app(settings: Settings) -> Litestar:
         await services.start()
         app.state.services = services
         if settings.unknown_chain_providers():
-            log.warning("routing_providers_not_configured",
-                        providers=settings.unknown_chain_providers())
-        log.info("gateway_started", data_dir=settings.data_dir,
-                 workers=services.engines.size, provider=settings.pipeline.provider)
+            log.warning(
+                "routing_providers_not_configured", providers=settings.unknown_chain_providers()
+            )
+        log.info(
+            "gateway_started",
+            data_dir=settings.data_dir,
+            workers=services.engines.size,
+            provider=settings.pipeline.provider,
+        )
         try:
             yield
         finally:
@@ -132,18 +141,29 @@ def create_app(settings: Settings) -> Litestar:
         },
         request_max_body_size=settings.limits.max_upload_bytes + MULTIPART_OVERHEAD,
         openapi_config=OpenAPIConfig(
-            title="ocr-gateway", version=VERSION, path="/schema",
+            title="ocr-gateway",
+            version=VERSION,
+            path="/schema",
             description="Self-hostable OCR gateway. Native API: submit a document, poll the job.",
-            components=Components(security_schemes={
-                "ApiKeyAuth": SecurityScheme(type="apiKey", name="X-API-Key",
-                                             security_scheme_in="header"),
-                "AdminToken": SecurityScheme(type="http", scheme="bearer",
-                                             description="$OCR_GATEWAY_ADMIN_TOKEN"),
-            }),
+            components=Components(
+                security_schemes={
+                    "ApiKeyAuth": SecurityScheme(
+                        type="apiKey", name="X-API-Key", security_scheme_in="header"
+                    ),
+                    "AdminToken": SecurityScheme(
+                        type="http", scheme="bearer", description="$OCR_GATEWAY_ADMIN_TOKEN"
+                    ),
+                }
+            ),
         ),
         logging_config=None,
     )
-    allowed.update({route.path_format: ", ".join(sorted(route.methods))
-                    for route in app.routes if isinstance(route, HTTPRoute)})
+    allowed.update(
+        {
+            route.path_format: ", ".join(sorted(route.methods))
+            for route in app.routes
+            if isinstance(route, HTTPRoute)
+        }
+    )
     document_plans(app.openapi_schema, settings.plans)
     return app

@@ -24,8 +24,10 @@ PLUGIN_GROUP = "ocr_gateway.commands"
 # Subcommands that ship apart from the product, by entry point (the product never imports them):
 # name -> (help, what to do when it is missing).
 OPTIONAL_COMMANDS = {
-    "bench": ("benchmark providers on a corpus",
-              "it comes with the benchmarks package of a checkout: pip install -e '.[bench]'"),
+    "bench": (
+        "benchmark providers on a corpus",
+        "it comes with the benchmarks package of a checkout: pip install -e '.[bench]'",
+    ),
 }
 
 
@@ -54,9 +56,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.logging)
     app = create_app(settings)
-    uvicorn.run(app, host=args.host or settings.server.host, port=args.port or
-                settings.server.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=args.host or settings.server.host,
+        port=args.port or settings.server.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 
@@ -79,13 +86,16 @@ def _with_db(args: argparse.Namespace, action: Callable[[Database], Awaitable[T]
 
 
 def _print_tenant(tenant: tenants.Tenant) -> None:
-    print(f"{tenant.id}  {tenant.name}  plan={tenant.plan}  "
-          f"available={tenant.credits_available}  reserved={tenant.credits_reserved}")
+    print(
+        f"{tenant.id}  {tenant.name}  plan={tenant.plan}  "
+        f"available={tenant.credits_available}  reserved={tenant.credits_reserved}"
+    )
 
 
 def cmd_tenants_create(args: argparse.Namespace) -> int:
-    tenant, key = _with_db(args, lambda db: tenants.create_tenant(
-        db, args.name, args.plan, args.credits))
+    tenant, key = _with_db(
+        args, lambda db: tenants.create_tenant(db, args.name, args.plan, args.credits)
+    )
     print(f"tenant {tenant.id} ({args.name}, plan {args.plan}, {args.credits} credits)")
     print("API key (shown once, stored only as a hash):")
     print(key)
@@ -104,8 +114,9 @@ def cmd_tenants_set_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_tenants_grant(args: argparse.Namespace) -> int:
-    _print_tenant(_with_db(args, lambda db: tenants.grant_credits(
-        db, args.tenant, args.credits, args.note)))
+    _print_tenant(
+        _with_db(args, lambda db: tenants.grant_credits(db, args.tenant, args.credits, args.note))
+    )
     return 0
 
 
@@ -141,8 +152,8 @@ def cmd_ocr(args: argparse.Namespace) -> int:
         if args.provider not in settings.providers:
             raise CLIError(f"unknown provider {args.provider!r}")
         settings = msgspec.structs.replace(
-            settings, pipeline=msgspec.structs.replace(settings.pipeline,
-                                                       provider=args.provider))
+            settings, pipeline=msgspec.structs.replace(settings.pipeline, provider=args.provider)
+        )
     path = Path(args.file)
     try:
         head = path.open("rb").read(2048)
@@ -160,8 +171,9 @@ def cmd_ocr(args: argparse.Namespace) -> int:
     results = []
     for number in pages:
         try:
-            results.append(engine.read_page(PageTask(path=str(path), kind=kind,
-                                                     page_number=number)))
+            results.append(
+                engine.read_page(PageTask(path=str(path), kind=kind, page_number=number))
+            )
         except PageError as exc:
             results.append(failed_page(number, exc.detail()))
     if args.format == "json":
@@ -182,8 +194,9 @@ def plugin_commands() -> dict[str, EntryPoint]:
     return {entry.name: entry for entry in entry_points(group=PLUGIN_GROUP)}
 
 
-def run_plugin(name: str, argv: list[str], config: str | None,
-               plugins: Mapping[str, EntryPoint]) -> int:
+def run_plugin(
+    name: str, argv: list[str], config: str | None, plugins: Mapping[str, EntryPoint]
+) -> int:
     """Hand `argv` (plus the global --config) to the plugin's `main(argv) -> int`."""
     entry = plugins.get(name)
     if entry is None:
@@ -200,17 +213,19 @@ def run_plugin(name: str, argv: list[str], config: str | None,
     return code
 
 
-def _command(group: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-             func: Callable[[argparse.Namespace], int], help_text: str
-             ) -> argparse.ArgumentParser:
+def _command(
+    group: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    help_text: str,
+) -> argparse.ArgumentParser:
     parser = group.add_parser(name, help=help_text)
     parser.add_argument("--config", default=argparse.SUPPRESS)
     parser.set_defaults(func=func)
     return parser
 
 
-def build_parser(plugins: Mapping[str, EntryPoint] | None = None
-                 ) -> argparse.ArgumentParser:
+def build_parser(plugins: Mapping[str, EntryPoint] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocr-gateway", description=__doc__)
     parser.add_argument("--config", help="config file (default: ./config.yaml if present)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,9 +237,11 @@ def build_parser(plugins: Mapping[str, EntryPoint] | None = None
     serve.set_defaults(func=cmd_serve)
 
     tenant_cmds = sub.add_parser("tenants", help="manage tenants").add_subparsers(
-        dest="tenants_command", required=True)
-    create = _command(tenant_cmds, "create", cmd_tenants_create,
-                      "create a tenant; prints its API key last")
+        dest="tenants_command", required=True
+    )
+    create = _command(
+        tenant_cmds, "create", cmd_tenants_create, "create a tenant; prints its API key last"
+    )
     create.add_argument("--name", required=True)
     create.add_argument("--plan", required=True, choices=PLANS)
     create.add_argument("--credits", type=int, required=True)
@@ -239,12 +256,13 @@ def build_parser(plugins: Mapping[str, EntryPoint] | None = None
     grant.add_argument("--note", default="cli grant")
 
     key_cmds = sub.add_parser("keys", help="manage API keys").add_subparsers(
-        dest="keys_command", required=True)
-    _command(key_cmds, "create", cmd_keys_create,
-             "another API key for a tenant; printed last").add_argument("tenant")
+        dest="keys_command", required=True
+    )
+    _command(
+        key_cmds, "create", cmd_keys_create, "another API key for a tenant; printed last"
+    ).add_argument("tenant")
     _command(key_cmds, "list", cmd_keys_list, "a tenant's keys").add_argument("tenant")
-    _command(key_cmds, "revoke", cmd_keys_revoke,
-             "revoke a key at once").add_argument("key_id")
+    _command(key_cmds, "revoke", cmd_keys_revoke, "revoke a key at once").add_argument("key_id")
 
     ocr = sub.add_parser("ocr", help="read one file locally with the same pipeline, no server")
     ocr.add_argument("--config", default=argparse.SUPPRESS)

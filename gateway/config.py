@@ -89,32 +89,56 @@ class PlanSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     def __post_init__(self) -> None:
         from limits import parse_many
 
-        if set(self.allowed_tiers) not in ({Tier.SIMPLE}, {Tier.SIMPLE, Tier.MEDIUM},
-                                           set(TIER_ORDER)):
-            raise ValueError("allowed_tiers must be [simple], [simple, medium] or all three: "
-                             "a page is lowered to the highest allowed tier below its own")
+        if set(self.allowed_tiers) not in (
+            {Tier.SIMPLE},
+            {Tier.SIMPLE, Tier.MEDIUM},
+            set(TIER_ORDER),
+        ):
+            raise ValueError(
+                "allowed_tiers must be [simple], [simple, medium] or all three: "
+                "a page is lowered to the highest allowed tier below its own"
+            )
 
         for rule in self.submissions:
             try:
                 parse_many(rule)
             except ValueError as exc:
                 raise ValueError(f"bad rate limit {rule!r} (e.g. '100/minute')") from exc
-        if self.max_pages_per_document < 1 or self.max_upload_mb <= 0 or \
-                self.max_concurrent_jobs < 1:
+        if (
+            self.max_pages_per_document < 1
+            or self.max_upload_mb <= 0
+            or self.max_concurrent_jobs < 1
+        ):
             raise ValueError("plan limits must be positive")
 
 
 def _default_plans() -> dict[str, PlanSettings]:
     """The complexity-routing OCR API's published plans."""
     return {
-        "free": PlanSettings(submissions=["10/hour", "100/day"], max_pages_per_document=20,
-                             max_upload_mb=10, max_concurrent_jobs=2),
-        "starter": PlanSettings(submissions=["100/minute"], max_pages_per_document=200,
-                                max_upload_mb=20, max_concurrent_jobs=10),
-        "professional": PlanSettings(submissions=["500/minute"], max_pages_per_document=500,
-                                     max_upload_mb=20, max_concurrent_jobs=50),
-        "business": PlanSettings(submissions=["2000/minute"], max_pages_per_document=500,
-                                 max_upload_mb=20, max_concurrent_jobs=200),
+        "free": PlanSettings(
+            submissions=["10/hour", "100/day"],
+            max_pages_per_document=20,
+            max_upload_mb=10,
+            max_concurrent_jobs=2,
+        ),
+        "starter": PlanSettings(
+            submissions=["100/minute"],
+            max_pages_per_document=200,
+            max_upload_mb=20,
+            max_concurrent_jobs=10,
+        ),
+        "professional": PlanSettings(
+            submissions=["500/minute"],
+            max_pages_per_document=500,
+            max_upload_mb=20,
+            max_concurrent_jobs=50,
+        ),
+        "business": PlanSettings(
+            submissions=["2000/minute"],
+            max_pages_per_document=500,
+            max_upload_mb=20,
+            max_concurrent_jobs=200,
+        ),
     }
 
 
@@ -174,8 +198,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         for tier, policy in self.routing.tiers.items():
             if policy.providers and not set(policy.providers) & set(self.providers):
-                raise ValueError(f"routing.tiers.{tier}: none of its providers "
-                                 f"({', '.join(policy.providers)}) is configured")
+                raise ValueError(
+                    f"routing.tiers.{tier}: none of its providers "
+                    f"({', '.join(policy.providers)}) is configured"
+                )
         missing = {"free", "starter", "professional", "business"} - set(self.plans)
         if missing:
             raise ValueError(f"plans: missing {', '.join(sorted(missing))}")

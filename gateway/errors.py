@@ -301,10 +301,20 @@ class PageInternalError(PageError):
 
 PAGE_ERRORS: dict[str, type[PageError]] = {
     cls.code: cls
-    for cls in (PageNotFoundError, PageRenderFailedError, PageDocumentError, PageEncryptedError,
-                PageImageTooLargeError, TextLayerMissingError, OcrFailedError, PageTimeoutError,
-                RenderTimeoutError, PageCrashedError, PageAttemptsExhaustedError,
-                PageInternalError)
+    for cls in (
+        PageNotFoundError,
+        PageRenderFailedError,
+        PageDocumentError,
+        PageEncryptedError,
+        PageImageTooLargeError,
+        TextLayerMissingError,
+        OcrFailedError,
+        PageTimeoutError,
+        RenderTimeoutError,
+        PageCrashedError,
+        PageAttemptsExhaustedError,
+        PageInternalError,
+    )
 }
 
 
@@ -344,8 +354,9 @@ class RemoteError(PoolError):
     """An unexpected exception inside a task, with its traceback text for the logs."""
 
 
-def page_error_for_pool(exc: Exception, page_number: int, attempts: int,
-                        max_attempts: int) -> PageError | None:
+def page_error_for_pool(
+    exc: Exception, page_number: int, attempts: int, max_attempts: int
+) -> PageError | None:
     """What a failed `WorkerPool.run` for one page means: its page error, or None when the page
     goes back to the queue (its process died and it has attempts left). The page's own
     PageError passes through; anything else is an internal error that never echoes it."""
@@ -353,15 +364,16 @@ def page_error_for_pool(exc: Exception, page_number: int, attempts: int,
         return exc
     if isinstance(exc, TaskTimeoutError):
         timeout = RenderTimeoutError if exc.phase == "render" else PageTimeoutError
-        return timeout(f"page {page_number}: {exc.phase} took longer than {exc.limit_s:g} s "
-                       "and was stopped")
+        return timeout(
+            f"page {page_number}: {exc.phase} took longer than {exc.limit_s:g} s and was stopped"
+        )
     if isinstance(exc, WorkerCrashedError):
         if attempts < max_attempts:
             return None
-        return PageCrashedError(f"page {page_number} crashed the reader {attempts} times; "
-                                "the file is probably damaged")
-    return PageInternalError(f"page {page_number} could not be read because of an internal "
-                             "error")
+        return PageCrashedError(
+            f"page {page_number} crashed the reader {attempts} times; the file is probably damaged"
+        )
+    return PageInternalError(f"page {page_number} could not be read because of an internal error")
 
 
 def document_error_for_pool(exc: TaskTimeoutError | WorkerCrashedError) -> DocumentError:

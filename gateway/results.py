@@ -93,5 +93,12 @@ def failed_page(page_number: int, error: PageError | ErrorDetail) -> PageResult:
     detail stored for it."""
     if isinstance(error, PageError):
         error = error.detail()
-    return PageResult(page_number=page_number, status="failed", document_metadata=None,
-                      content_blocks=[], raw_markdown="", pipeline_metadata=None, error=error)
+    return PageResult(
+        page_number=page_number,
+        status="failed",
+        document_metadata=None,
+        content_blocks=[],
+        raw_markdown="",
+        pipeline_metadata=None,
+        error=error,
+    )

@@ -37,8 +37,9 @@ class Services:
         self.settings = settings
         self.db = Database(settings.database_path)
         self.store = JobStore(self.db)
-        self.engines = WorkerPool("engine", settings.worker.process_count,
-                                  initializer=start_engine, init_args=(settings,))
+        self.engines = WorkerPool(
+            "engine", settings.worker.process_count, initializer=start_engine, init_args=(settings,)
+        )
         self.inspector = WorkerPool("inspect", 1)
         self.remote: dict[str, RemoteProvider] = {}
         self.worker = Worker(self.store, self.engines, settings, self.remote)
@@ -46,8 +47,10 @@ class Services:
         self._rate_items: dict[str, tuple[RateLimitItem, ...]] = {
             "reads": parse_rule(settings.rate_limits.reads),
             "admin": parse_rule(settings.rate_limits.admin),
-            **{f"plan:{name}": parse_rule(plan.submissions)
-               for name, plan in settings.plans.items()},
+            **{
+                f"plan:{name}": parse_rule(plan.submissions)
+                for name, plan in settings.plans.items()
+            },
         }
         self._retention: asyncio.Task[None] | None = None
         self.started = time.monotonic()

@@ -25,8 +25,9 @@ class RemoteProvider(Protocol):
     name: str
     wants_line_boxes: bool  # takes the page's detected line boxes as hints (a VLM's geometry)
 
-    async def recognize(self, page: PageImage, hints: PageHints | None = None
-                        ) -> RecognizedPage: ...
+    async def recognize(
+        self, page: PageImage, hints: PageHints | None = None
+    ) -> RecognizedPage: ...
 
     def state(self) -> dict[str, object]:
         """For /health: circuit breaker state, in-flight calls, recent failures."""

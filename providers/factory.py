@@ -37,8 +37,9 @@ def build_provider(name: str, config: LocalProviderConfig) -> Provider:
             return TesseractProvider(name, config)
 
 
-def build_remote_provider(name: str, config: RemoteProviderConfig,
-                          transport: httpx.AsyncBaseTransport | None = None) -> RemoteProvider:
+def build_remote_provider(
+    name: str, config: RemoteProviderConfig, transport: httpx.AsyncBaseTransport | None = None
+) -> RemoteProvider:
     """Call inside the event loop that will use it; `aclose()` it at shutdown."""
     match config:
         case OpenAIVisionConfig():

@@ -16,20 +16,27 @@ _ROTATE = re.compile(r"Rotate:\s*(\d+)")
 _CONFIDENCE = re.compile(r"Orientation confidence:\s*([\d.]+)")
 
 
-def detect_orientation(page: PageImage, binary: str = "tesseract",
-                       timeout_s: float = 30.0) -> tuple[int, float]:
+def detect_orientation(
+    page: PageImage, binary: str = "tesseract", timeout_s: float = 30.0
+) -> tuple[int, float]:
     """(degrees the page is turned counter-clockwise, confidence); (0, 0.0) when unknown."""
     image = Image.fromarray(page.pixels).convert("L")
     scale = min(1.0, OSD_SIDE / max(image.size))
     if scale < 1.0:
-        image = image.resize((max(1, round(image.width * scale)),
-                              max(1, round(image.height * scale))), Image.Resampling.BOX)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+            Image.Resampling.BOX,
+        )
     data = f"P5\n{image.width} {image.height}\n255\n".encode("ascii") + image.tobytes()
     try:
         proc = subprocess.run(
             [binary, "stdin", "stdout", "--psm", "0", "--dpi", str(round(page.dpi * scale))],
-            input=data, capture_output=True, timeout=timeout_s, check=False,
-            env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+            input=data,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+            env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+        )
     except (OSError, subprocess.SubprocessError):
         return 0, 0.0
     out = proc.stdout.decode(errors="replace")

@@ -48,8 +48,9 @@ def crop_box(image: Image, box: Box) -> Image:
     height = int(max(np.linalg.norm(box[0] - box[3]), np.linalg.norm(box[1] - box[2])))
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(box, target)
-    crop = cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_CUBIC,
-                               borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpPerspective(
+        image, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
     if crop.shape[0] >= 1.5 * crop.shape[1]:
         crop = np.ascontiguousarray(np.rot90(crop))
     return crop
@@ -86,8 +87,7 @@ def blank_columns(crop: Image) -> npt.NDArray[np.bool_]:
     return blank
 
 
-def respace(chars: list[str], spans: list[tuple[int, int]],
-            blank: npt.NDArray[np.bool_]) -> str:
+def respace(chars: list[str], spans: list[tuple[int, int]], blank: npt.NDArray[np.bool_]) -> str:
     """The characters joined, with a space wherever the gap between two reads as a word gap.
 
     `spans` are each character's CTC frames, `blank` the ink-free columns of the crop as the

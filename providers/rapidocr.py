@@ -55,8 +55,14 @@ FLIP_SAMPLE = 6  # crops re-read turned by 180 degrees to test an unsure page's 
 FLIP_MARGIN = 0.1  # the turned reading must be this much more confident
 
 
-class RapidOCRConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
-                     tag="rapidocr", tag_field="kind"):
+class RapidOCRConfig(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="rapidocr",
+    tag_field="kind",
+):
     threads: int = 1  # ONNX intra-op threads per page; parallelism belongs across pages
     use_angle_cls: bool = False  # stock's per-line 0/180 classifier (flips long upright lines)
     orientation_check_below: float = 0.85  # re-test orientation under this mean confidence
@@ -85,7 +91,7 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def select_device(use_cuda: Literal["auto"] | bool, available: list[str]) -> str:
-    """"cuda" when asked (or auto) and onnxruntime lists the CUDA provider, else "cpu"."""
+    """ "cuda" when asked (or auto) and onnxruntime lists the CUDA provider, else "cpu"."""
     wanted = use_cuda is True or use_cuda == "auto"
     return "cuda" if wanted and "CUDAExecutionProvider" in available else "cpu"
 
@@ -105,8 +111,11 @@ class RapidOCRProvider:
         cv2.setNumThreads(config.threads)  # OpenCV's own pool, process-wide: as ONNX's
         models = Path(rapidocr_onnxruntime.__file__).parent / "models"
         wanted = select_device(config.use_cuda, list(ort.get_available_providers()))
-        providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if wanted == "cuda"
-                     else ["CPUExecutionProvider"])
+        providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if wanted == "cuda"
+            else ["CPUExecutionProvider"]
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = config.threads
         options.inter_op_num_threads = 1
@@ -115,23 +124,35 @@ class RapidOCRProvider:
         options.enable_cpu_mem_arena = False  # input shapes vary per page: no arena to grow
         options.log_severity_level = 3
         try:
-            self._det = ort.InferenceSession(str(models / "ch_PP-OCRv4_det_infer.onnx"),
-                                             options, providers=providers)
-            self._rec = ort.InferenceSession(str(models / "ch_PP-OCRv4_rec_infer.onnx"),
-                                             options, providers=providers)
-            self._cls = ort.InferenceSession(str(models / "ch_ppocr_mobile_v2.0_cls_infer.onnx"),
-                                             options, providers=providers)
+            self._det = ort.InferenceSession(
+                str(models / "ch_PP-OCRv4_det_infer.onnx"), options, providers=providers
+            )
+            self._rec = ort.InferenceSession(
+                str(models / "ch_PP-OCRv4_rec_infer.onnx"), options, providers=providers
+            )
+            self._cls = ort.InferenceSession(
+                str(models / "ch_ppocr_mobile_v2.0_cls_infer.onnx"), options, providers=providers
+            )
         except Exception as exc:  # broad on purpose: onnxruntime raises its own types, untyped
             raise ProviderUnavailableError(f"rapidocr models failed to load: {exc}") from exc
         # the session falls back to the CPU by itself when CUDA cannot start
         self.device = "cuda" if self._rec.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
-        log.info("rapidocr_device_selected", device=self.device, requested=config.use_cuda,
-                 available=list(ort.get_available_providers()))
+        log.info(
+            "rapidocr_device_selected",
+            device=self.device,
+            requested=config.use_cuda,
+            available=list(ort.get_available_providers()),
+        )
         charset = self._rec.get_modelmeta().custom_metadata_map["character"].splitlines()
         self._chars = ["", *charset, " "]  # CTC blank first; the recognizer's space last
-        self._postprocess: Any = DBPostProcess(thresh=0.3, box_thresh=0.5, max_candidates=1000,
-                                               unclip_ratio=1.6, score_mode="fast",
-                                               use_dilation=True)
+        self._postprocess: Any = DBPostProcess(
+            thresh=0.3,
+            box_thresh=0.5,
+            max_candidates=1000,
+            unclip_ratio=1.6,
+            score_mode="fast",
+            use_dilation=True,
+        )
         self.model = "rapidocr-onnxruntime-1.4.4/PP-OCRv4"
 
     def recognize(self, page: PageImage) -> RecognizedPage:
@@ -139,8 +160,9 @@ class RapidOCRProvider:
             lines = self._read(page.pixels)
         except Exception as exc:  # broad on purpose: any engine failure is this page's error
             raise ProviderError(f"rapidocr failed: {type(exc).__name__}") from exc
-        return RecognizedPage(lines=tuple(lines), model=self.model, width=page.width,
-                              height=page.height)
+        return RecognizedPage(
+            lines=tuple(lines), model=self.model, width=page.width, height=page.height
+        )
 
     # --- the page -----------------------------------------------------------------------------
 
@@ -155,8 +177,9 @@ class RapidOCRProvider:
         image = cv2.cvtColor(content, cv2.COLOR_RGB2BGR)  # the models read BGR
         edge = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
         fill = tuple(int(v) for v in np.median(edge, axis=0))
-        work = cv2.copyMakeBorder(image, MARGIN, MARGIN, MARGIN, MARGIN, cv2.BORDER_CONSTANT,
-                                  value=fill)
+        work = cv2.copyMakeBorder(
+            image, MARGIN, MARGIN, MARGIN, MARGIN, cv2.BORDER_CONSTANT, value=fill
+        )
         boxes = self._detect(work)
         if not boxes:
             return []
@@ -208,8 +231,10 @@ class RapidOCRProvider:
             resized = cv2.resize(crop, (resized_w, cls_h)).astype(np.float32)
             batch[i, :, :, :resized_w] = (resized / 127.5 - 1.0).transpose(2, 0, 1)
         probs = self._cls.run(None, {self._cls.get_inputs()[0].name: batch})[0]
-        return [cv2.rotate(crop, cv2.ROTATE_180) if p[1] > 0.9 and p[1] > p[0] else crop
-                for crop, p in zip(crops, probs, strict=True)]
+        return [
+            cv2.rotate(crop, cv2.ROTATE_180) if p[1] > 0.9 and p[1] > p[0] else crop
+            for crop, p in zip(crops, probs, strict=True)
+        ]
 
     def _check_orientation(self, crops: list[Image], readings: list[Reading]) -> list[Reading]:
         """Re-read an unsure page turned 180 degrees; keep the turn if it reads clearly better."""
@@ -217,8 +242,9 @@ class RapidOCRProvider:
             return readings
         sample = sorted(range(len(crops)), key=lambda i: -crops[i].shape[1])[:FLIP_SAMPLE]
         upright = mean_confidence([readings[i] for i in sample])
-        turned = mean_confidence(self._recognize_all(
-            [cv2.rotate(crops[i], cv2.ROTATE_180) for i in sample]))
+        turned = mean_confidence(
+            self._recognize_all([cv2.rotate(crops[i], cv2.ROTATE_180) for i in sample])
+        )
         if turned < upright + FLIP_MARGIN:
             return readings
         return self._recognize_all([cv2.rotate(crop, cv2.ROTATE_180) for crop in crops])
@@ -232,15 +258,16 @@ class RapidOCRProvider:
         readings: list[Reading | None] = [None] * len(crops)
         step = self.config.rec_batch_size
         for start in range(0, len(order), step):
-            run = order[start:start + step]
+            run = order[start : start + step]
             width = math.ceil(REC_HEIGHT * max(ratios[i] for i in run) / REC_STRIDE) * REC_STRIDE
             batch = np.zeros((len(run), 3, REC_HEIGHT, width), dtype=np.float32)
             resized = []
             for row, i in enumerate(run):
                 crop_w = min(width, max(1, math.ceil(REC_HEIGHT * ratios[i])))
                 scaled = cv2.resize(crops[i], (crop_w, REC_HEIGHT))
-                batch[row, :, :, :crop_w] = (scaled.astype(np.float32) / 127.5 - 1.0
-                                             ).transpose(2, 0, 1)
+                batch[row, :, :, :crop_w] = (scaled.astype(np.float32) / 127.5 - 1.0).transpose(
+                    2, 0, 1
+                )
                 resized.append(scaled)
             probs = self._rec.run(None, {self._rec.get_inputs()[0].name: batch})[0]
             for row, i in enumerate(run):
@@ -264,8 +291,11 @@ class RapidOCRProvider:
             previous = index
         if not chars:
             return Reading(text="", confidence=0.0)
-        text = respace(chars, spans, blank_columns(crop)) if self.config.restore_spaces \
+        text = (
+            respace(chars, spans, blank_columns(crop))
+            if self.config.restore_spaces
             else "".join(chars)
+        )
         return Reading(text=text, confidence=sum(scores) / len(scores))
 
 

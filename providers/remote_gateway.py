@@ -47,8 +47,14 @@ MIN_POLL_INTERVAL_S = 0.2
 CLEANUP_TIMEOUT_S = 5.0
 
 
-class GatewayProviderConfig(msgspec.Struct, frozen=True, kw_only=True,
-                            forbid_unknown_fields=True, tag="gateway", tag_field="kind"):
+class GatewayProviderConfig(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="gateway",
+    tag_field="kind",
+):
     base_url: str  # the other gateway's root: https://ocr.example.com
     api_key_env: str  # environment variable holding its X-API-Key
     poll_wait_s: float = 20.0  # long-poll hold per GET /v1/jobs/{id}
@@ -136,36 +142,54 @@ def page_from_job(job: UpstreamJob, width: int, height: int) -> RecognizedPage:
         error = job.error or UpstreamError(code="unknown", message="no page result")
         raise UpstreamPageError(f"upstream job {job.status} ({error.code}): {error.message}")
     lines = tuple(
-        TextLine(text=line.text, confidence=min(1.0, max(0.0, line.confidence)),
-                 quad=quad_from_box(line.geometry.x * width, line.geometry.y * height,
-                                    (line.geometry.x + line.geometry.width) * width,
-                                    (line.geometry.y + line.geometry.height) * height))
-        for block in page.content_blocks for line in block.lines)
-    return RecognizedPage(lines=lines, model=page.document_metadata.source_model,
-                          width=width, height=height)
+        TextLine(
+            text=line.text,
+            confidence=min(1.0, max(0.0, line.confidence)),
+            quad=quad_from_box(
+                line.geometry.x * width,
+                line.geometry.y * height,
+                (line.geometry.x + line.geometry.width) * width,
+                (line.geometry.y + line.geometry.height) * height,
+            ),
+        )
+        for block in page.content_blocks
+        for line in block.lines
+    )
+    return RecognizedPage(
+        lines=lines, model=page.document_metadata.source_model, width=width, height=height
+    )
 
 
 # --- The provider -----------------------------------------------------------------------------
 
 
 class GatewayProvider:
-    def __init__(self, name: str, config: GatewayProviderConfig,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: GatewayProviderConfig,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         key = read_api_key(config.api_key_env, name)
         assert key is not None
         self._client = httpx.AsyncClient(
-            base_url=config.base_url.rstrip("/"), headers={"X-API-Key": key},
+            base_url=config.base_url.rstrip("/"),
+            headers={"X-API-Key": key},
             timeout=httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s),
             transport=transport,
         )
-        self._poll_timeout = httpx.Timeout(config.poll_wait_s + config.read_timeout_s,
-                                           connect=config.connect_timeout_s)
-        self._gate = CallGate(name, concurrency=config.concurrency,
-                              total_timeout_s=config.total_timeout_s,
-                              breaker=CircuitBreaker(name, config.breaker),
-                              retry=RetryPolicy(name, config.retry))
+        self._poll_timeout = httpx.Timeout(
+            config.poll_wait_s + config.read_timeout_s, connect=config.connect_timeout_s
+        )
+        self._gate = CallGate(
+            name,
+            concurrency=config.concurrency,
+            total_timeout_s=config.total_timeout_s,
+            breaker=CircuitBreaker(name, config.breaker),
+            retry=RetryPolicy(name, config.retry),
+        )
 
     wants_line_boxes = False  # the upstream gateway finds its own geometry
 
@@ -179,17 +203,27 @@ class GatewayProvider:
         retry = self._gate.retry
         files = {"file": (f"page-{page.page_number}.png", png, "image/png")}
         headers = {"Idempotency-Key": str(uuid.uuid4())}
-        submitted = await retry.call(lambda: self._send(
-            "submit", "POST", "/v1/ocr", _Submitted, files=files, headers=headers))
+        submitted = await retry.call(
+            lambda: self._send(
+                "submit", "POST", "/v1/ocr", _Submitted, files=files, headers=headers
+            )
+        )
         job_id = submitted.job_id
         finished = False
         loop = asyncio.get_running_loop()
         try:
             while True:
                 asked = loop.time()
-                job = await retry.call(lambda: self._send(
-                    "poll", "GET", f"/v1/jobs/{job_id}", UpstreamJob,
-                    params={"wait": self.config.poll_wait_s}, timeout=self._poll_timeout))
+                job = await retry.call(
+                    lambda: self._send(
+                        "poll",
+                        "GET",
+                        f"/v1/jobs/{job_id}",
+                        UpstreamJob,
+                        params={"wait": self.config.poll_wait_s},
+                        timeout=self._poll_timeout,
+                    )
+                )
                 if job.status in TERMINAL:
                     finished = True
                     return page_from_job(job, page.width, page.height)
@@ -202,22 +236,27 @@ class GatewayProvider:
     async def _clean_up(self, job_id: str, finished: bool) -> None:
         if finished and not self.config.delete_jobs:
             return
-        method, path = (("DELETE", f"/v1/jobs/{job_id}") if finished
-                        else ("POST", f"/v1/jobs/{job_id}/cancel"))
+        method, path = (
+            ("DELETE", f"/v1/jobs/{job_id}") if finished else ("POST", f"/v1/jobs/{job_id}/cancel")
+        )
         with contextlib.suppress(ProviderError):
-            await self._send("clean up", method, path, None,
-                             timeout=httpx.Timeout(CLEANUP_TIMEOUT_S))
+            await self._send(
+                "clean up", method, path, None, timeout=httpx.Timeout(CLEANUP_TIMEOUT_S)
+            )
 
     @overload
-    async def _send(self, what: str, method: str, path: str, shape: type[T],
-                    **options: Any) -> T: ...
+    async def _send(
+        self, what: str, method: str, path: str, shape: type[T], **options: Any
+    ) -> T: ...
 
     @overload
-    async def _send(self, what: str, method: str, path: str, shape: None,
-                    **options: Any) -> None: ...
+    async def _send(
+        self, what: str, method: str, path: str, shape: None, **options: Any
+    ) -> None: ...
 
-    async def _send(self, what: str, method: str, path: str, shape: type[T] | None,
-                    **options: Any) -> T | None:
+    async def _send(
+        self, what: str, method: str, path: str, shape: type[T] | None, **options: Any
+    ) -> T | None:
         """One request (`options` go to httpx); every httpx, HTTP and JSON failure becomes a
         provider error here."""
         label = f"{self.name}: {what} {method} {path}"

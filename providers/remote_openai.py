@@ -47,8 +47,14 @@ DEFAULT_PROMPT = (
 )
 
 
-class OpenAIVisionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
-                         tag="openai_vision", tag_field="kind"):
+class OpenAIVisionConfig(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="openai_vision",
+    tag_field="kind",
+):
     base_url: str  # up to the API version, as the OpenAI SDK takes it: http://vllm:8000/v1
     model: str
     api_key_env: str | None = None  # environment variable holding the bearer token
@@ -120,8 +126,12 @@ _ENCODER = msgspec.json.Encoder()
 
 
 class OpenAIVisionProvider:
-    def __init__(self, name: str, config: OpenAIVisionConfig,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: OpenAIVisionConfig,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         key = read_api_key(config.api_key_env, name)
@@ -131,10 +141,13 @@ class OpenAIVisionProvider:
             timeout=httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s),
             transport=transport,
         )
-        self._gate = CallGate(name, concurrency=config.concurrency,
-                              total_timeout_s=config.total_timeout_s,
-                              breaker=CircuitBreaker(name, config.breaker),
-                              retry=RetryPolicy(name, config.retry))
+        self._gate = CallGate(
+            name,
+            concurrency=config.concurrency,
+            total_timeout_s=config.total_timeout_s,
+            breaker=CircuitBreaker(name, config.breaker),
+            retry=RetryPolicy(name, config.retry),
+        )
 
     wants_line_boxes = True  # a local engine's lines on the same pixels give the answer geometry
 
@@ -150,29 +163,49 @@ class OpenAIVisionProvider:
 
         markdown, model = await self._gate.run(transcribe)
         lines, geometry = await asyncio.to_thread(
-            locate_lines, parse_markdown(markdown), line_boxes or (), page.width, page.height,
-            confidence=self.config.line_confidence)
-        return VisionPage(lines=tuple(lines), model=model, width=page.width,
-                          height=page.height, geometry=geometry, markdown=markdown,
-                          note=f"geometry from {geometry} lines")
+            locate_lines,
+            parse_markdown(markdown),
+            line_boxes or (),
+            page.width,
+            page.height,
+            confidence=self.config.line_confidence,
+        )
+        return VisionPage(
+            lines=tuple(lines),
+            model=model,
+            width=page.width,
+            height=page.height,
+            geometry=geometry,
+            markdown=markdown,
+            note=f"geometry from {geometry} lines",
+        )
 
     def _request_body(self, png: bytes) -> bytes:
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        message = _Message(role="user", content=[
-            _Part(type="text", text=self.config.prompt),
-            _Part(type="image_url", image_url=_ImageURL(url=uri)),
-        ])
-        return _ENCODER.encode({
-            **self.config.extra_body, "model": self.config.model, "messages": [message],
-            "max_tokens": self.config.max_tokens, "temperature": self.config.temperature,
-        })
+        message = _Message(
+            role="user",
+            content=[
+                _Part(type="text", text=self.config.prompt),
+                _Part(type="image_url", image_url=_ImageURL(url=uri)),
+            ],
+        )
+        return _ENCODER.encode(
+            {
+                **self.config.extra_body,
+                "model": self.config.model,
+                "messages": [message],
+                "max_tokens": self.config.max_tokens,
+                "temperature": self.config.temperature,
+            }
+        )
 
     async def _complete(self, body: bytes) -> _Completion:
         """One POST; every httpx, HTTP and JSON failure becomes a provider error here."""
         what = f"{self.name}: chat completion"
         try:
             response = await self._client.post(
-                "chat/completions", content=body, headers={"Content-Type": "application/json"})
+                "chat/completions", content=body, headers={"Content-Type": "application/json"}
+            )
         except httpx.HTTPError as exc:
             raise error_for_transport(what, exc) from exc
         if not response.is_success:
@@ -180,8 +213,9 @@ class OpenAIVisionProvider:
         try:
             return _COMPLETION.decode(response.content)
         except msgspec.DecodeError as exc:
-            raise ProviderResponseError(f"{what}: the answer is not a chat completion ({exc})"
-                                        ) from exc
+            raise ProviderResponseError(
+                f"{what}: the answer is not a chat completion ({exc})"
+            ) from exc
 
     def _answer(self, completion: _Completion) -> tuple[str, str]:
         """The transcription (fences stripped) and the model that wrote it."""
@@ -190,13 +224,17 @@ class OpenAIVisionProvider:
             raise ProviderResponseError(f"{self.name}: the completion has no message content")
         if choice.finish_reason == "length":
             raise ProviderOutputTruncatedError(
-                f"{self.name}: the transcription stopped at max_tokens={self.config.max_tokens}")
-        return (strip_fences(choice.message.content.strip()),
-                completion.model or self.config.model)
+                f"{self.name}: the transcription stopped at max_tokens={self.config.max_tokens}"
+            )
+        return (strip_fences(choice.message.content.strip()), completion.model or self.config.model)
 
     def state(self) -> dict[str, object]:
-        return {"kind": "openai_vision", "base_url": self.config.base_url,
-                "model": self.config.model, **self._gate.state()}
+        return {
+            "kind": "openai_vision",
+            "base_url": self.config.base_url,
+            "model": self.config.model,
+            **self._gate.state(),
+        }
 
     async def aclose(self) -> None:
         await self._client.aclose()

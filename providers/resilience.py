@@ -54,7 +54,8 @@ def read_api_key(env: str | None, provider: str) -> str | None:
     value = os.environ.get(env, "").strip()
     if not value:
         raise ProviderUnavailableError(
-            f"provider {provider!r}: environment variable {env} (api_key_env) is not set")
+            f"provider {provider!r}: environment variable {env} (api_key_env) is not set"
+        )
     return value
 
 
@@ -65,8 +66,10 @@ def encode_png(page: PageImage, max_side_px: int | None = None, compress_level: 
     dpi = page.dpi
     if max_side_px is not None and max(image.size) > max_side_px:
         scale = max_side_px / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)),
-                              max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
         dpi *= scale
     out = io.BytesIO()
     image.save(out, format="PNG", dpi=(dpi, dpi), compress_level=compress_level)
@@ -86,8 +89,10 @@ class RetrySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ValueError("retry.attempts must be >= 1")
-        if min(self.budget_s, self.backoff_initial_s, self.backoff_max_s,
-               self.retry_after_max_s) < 0:
+        if (
+            min(self.budget_s, self.backoff_initial_s, self.backoff_max_s, self.retry_after_max_s)
+            < 0
+        ):
             raise ValueError("retry times must be >= 0")
 
 
@@ -96,9 +101,15 @@ class RetryPolicy:
     exponential backoff with equal jitter (half fixed, half random), within attempts and budget.
     """
 
-    def __init__(self, name: str, settings: RetrySettings, *, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep,
-                 rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: RetrySettings,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         self.name = name
         self.settings = settings
         self._clock = clock
@@ -123,16 +134,22 @@ class RetryPolicy:
         s = self.settings
         exc = state.outcome.exception() if state.outcome else None
         retry_after = getattr(exc, "retry_after_s", None)
-        return (state.attempt_number >= s.attempts
-                or (isinstance(retry_after, float) and retry_after > s.retry_after_max_s)
-                or self._clock() - started + state.upcoming_sleep > s.budget_s)
+        return (
+            state.attempt_number >= s.attempts
+            or (isinstance(retry_after, float) and retry_after > s.retry_after_max_s)
+            or self._clock() - started + state.upcoming_sleep > s.budget_s
+        )
 
     def _before_sleep(self, state: RetryCallState) -> None:
         self.retries += 1
         exc = state.outcome.exception() if state.outcome else None
-        log.info("provider_call_retried", provider=self.name, attempt=state.attempt_number,
-                 error=getattr(exc, "code", type(exc).__name__), wait_s=round(
-                     state.upcoming_sleep, 3))
+        log.info(
+            "provider_call_retried",
+            provider=self.name,
+            attempt=state.attempt_number,
+            error=getattr(exc, "code", type(exc).__name__),
+            wait_s=round(state.upcoming_sleep, 3),
+        )
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """`fn()` until it succeeds, fails for good, or attempts or budget run out; the last
@@ -177,8 +194,9 @@ class CircuitBreaker:
     probe at a time -> closed on its success, open again (for another cooldown) on its failure.
     A probe that is cancelled frees its place for the next caller."""
 
-    def __init__(self, name: str, settings: BreakerSettings, *,
-                 clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, name: str, settings: BreakerSettings, *, clock: Clock = time.monotonic
+    ) -> None:
         self.name = name
         self.settings = settings
         self._clock = clock
@@ -204,7 +222,9 @@ class CircuitBreaker:
         why = "a probe is in flight" if self._probing else f"next probe in {wait:.1f} s"
         return CircuitOpenError(
             f"{self.name}: circuit open after {self.consecutive_failures} consecutive "
-            f"failures ({why})", retry_in_s=wait)
+            f"failures ({why})",
+            retry_in_s=wait,
+        )
 
     def check(self) -> None:
         """Raise CircuitOpenError if a call now would be refused; changes nothing."""
@@ -253,13 +273,17 @@ class CircuitBreaker:
             self._open = True
             self._opened_at = self._clock()
             self.times_opened += 1
-            log.warning("provider_circuit_opened", provider=self.name,
-                        failures=self.consecutive_failures)
+            log.warning(
+                "provider_circuit_opened", provider=self.name, failures=self.consecutive_failures
+            )
 
     def snapshot(self) -> dict[str, object]:
-        return {"state": self.state.value, "consecutive_failures": self.consecutive_failures,
-                "times_opened": self.times_opened,
-                "retry_in_s": round(self._retry_in_s(), 1) if self._open else 0.0}
+        return {
+            "state": self.state.value,
+            "consecutive_failures": self.consecutive_failures,
+            "times_opened": self.times_opened,
+            "retry_in_s": round(self._retry_in_s(), 1) if self._open else 0.0,
+        }
 
 
 # --- The call gate ----------------------------------------------------------------------------
@@ -269,8 +293,15 @@ class CallGate:
     """One per provider: refuses fast while the breaker is open, holds at most `concurrency`
     calls at once, caps each call at `total_timeout_s`, and keeps the counters for /health."""
 
-    def __init__(self, name: str, *, concurrency: int, total_timeout_s: float,
-                 breaker: CircuitBreaker, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        concurrency: int,
+        total_timeout_s: float,
+        breaker: CircuitBreaker,
+        retry: RetryPolicy,
+    ) -> None:
         self.name = name
         self.concurrency = concurrency
         self.total_timeout_s = total_timeout_s
@@ -331,7 +362,14 @@ class CallGate:
             ) from exc
 
     def state(self) -> dict[str, object]:
-        return {"breaker": self.breaker.snapshot(), "concurrency": self.concurrency,
-                "in_flight": self.in_flight, "waiting": self.waiting, "calls": self.calls,
-                "failures": self.failures, "retries": self.retry.retries,
-                "refused_open": self.refused, "last_error": self.last_error}
+        return {
+            "breaker": self.breaker.snapshot(),
+            "concurrency": self.concurrency,
+            "in_flight": self.in_flight,
+            "waiting": self.waiting,
+            "calls": self.calls,
+            "failures": self.failures,
+            "retries": self.retry.retries,
+            "refused_open": self.refused,
+            "last_error": self.last_error,
+        }

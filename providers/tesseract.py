@@ -20,8 +20,14 @@ from providers.errors import ProviderError, ProviderTimeoutError, ProviderUnavai
 from providers.types import PageImage, RecognizedPage, TextLine, TextWord, quad_from_box
 
 
-class TesseractConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
-                      tag="tesseract", tag_field="kind"):
+class TesseractConfig(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag="tesseract",
+    tag_field="kind",
+):
     binary: str = "tesseract"
     languages: str = "eng"
     psm: int = 3  # fully automatic page segmentation
@@ -57,8 +63,11 @@ def parse_tsv(tsv: str) -> list[TextLine]:
         left, top, width, height = (float(c) for c in cols[6:10])
         conf = max(0.0, min(1.0, float(cols[10]) / 100.0))
         words[(page, block, par, line)].append(
-            TextWord(text=text, confidence=conf,
-                     quad=quad_from_box(left, top, left + width, top + height))
+            TextWord(
+                text=text,
+                confidence=conf,
+                quad=quad_from_box(left, top, left + width, top + height),
+            )
         )
     lines = []
     for key in sorted(words):
@@ -67,12 +76,14 @@ def parse_tsv(tsv: str) -> list[TextLine]:
         top = min(w.quad[0][1] for w in ws)
         right = max(w.quad[2][0] for w in ws)
         bottom = max(w.quad[2][1] for w in ws)
-        lines.append(TextLine(
-            text=" ".join(w.text for w in ws),
-            confidence=sum(w.confidence for w in ws) / len(ws),
-            quad=quad_from_box(left, top, right, bottom),
-            words=tuple(ws),
-        ))
+        lines.append(
+            TextLine(
+                text=" ".join(w.text for w in ws),
+                confidence=sum(w.confidence for w in ws) / len(ws),
+                quad=quad_from_box(left, top, right, bottom),
+                words=tuple(ws),
+            )
+        )
     return lines
 
 
@@ -82,23 +93,44 @@ class TesseractProvider:
         self.config = config
         self._env = {**os.environ, "OMP_THREAD_LIMIT": str(config.threads)}
         try:
-            out = subprocess.run([config.binary, "--version"], capture_output=True,
-                                 timeout=30, check=True, env=self._env)
+            out = subprocess.run(
+                [config.binary, "--version"],
+                capture_output=True,
+                timeout=30,
+                check=True,
+                env=self._env,
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             raise ProviderUnavailableError(f"tesseract binary not usable: {config.binary}") from exc
         first = (out.stdout or out.stderr).decode(errors="replace").splitlines()[0]
         self.model = first.strip().replace(" ", "-")
 
     def recognize(self, page: PageImage) -> RecognizedPage:
-        argv = [self.config.binary, "stdin", "stdout", "-l", self.config.languages,
-                "--psm", str(self.config.psm), "--oem", str(self.config.oem),
-                "--dpi", str(round(page.dpi)), "tsv"]
+        argv = [
+            self.config.binary,
+            "stdin",
+            "stdout",
+            "-l",
+            self.config.languages,
+            "--psm",
+            str(self.config.psm),
+            "--oem",
+            str(self.config.oem),
+            "--dpi",
+            str(round(page.dpi)),
+            "tsv",
+        ]
         try:
-            proc = subprocess.run(argv, input=encode_pnm(page), capture_output=True,
-                                  timeout=self.config.timeout_s, env=self._env, check=False)
+            proc = subprocess.run(
+                argv,
+                input=encode_pnm(page),
+                capture_output=True,
+                timeout=self.config.timeout_s,
+                env=self._env,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
-            raise ProviderTimeoutError(
-                f"tesseract ran past {self.config.timeout_s:g} s") from exc
+            raise ProviderTimeoutError(f"tesseract ran past {self.config.timeout_s:g} s") from exc
         except OSError as exc:
             raise ProviderUnavailableError(f"tesseract could not start: {exc.strerror}") from exc
         if proc.returncode != 0:

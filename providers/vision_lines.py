@@ -49,8 +49,10 @@ _TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?$")
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _STRONG = re.compile(r"(\*\*|__)(.+?)\1")
-_EMPHASIS = re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"
-                       r"|(?<!\w)_(?!\s)(.+?)(?<!\s)_(?!\w)")
+_EMPHASIS = re.compile(
+    r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"
+    r"|(?<!\w)_(?!\s)(.+?)(?<!\s)_(?!\w)"
+)
 _CODE = re.compile(r"`([^`]*)`")
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
 _ESCAPED = 0xE000  # escaped ASCII characters hide in the private-use area meanwhile
@@ -104,13 +106,14 @@ def parse_markdown(markdown: str) -> list[MarkdownLine]:
         if is_row:
             body = stripped.removeprefix("|").removesuffix("|")
             cells = [c for c in (_inline(c) for c in _CELL_SPLIT.split(body)) if c]
-            lines.extend(MarkdownLine(text=cell, paragraph=paragraph, row=row,
-                                      cells=len(cells), cell=i) for i, cell in enumerate(cells))
+            lines.extend(
+                MarkdownLine(text=cell, paragraph=paragraph, row=row, cells=len(cells), cell=i)
+                for i, cell in enumerate(cells)
+            )
         else:
             text = _inline(_BULLET.sub("", _HEADING.sub("", stripped)))
             if text:
-                lines.append(MarkdownLine(text=text, paragraph=paragraph, row=row,
-                                          heading=heading))
+                lines.append(MarkdownLine(text=text, paragraph=paragraph, row=row, heading=heading))
         row += 1
     return lines
 
@@ -141,8 +144,11 @@ def _owners(md_keys: list[str], det_keys: list[str]) -> dict[int, list[int]]:
         for i, mk in enumerate(md_keys):
             if len(mk) < 0.8 * len(dk):
                 continue  # shorter than the detected line: it cannot contain it
-            candidate = (fuzz.partial_ratio(dk, mk),
-                         _closeness(i, len(md_keys), j, len(det_keys)), i)
+            candidate = (
+                fuzz.partial_ratio(dk, mk),
+                _closeness(i, len(md_keys), j, len(det_keys)),
+                i,
+            )
             if best is None or candidate > best:
                 best = candidate
         if best is not None and best[0] >= MATCH_THRESHOLD:
@@ -150,8 +156,9 @@ def _owners(md_keys: list[str], det_keys: list[str]) -> dict[int, list[int]]:
     return owners
 
 
-def _inside(i: int, md_keys: list[str], det_keys: list[str],
-            detected: Sequence[TextLine]) -> Box | None:
+def _inside(
+    i: int, md_keys: list[str], det_keys: list[str], detected: Sequence[TextLine]
+) -> Box | None:
     """The part of the detected line that best contains markdown line `i`, by character share."""
     mk = md_keys[i]
     best: tuple[float, float, Box] | None = None
@@ -163,16 +170,21 @@ def _inside(i: int, md_keys: list[str], det_keys: list[str],
             continue
         left, top, right, bottom = quad_bounds(detected[j].quad)
         width = right - left
-        box = (left + width * found.dest_start / len(dk), top,
-               left + width * found.dest_end / len(dk), bottom)
+        box = (
+            left + width * found.dest_start / len(dk),
+            top,
+            left + width * found.dest_end / len(dk),
+            bottom,
+        )
         candidate = (found.score, _closeness(i, len(md_keys), j, len(det_keys)), box)
         if best is None or candidate[:2] > best[:2]:
             best = candidate
     return best[2] if best else None
 
 
-def _stack(run: Sequence[MarkdownLine], top: float, limit: float, nominal: float,
-           width: int, height: int) -> list[Box]:
+def _stack(
+    run: Sequence[MarkdownLine], top: float, limit: float, nominal: float, width: int, height: int
+) -> list[Box]:
     """Bands for lines with no located box, in order from `top` down to `limit`: one unit per
     row, a heading taller, an empty unit between paragraphs, a row's cells side by side. With
     no room there (columns, lines out of order) the units are `nominal` high, below `top`."""
@@ -193,27 +205,42 @@ def _stack(run: Sequence[MarkdownLine], top: float, limit: float, nominal: float
     for (start, size), line in zip(slots, run, strict=True):
         cell_w = width / line.cells
         y0 = min(top + start * unit, height - 1.0)
-        boxes.append((cell_w * line.cell, y0, cell_w * (line.cell + 1),
-                      min(max(top + (start + size) * unit, y0 + 1.0), float(height))))
+        boxes.append(
+            (
+                cell_w * line.cell,
+                y0,
+                cell_w * (line.cell + 1),
+                min(max(top + (start + size) * unit, y0 + 1.0), float(height)),
+            )
+        )
     return boxes
 
 
-def locate_lines(lines: Sequence[MarkdownLine], detected: Sequence[TextLine], width: int,
-                 height: int, *, confidence: float = 0.9,
-                 ) -> tuple[list[TextLine], GeometrySource]:
+def locate_lines(
+    lines: Sequence[MarkdownLine],
+    detected: Sequence[TextLine],
+    width: int,
+    height: int,
+    *,
+    confidence: float = 0.9,
+) -> tuple[list[TextLine], GeometrySource]:
     """TextLines for markdown lines, boxed by the detected lines they match (see module doc)."""
     md_keys = [_key(line.text) for line in lines]
     det_keys = [_key(line.text) for line in detected]
     boxes: list[Box | None] = [None] * len(lines)
     for i, owned in _owners(md_keys, det_keys).items():
         bounds = [quad_bounds(detected[j].quad) for j in owned]
-        boxes[i] = (min(b[0] for b in bounds), min(b[1] for b in bounds),
-                    max(b[2] for b in bounds), max(b[3] for b in bounds))
+        boxes[i] = (
+            min(b[0] for b in bounds),
+            min(b[1] for b in bounds),
+            max(b[2] for b in bounds),
+            max(b[3] for b in bounds),
+        )
     for i in range(len(lines)):
         if boxes[i] is None:
             boxes[i] = _inside(i, md_keys, det_keys, detected)
     found = [box for box in boxes if box is not None]
-    nominal = (statistics.median(b[3] - b[1] for b in found) if found else height / 40)
+    nominal = statistics.median(b[3] - b[1] for b in found) if found else height / 40
     placed: list[Box] = []
     i = 0
     while i < len(lines):  # runs of unlocated lines are stacked between their neighbours
@@ -230,8 +257,11 @@ def locate_lines(lines: Sequence[MarkdownLine], detected: Sequence[TextLine], wi
         limit = after[1] if after is not None else float(height)
         placed.extend(_stack(lines[i:end], top, limit, nominal, width, height))
         i = end
-    result = [TextLine(text=line.text, confidence=confidence, quad=quad_from_box(*box))
-              for line, box in zip(lines, placed, strict=True)]
-    source: GeometrySource = ("detected" if lines and len(found) == len(lines)
-                              else "mixed" if found else "page")
+    result = [
+        TextLine(text=line.text, confidence=confidence, quad=quad_from_box(*box))
+        for line, box in zip(lines, placed, strict=True)
+    ]
+    source: GeometrySource = (
+        "detected" if lines and len(found) == len(lines) else "mixed" if found else "page"
+    )
     return result, source

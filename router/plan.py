@@ -68,8 +68,9 @@ class DocumentPlan(msgspec.Struct, frozen=True, kw_only=True):
         return max_credits is None or self.credits <= max_credits
 
 
-def plan_document(pages: Sequence[PageEvidence], policy: RoutingPolicy,
-                  context: PlanContext) -> DocumentPlan:
+def plan_document(
+    pages: Sequence[PageEvidence], policy: RoutingPolicy, context: PlanContext
+) -> DocumentPlan:
     """The routes of a document's pages, in the order given."""
     available = _usable(context)
     routes = [_route_page(page, policy, context, available) for page in pages]
@@ -85,50 +86,78 @@ def _usable(context: PlanContext) -> frozenset[str]:
     return context.available - context.remote
 
 
-def _route_page(page: PageEvidence, policy: RoutingPolicy, context: PlanContext,
-                available: frozenset[str]) -> PageRoute:
+def _route_page(
+    page: PageEvidence, policy: RoutingPolicy, context: PlanContext, available: frozenset[str]
+) -> PageRoute:
     if context.forced_provider is not None:
         forced = context.forced_provider
-        return PageRoute(tier=Tier.SIMPLE, credits=context.forced_credits, providers=[forced],
-                         complexity_score=0.0, escalate=False, best_of_chain=False,
-                         reason=f"{forced} reads every page (pipeline.provider)")
+        return PageRoute(
+            tier=Tier.SIMPLE,
+            credits=context.forced_credits,
+            providers=[forced],
+            complexity_score=0.0,
+            escalate=False,
+            best_of_chain=False,
+            reason=f"{forced} reads every page (pipeline.provider)",
+        )
     if page.features is None:
         chain = [p for p in policy.tiers[Tier.SIMPLE.value].providers if p in available]
         why = page.unassessed or "no features were measured"
-        return PageRoute(tier=Tier.SIMPLE, credits=policy.credits(Tier.SIMPLE), providers=chain,
-                         complexity_score=0.0, escalate=False, best_of_chain=False,
-                         reason=f"the page could not be assessed ({why}); simple tier")
-    route = _choose_route(page.features, policy, available=available, mode=context.mode,
-                          text_layer=page.text_layer)
+        return PageRoute(
+            tier=Tier.SIMPLE,
+            credits=policy.credits(Tier.SIMPLE),
+            providers=chain,
+            complexity_score=0.0,
+            escalate=False,
+            best_of_chain=False,
+            reason=f"the page could not be assessed ({why}); simple tier",
+        )
+    route = _choose_route(
+        page.features, policy, available=available, mode=context.mode, text_layer=page.text_layer
+    )
     notes = []
     forbidden = sorted(context.remote & set(policy.tiers[route.tier.value].providers))
     if not context.allow_remote and forbidden and route.providers != [TEXT_LAYER]:
-        notes.append(f"remote providers ({', '.join(forbidden)}) are not allowed for this "
-                     "request or tenant (allow_remote: false): read locally")
-    upright = (context.orientation and route.providers != [TEXT_LAYER]
-               and page.features.vertical_text >= policy.orientation.min_vertical_text)
+        notes.append(
+            f"remote providers ({', '.join(forbidden)}) are not allowed for this "
+            "request or tenant (allow_remote: false): read locally"
+        )
+    upright = (
+        context.orientation
+        and route.providers != [TEXT_LAYER]
+        and page.features.vertical_text >= policy.orientation.min_vertical_text
+    )
     if upright:
-        notes.append(f"lines run vertically (vertical_text {page.features.vertical_text:.2f}): "
-                     "the page is turned upright before reading")
+        notes.append(
+            f"lines run vertically (vertical_text {page.features.vertical_text:.2f}): "
+            "the page is turned upright before reading"
+        )
     if not notes:
         return route
-    return msgspec.structs.replace(route, upright_first=upright,
-                                   reason="; ".join([route.reason, *notes]))
+    return msgspec.structs.replace(
+        route, upright_first=upright, reason="; ".join([route.reason, *notes])
+    )
 
 
 def text_layer_trusted(stats: TextLayerStats | None, policy: TextLayerPolicy) -> tuple[bool, str]:
     if stats is None:
         return False, "no text layer"
     if stats.image_cover > policy.max_image_cover:
-        return False, (f"a scanned page (an image covers {stats.image_cover:.0%} of it); "
-                       "its text layer is not trusted")
+        return False, (
+            f"a scanned page (an image covers {stats.image_cover:.0%} of it); "
+            "its text layer is not trusted"
+        )
     if stats.real_ratio < policy.min_real_ratio:
-        return False, (f"the text layer does not decode to real characters "
-                       f"({stats.real_ratio:.0%} letters, digits and punctuation)")
+        return False, (
+            f"the text layer does not decode to real characters "
+            f"({stats.real_ratio:.0%} letters, digits and punctuation)"
+        )
     if stats.coverage < policy.min_coverage:
         return False, f"the text layer covers only {stats.coverage:.0%} of the page's ink"
-    return True, (f"the PDF's own text layer is real text ({stats.real_ratio:.0%}) covering "
-                  f"{stats.coverage:.0%} of the page's ink")
+    return True, (
+        f"the PDF's own text layer is real text ({stats.real_ratio:.0%}) covering "
+        f"{stats.coverage:.0%} of the page's ink"
+    )
 
 
 def explain_score(features: PageFeatures, policy: RoutingPolicy) -> str:
@@ -145,35 +174,61 @@ def explain_score(features: PageFeatures, policy: RoutingPolicy) -> str:
         "skew": f"skew {features.skew_deg:.1f} deg",
         "color_photo": f"color saturation {features.color_saturation:.3f}",
     }
-    points = {name: float(getattr(policy.weights, name)) * value
-              for name, value in score_terms(features).items()}
-    terms = [f"{name.replace('_', ' ')} +{value:.1f} at {measured[name]}"
-             for name, value in sorted(points.items(), key=lambda kv: -kv[1]) if value >= 0.05]
+    points = {
+        name: float(getattr(policy.weights, name)) * value
+        for name, value in score_terms(features).items()
+    }
+    terms = [
+        f"{name.replace('_', ' ')} +{value:.1f} at {measured[name]}"
+        for name, value in sorted(points.items(), key=lambda kv: -kv[1])
+        if value >= 0.05
+    ]
     return f"complexity {score:.1f} ({', '.join(terms) or 'no difficulty measured'})"
 
 
-def _choose_route(features: PageFeatures, policy: RoutingPolicy, *, available: frozenset[str],
-                  mode: Mode, text_layer: TextLayerStats | None) -> PageRoute:
+def _choose_route(
+    features: PageFeatures,
+    policy: RoutingPolicy,
+    *,
+    available: frozenset[str],
+    mode: Mode,
+    text_layer: TextLayerStats | None,
+) -> PageRoute:
     score = complexity_score(features, policy.weights)
     trusted, layer_reason = text_layer_trusted(text_layer, policy.text_layer)
     if trusted:
-        return PageRoute(tier=Tier.SIMPLE, credits=policy.credits(Tier.SIMPLE),
-                         providers=[TEXT_LAYER], complexity_score=score, reason=layer_reason,
-                         escalate=False, best_of_chain=False, features=features)
+        return PageRoute(
+            tier=Tier.SIMPLE,
+            credits=policy.credits(Tier.SIMPLE),
+            providers=[TEXT_LAYER],
+            complexity_score=score,
+            reason=layer_reason,
+            escalate=False,
+            best_of_chain=False,
+            features=features,
+        )
     reasons = [explain_score(features, policy)]
-    tier = (Tier.COMPLEX if score >= policy.complex_from
-            else Tier.MEDIUM if score >= policy.medium_from else Tier.SIMPLE)
+    tier = (
+        Tier.COMPLEX
+        if score >= policy.complex_from
+        else Tier.MEDIUM
+        if score >= policy.medium_from
+        else Tier.SIMPLE
+    )
     if tier is not Tier.SIMPLE:
         bound = policy.complex_from if tier is Tier.COMPLEX else policy.medium_from
         reasons.append(f"{tier.value} from {bound:g}")
     if features.tables_likely and tier is Tier.SIMPLE:
         tier = Tier.MEDIUM
-        reasons.append(f"ruling lines ({features.h_rules} horizontal, {features.v_rules} "
-                       "vertical) mark a table: at least medium")
+        reasons.append(
+            f"ruling lines ({features.h_rules} horizontal, {features.v_rules} "
+            "vertical) mark a table: at least medium"
+        )
     if handwriting_likely(features, policy.handwriting) and tier is not Tier.COMPLEX:
         tier = Tier.COMPLEX
-        reasons.append(f"glyph heights vary {features.component_height_cv:.2f} "
-                       "(handwriting likely): complex")
+        reasons.append(
+            f"glyph heights vary {features.component_height_cv:.2f} (handwriting likely): complex"
+        )
     if text_layer is not None:
         reasons.append(layer_reason)
     if mode is Mode.FAST:
@@ -187,29 +242,43 @@ def _choose_route(features: PageFeatures, policy: RoutingPolicy, *, available: f
         reasons.append(chain_reason)
     if mode is Mode.FAST:
         chain = chain[:1]
-    return PageRoute(tier=tier, credits=policy.credits(billed), providers=chain,
-                     complexity_score=score, reason="; ".join(reasons),
-                     escalate=policy.escalation.enabled and mode is Mode.AUTO,
-                     best_of_chain=mode is Mode.ACCURATE, features=features)
+    return PageRoute(
+        tier=tier,
+        credits=policy.credits(billed),
+        providers=chain,
+        complexity_score=score,
+        reason="; ".join(reasons),
+        escalate=policy.escalation.enabled and mode is Mode.AUTO,
+        best_of_chain=mode is Mode.ACCURATE,
+        features=features,
+    )
 
 
-def _order(chain: list[str], features: PageFeatures, rule: CleanPrintRule | None,
-           available: frozenset[str]) -> tuple[list[str], str]:
+def _order(
+    chain: list[str], features: PageFeatures, rule: CleanPrintRule | None, available: frozenset[str]
+) -> tuple[list[str], str]:
     chain = [p for p in chain if p in available]
-    if (rule is not None and rule.provider in chain and features.dpi >= rule.min_dpi
-            and features.text_height_px >= rule.min_text_height_px
-            and features.component_height_cv <= rule.max_height_cv
-            and features.noise <= rule.max_noise and features.contrast >= rule.min_contrast):
+    if (
+        rule is not None
+        and rule.provider in chain
+        and features.dpi >= rule.min_dpi
+        and features.text_height_px >= rule.min_text_height_px
+        and features.component_height_cv <= rule.max_height_cv
+        and features.noise <= rule.max_noise
+        and features.contrast >= rule.min_contrast
+    ):
         chain.remove(rule.provider)
         return [rule.provider, *chain], (
             f"uniform print at {features.dpi:.0f} DPI with {features.text_height_px:.0f} px "
             f"glyphs (height variation {features.component_height_cv:.2f}) puts "
-            f"{rule.provider} first")
+            f"{rule.provider} first"
+        )
     return chain, ""
 
 
-def _pick_chain(tier: Tier, features: PageFeatures, policy: RoutingPolicy,
-                available: frozenset[str]) -> tuple[list[str], str, Tier]:
+def _pick_chain(
+    tier: Tier, features: PageFeatures, policy: RoutingPolicy, available: frozenset[str]
+) -> tuple[list[str], str, Tier]:
     """The tier's chain, or the best available one below it when none of its providers is
     (billed at that lower tier)."""
     wanted = TIER_ORDER.index(tier)
@@ -219,26 +288,41 @@ def _pick_chain(tier: Tier, features: PageFeatures, policy: RoutingPolicy,
         candidate = TIER_ORDER[index]
         # the clean-print rule picks a cheaper engine; complex pages keep their strongest first
         rule = policy.clean_print if candidate is not Tier.COMPLEX else None
-        chain, reason = _order(policy.tiers[candidate.value].providers, features, rule,
-                               available)
+        chain, reason = _order(policy.tiers[candidate.value].providers, features, rule, available)
         if not chain:
             continue
         if candidate is not tier:
-            return chain, (f"no {tier.value}-tier provider is available "
-                           f"({', '.join(configured) or 'none'}); read by the "
-                           f"{candidate.value} tier's {chain[0]} and billed at that tier"
-                           ), candidate
+            return (
+                chain,
+                (
+                    f"no {tier.value}-tier provider is available "
+                    f"({', '.join(configured) or 'none'}); read by the "
+                    f"{candidate.value} tier's {chain[0]} and billed at that tier"
+                ),
+                candidate,
+            )
         if missing:
             skipped = f"{', '.join(missing)} not available now"
             reason = f"{reason}; {skipped}" if reason else skipped
         return chain, reason, tier
     fallback = sorted(available)
-    return fallback, (f"no tier's provider is available; read by {fallback[0]}" if fallback
-                      else "no provider is available"), Tier.SIMPLE
+    return (
+        fallback,
+        (
+            f"no tier's provider is available; read by {fallback[0]}"
+            if fallback
+            else "no provider is available"
+        ),
+        Tier.SIMPLE,
+    )
 
 
-def _cap_routes(routes: list[PageRoute], max_credits: int | None, policy: RoutingPolicy,
-                available: frozenset[str]) -> list[PageRoute]:
+def _cap_routes(
+    routes: list[PageRoute],
+    max_credits: int | None,
+    policy: RoutingPolicy,
+    available: frozenset[str],
+) -> list[PageRoute]:
     """Lower the tiers of the hardest pages until the total fits `max_credits`."""
     if max_credits is None or sum(r.credits for r in routes) <= max_credits:
         return routes
@@ -251,32 +335,49 @@ def _cap_routes(routes: list[PageRoute], max_credits: int | None, policy: Routin
             if route.tier is Tier.SIMPLE or sum(r.credits for r in capped) <= max_credits:
                 continue
             tier = TIER_ORDER[TIER_ORDER.index(route.tier) - 1]
-            capped[i] = _lowered(route, tier, policy, available,
-                                 f"the request's max_credits ({max_credits})")
+            capped[i] = _lowered(
+                route, tier, policy, available, f"the request's max_credits ({max_credits})"
+            )
             lowered = True
         if not lowered:
             break
     return capped
 
 
-def _limit_tiers(route: PageRoute, context: PlanContext, policy: RoutingPolicy,
-                 available: frozenset[str]) -> PageRoute:
+def _limit_tiers(
+    route: PageRoute, context: PlanContext, policy: RoutingPolicy, available: frozenset[str]
+) -> PageRoute:
     """Lower a page to the highest tier its tenant's plan allows (the plan's tiers run from
     simple up without a gap, so a later max_credits cap lowers within them)."""
     allowed = context.allowed_tiers
     if route.tier in allowed:
         return route
-    tier = max((t for t in allowed if TIER_ORDER.index(t) < TIER_ORDER.index(route.tier)),
-               key=TIER_ORDER.index, default=Tier.SIMPLE)
-    return _lowered(route, tier, policy, available, f"the {context.plan or 'tenant'} plan, "
-                    "which allows " + ", ".join(t.value for t in TIER_ORDER if t in allowed))
+    tier = max(
+        (t for t in allowed if TIER_ORDER.index(t) < TIER_ORDER.index(route.tier)),
+        key=TIER_ORDER.index,
+        default=Tier.SIMPLE,
+    )
+    return _lowered(
+        route,
+        tier,
+        policy,
+        available,
+        f"the {context.plan or 'tenant'} plan, "
+        "which allows " + ", ".join(t.value for t in TIER_ORDER if t in allowed),
+    )
 
 
-def _lowered(route: PageRoute, tier: Tier, policy: RoutingPolicy, available: frozenset[str],
-             by: str) -> PageRoute:
+def _lowered(
+    route: PageRoute, tier: Tier, policy: RoutingPolicy, available: frozenset[str], by: str
+) -> PageRoute:
     chain, billed = route.providers, tier
     if route.features is not None and chain != [TEXT_LAYER]:
         chain, _, billed = _pick_chain(tier, route.features, policy, available)
     return msgspec.structs.replace(
-        route, tier=tier, credits=policy.credits(billed), providers=chain, capped=True,
-        reason=f"{route.reason}; lowered to {tier.value} by {by}")
+        route,
+        tier=tier,
+        credits=policy.credits(billed),
+        providers=chain,
+        capped=True,
+        reason=f"{route.reason}; lowered to {tier.value} by {by}",
+    )

@@ -66,11 +66,13 @@ class EscalationPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 class RoutingPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     medium_from: float = 3.0  # complexity score where the medium tier starts
     complex_from: float = 6.0
-    tiers: dict[str, TierPolicy] = msgspec.field(default_factory=lambda: {
-        "simple": TierPolicy(credits=1, providers=["rapidocr", "tesseract"]),
-        "medium": TierPolicy(credits=3, providers=["rapidocr", "tesseract"]),
-        "complex": TierPolicy(credits=5, providers=["rapidocr", "tesseract"]),
-    })
+    tiers: dict[str, TierPolicy] = msgspec.field(
+        default_factory=lambda: {
+            "simple": TierPolicy(credits=1, providers=["rapidocr", "tesseract"]),
+            "medium": TierPolicy(credits=3, providers=["rapidocr", "tesseract"]),
+            "complex": TierPolicy(credits=5, providers=["rapidocr", "tesseract"]),
+        }
+    )
     weights: ScoreWeights = ScoreWeights()
     handwriting: HandwritingRule = HandwritingRule()
     clean_print: CleanPrintRule | None = CleanPrintRule()

@@ -66,8 +66,7 @@ def _gray(pixels: npt.NDArray[np.uint8]) -> Gray:
     return np.asarray(cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY))
 
 
-def _ink_mask(gray: Gray, histogram: npt.NDArray[np.int64] | None = None
-              ) -> npt.NDArray[np.bool_]:
+def _ink_mask(gray: Gray, histogram: npt.NDArray[np.int64] | None = None) -> npt.NDArray[np.bool_]:
     """Dark pixels by Otsu's threshold (light text on a dark ground: the light ones).
     `histogram`: the 256-bin histogram of `gray`, when the caller has it."""
     if histogram is None:
@@ -104,8 +103,9 @@ def _long_runs(ink: npt.NDArray[np.bool_], length: int, axis: int) -> int:
     if length < MIN_RULE_PX or ink.shape[axis] <= length or length >= 65_535:
         return 0
     size = (length, 1) if axis == 1 else (1, length)
-    windows = cv2.boxFilter(ink.view(np.uint8), cv2.CV_16U, size, normalize=False,
-                            borderType=cv2.BORDER_CONSTANT)
+    windows = cv2.boxFilter(
+        ink.view(np.uint8), cv2.CV_16U, size, normalize=False, borderType=cv2.BORDER_CONSTANT
+    )
     hit: npt.NDArray[np.bool_] = np.asarray((windows >= length - 1).any(axis=axis))
     # adjacent hit rows/columns are one thick line
     return int(np.count_nonzero(hit[1:] & ~hit[:-1]) + int(hit[0]))
@@ -147,22 +147,21 @@ def _components(ink: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int64], ...]
     """Heights, widths and areas of the 8-connected ink components."""
     count, _, stats, _ = cv2.connectedComponentsWithStats(ink.view(np.uint8), connectivity=8)
     table: npt.NDArray[np.int64] = np.asarray(stats[1:count], dtype=np.int64)  # 0: background
-    return (table[:, cv2.CC_STAT_HEIGHT], table[:, cv2.CC_STAT_WIDTH],
-            table[:, cv2.CC_STAT_AREA])
+    return (table[:, cv2.CC_STAT_HEIGHT], table[:, cv2.CC_STAT_WIDTH], table[:, cv2.CC_STAT_AREA])
 
 
-def _profile_contrast(rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
-                      ) -> tuple[float, float]:
+def _profile_contrast(
+    rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
+) -> tuple[float, float]:
     """Coefficient of variation of the row and column ink profiles (ink per row and per
     column) over the inked area: rows of text make the row profile alternate between ink and
     gaps."""
     if rows.sum() < 50:
         return 0.0, 0.0
     inked_rows, inked_cols = np.flatnonzero(rows), np.flatnonzero(cols)
-    rows = rows[inked_rows[0]: inked_rows[-1] + 1]
-    cols = cols[inked_cols[0]: inked_cols[-1] + 1]
-    return (float(rows.std() / max(rows.mean(), 1e-6)),
-            float(cols.std() / max(cols.mean(), 1e-6)))
+    rows = rows[inked_rows[0] : inked_rows[-1] + 1]
+    cols = cols[inked_cols[0] : inked_cols[-1] + 1]
+    return (float(rows.std() / max(rows.mean(), 1e-6)), float(cols.std() / max(cols.mean(), 1e-6)))
 
 
 def _axis_alignment(gray: Gray, ink: npt.NDArray[np.bool_]) -> float:
@@ -182,8 +181,9 @@ def _axis_alignment(gray: Gray, ink: npt.NDArray[np.bool_]) -> float:
     return float(weights[aligned].sum() / weights.sum())
 
 
-def ink_coverage(pixels: npt.NDArray[np.uint8],
-                 boxes: list[tuple[float, float, float, float]]) -> float:
+def ink_coverage(
+    pixels: npt.NDArray[np.uint8], boxes: list[tuple[float, float, float, float]]
+) -> float:
     """Share of the page's ink inside `boxes` (left, top, right, bottom in `pixels`' space),
     each grown by a little margin."""
     small, scale = to_scoring_copy(pixels)
@@ -210,8 +210,9 @@ def _saturation(small: npt.NDArray[np.uint8]) -> float:
     return float(spread.mean() / 255.0)
 
 
-def compute_features(pixels: npt.NDArray[np.uint8], dpi: float,
-                     pixel_scale: float = 1.0) -> PageFeatures:
+def compute_features(
+    pixels: npt.NDArray[np.uint8], dpi: float, pixel_scale: float = 1.0
+) -> PageFeatures:
     """Features of a page image (RGB or gray) that will be read at `dpi`, at `pixel_scale`
     times the size of `pixels` (a thumbnail of the page has pixel_scale > 1)."""
     small, scale = to_scoring_copy(pixels)
@@ -253,11 +254,19 @@ def compute_features(pixels: npt.NDArray[np.uint8], dpi: float,
     else:
         text_height, height_cv, connected_ratio = 0.0, 0.0, 0.0
     return PageFeatures(
-        ink_ratio=round(ink_ratio, 4), contrast=round(max(0.0, paper - text) / 255.0, 4),
-        noise=round(noise, 4), edge_density=round(edge_density, 4),
-        skew_deg=round(_skew(ink), 2), h_rules=h_rules, v_rules=v_rules,
-        line_regularity=round(regularity, 4), component_height_cv=round(height_cv, 4),
+        ink_ratio=round(ink_ratio, 4),
+        contrast=round(max(0.0, paper - text) / 255.0, 4),
+        noise=round(noise, 4),
+        edge_density=round(edge_density, 4),
+        skew_deg=round(_skew(ink), 2),
+        h_rules=h_rules,
+        v_rules=v_rules,
+        line_regularity=round(regularity, 4),
+        component_height_cv=round(height_cv, 4),
         connected_ratio=round(connected_ratio, 4),
         axis_alignment=round(_axis_alignment(gray, ink), 4),
-        color_saturation=round(_saturation(small), 4), vertical_text=round(vertical, 4),
-        dpi=round(dpi, 1), text_height_px=round(text_height / scale, 1))
+        color_saturation=round(_saturation(small), 4),
+        vertical_text=round(vertical, 4),
+        dpi=round(dpi, 1),
+        text_height_px=round(text_height / scale, 1),
+    )

@@ -39,13 +39,15 @@ def _clip(value: float) -> float:
 def handwriting_likely(f: PageFeatures, rule: HandwritingRule) -> bool:
     return f.component_height_cv >= rule.min_height_cv and (
         f.color_saturation >= rule.min_color_saturation
-        or f.connected_ratio >= rule.min_connected_ratio)
+        or f.connected_ratio >= rule.min_connected_ratio
+    )
 
 
 def score_terms(f: PageFeatures) -> dict[str, float]:
     """Each difficulty as 0..1."""
     script = _clip((f.component_height_cv - 0.5) / 0.5) * (
-        0.5 + 0.5 * _clip(max(f.color_saturation / 0.06, f.connected_ratio / 0.4)))
+        0.5 + 0.5 * _clip(max(f.color_saturation / 0.06, f.connected_ratio / 0.4))
+    )
     return {
         "handwriting": script,
         "tables": 1.0 if f.tables_likely else 0.0,

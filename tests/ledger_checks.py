@@ -17,7 +17,9 @@ def balances(db_path: Path) -> list[tuple[str, int, int, int, int]]:
             "  AND kind = ?), 0),"
             " COALESCE((SELECT SUM(amount) FROM ledger WHERE tenant_id = t.id"
             "  AND kind = ?), 0)"
-            " FROM tenants t", (LedgerKind.GRANT, LedgerKind.CHARGE)).fetchall()
+            " FROM tenants t",
+            (LedgerKind.GRANT, LedgerKind.CHARGE),
+        ).fetchall()
 
 
 def assert_ledger_balanced(db_path: Path) -> None:
@@ -29,7 +31,9 @@ def assert_ledger_balanced(db_path: Path) -> None:
 
 def charges_by_page(db_path: Path, job_id: str) -> dict[int, int]:
     with sqlite3.connect(db_path) as db:
-        rows = db.execute("SELECT page_number, COUNT(*) FROM ledger WHERE job_id = ?"
-                          " AND kind = ? GROUP BY page_number",
-                          (job_id, LedgerKind.CHARGE)).fetchall()
+        rows = db.execute(
+            "SELECT page_number, COUNT(*) FROM ledger WHERE job_id = ?"
+            " AND kind = ? GROUP BY page_number",
+            (job_id, LedgerKind.CHARGE),
+        ).fetchall()
     return dict(rows)

@@ -22,18 +22,29 @@ PLAN_DEFAULTS = {"max_pages_per_document": 50, "max_upload_mb": 20, "max_concurr
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("accounts")
     config = write_config(
-        root / "config.yaml", root / "data",
-        routing={"tiers": {tier: {"credits": credits, "providers": ["tesseract"]}
-                           for tier, credits in (("simple", 1), ("medium", 3), ("complex", 5))}},
-        plans={"free": {"submissions": ["5/hour", "100/day"], **PLAN_DEFAULTS},
-               "starter": {"submissions": ["100/minute"], **PLAN_DEFAULTS,
-                           "max_concurrent_jobs": 1},
-               "lite": {"submissions": ["100/minute"], **PLAN_DEFAULTS,
-                        "allowed_tiers": ["simple", "medium"]}},
+        root / "config.yaml",
+        root / "data",
+        routing={
+            "tiers": {
+                tier: {"credits": credits, "providers": ["tesseract"]}
+                for tier, credits in (("simple", 1), ("medium", 3), ("complex", 5))
+            }
+        },
+        plans={
+            "free": {"submissions": ["5/hour", "100/day"], **PLAN_DEFAULTS},
+            "starter": {"submissions": ["100/minute"], **PLAN_DEFAULTS, "max_concurrent_jobs": 1},
+            "lite": {
+                "submissions": ["100/minute"],
+                **PLAN_DEFAULTS,
+                "allowed_tiers": ["simple", "medium"],
+            },
+        },
         rate_limits={"reads": "40/minute"},
-        signup={"enabled": True, "plan": "free", "free_credits": 25})
-    process = GatewayProcess(config, root / "gateway.log",
-                             env={"OCR_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+        signup={"enabled": True, "plan": "free", "free_credits": 25},
+    )
+    process = GatewayProcess(
+        config, root / "gateway.log", env={"OCR_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    ).start()
     yield process
     process.stop()
 
@@ -54,29 +65,36 @@ def line_png(corpus: Path) -> bytes:
     return (corpus / "a_clean_printed/uw3_lines/010004.bin.png").read_bytes()
 
 
-def tenant(http: httpx.Client, admin: dict[str, str], plan: str = "free",
-           credits: int = 100) -> tuple[str, dict[str, str]]:
-    created = http.post("/admin/tenants", headers=admin,
-                        json={"name": f"t-{time.monotonic_ns()}", "plan": plan,
-                              "credits": credits})
+def tenant(
+    http: httpx.Client, admin: dict[str, str], plan: str = "free", credits: int = 100
+) -> tuple[str, dict[str, str]]:
+    created = http.post(
+        "/admin/tenants",
+        headers=admin,
+        json={"name": f"t-{time.monotonic_ns()}", "plan": plan, "credits": credits},
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     return body["tenant"]["id"], {"X-API-Key": body["api_key"]}
 
 
-def submit(http: httpx.Client, headers: dict[str, str], content: bytes,
-           **extra: str) -> httpx.Response:
+def submit(
+    http: httpx.Client, headers: dict[str, str], content: bytes, **extra: str
+) -> httpx.Response:
     return http.post("/v1/ocr", headers={**headers, **extra}, files={"file": ("f", content)})
 
 
 async def test_submission_limit_is_exact_under_concurrency(
-        server: GatewayProcess, http: httpx.Client, admin: dict[str, str],
-        line_png: bytes) -> None:
+    server: GatewayProcess, http: httpx.Client, admin: dict[str, str], line_png: bytes
+) -> None:
     _, key = tenant(http, admin)
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        responses = await asyncio.gather(*(
-            client.post("/v1/ocr", headers=key, files={"file": ("f", line_png)})
-            for _ in range(12)))
+        responses = await asyncio.gather(
+            *(
+                client.post("/v1/ocr", headers=key, files={"file": ("f", line_png)})
+                for _ in range(12)
+            )
+        )
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [202] * 5 + [429] * 7
     for r in responses:
@@ -85,19 +103,24 @@ async def test_submission_limit_is_exact_under_concurrency(
             assert r.json()["error"]["code"] == "rate_limited"
             assert int(r.headers["retry-after"]) > 0
             assert r.headers["x-ratelimit-remaining"] == "0"
-    remaining = sorted(int(r.headers["x-ratelimit-remaining"]) for r in responses
-                       if r.status_code == 202)
+    remaining = sorted(
+        int(r.headers["x-ratelimit-remaining"]) for r in responses if r.status_code == 202
+    )
     assert remaining == [0, 1, 2, 3, 4]
 
 
 def test_rate_limit_headers_on_every_authenticated_response(
-        http: httpx.Client, admin: dict[str, str]) -> None:
+    http: httpx.Client, admin: dict[str, str]
+) -> None:
     _, key = tenant(http, admin)
-    for response in (http.get("/v1/jobs", headers=key), http.get("/v1/balance", headers=key),
-                     http.get("/v1/usage", headers=key),
-                     http.get("/v1/jobs/no-such-job", headers=key),
-                     http.get("/v1/usage?from=nonsense", headers=key),
-                     submit(http, key, b"not a document")):
+    for response in (
+        http.get("/v1/jobs", headers=key),
+        http.get("/v1/balance", headers=key),
+        http.get("/v1/usage", headers=key),
+        http.get("/v1/jobs/no-such-job", headers=key),
+        http.get("/v1/usage?from=nonsense", headers=key),
+        submit(http, key, b"not a document"),
+    ):
         assert all(h in response.headers for h in RATE_HEADERS), response.request.url
     assert http.get("/v1/jobs", headers=key).headers["x-ratelimit-limit"] == "40"
     unauthenticated = http.get("/v1/jobs")
@@ -105,8 +128,9 @@ def test_rate_limit_headers_on_every_authenticated_response(
     assert "x-ratelimit-limit" not in unauthenticated.headers
 
 
-def test_polling_has_its_own_budget(http: httpx.Client, admin: dict[str, str],
-                                    line_png: bytes) -> None:
+def test_polling_has_its_own_budget(
+    http: httpx.Client, admin: dict[str, str], line_png: bytes
+) -> None:
     _, key = tenant(http, admin)
     job_id = submit(http, key, line_png).json()["jobId"]
     while submit(http, key, line_png).status_code != 429:
@@ -114,13 +138,15 @@ def test_polling_has_its_own_budget(http: httpx.Client, admin: dict[str, str],
     assert http.get(f"/v1/jobs/{job_id}", headers=key).status_code == 200
 
 
-def test_plan_change_takes_effect_at_once(http: httpx.Client, admin: dict[str, str],
-                                          line_png: bytes) -> None:
+def test_plan_change_takes_effect_at_once(
+    http: httpx.Client, admin: dict[str, str], line_png: bytes
+) -> None:
     tenant_id, key = tenant(http, admin)
     while submit(http, key, line_png).status_code != 429:
         pass
-    changed = http.patch(f"/admin/tenants/{tenant_id}", headers=admin,
-                         json={"plan": "professional"})
+    changed = http.patch(
+        f"/admin/tenants/{tenant_id}", headers=admin, json={"plan": "professional"}
+    )
     assert changed.json()["plan"] == "professional"
     accepted = submit(http, key, line_png)
     assert accepted.status_code == 202, accepted.text
@@ -128,12 +154,14 @@ def test_plan_change_takes_effect_at_once(http: httpx.Client, admin: dict[str, s
     assert http.get("/v1/balance", headers=key).json()["plan"] == "professional"
 
 
-def test_plan_allowed_tiers_lower_pages_and_say_so(http: httpx.Client, admin: dict[str, str],
-                                                    corpus: Path) -> None:
+def test_plan_allowed_tiers_lower_pages_and_say_so(
+    http: httpx.Client, admin: dict[str, str], corpus: Path
+) -> None:
     """A handwritten page is complex (5 credits); a plan without the complex tier reads it at
     medium, reserves and charges 3, and the page's metadata says why."""
-    will = (corpus / "e_handwriting/testaments_de_poilus"
-            / "TestamentsDePoilus_will_AD78_0006-0.jpg").read_bytes()
+    will = (
+        corpus / "e_handwriting/testaments_de_poilus" / "TestamentsDePoilus_will_AD78_0006-0.jpg"
+    ).read_bytes()
     reserved = {}
     for plan in ("free", "lite"):
         _, key = tenant(http, admin, plan=plan, credits=20)
@@ -147,8 +175,10 @@ def test_plan_allowed_tiers_lower_pages_and_say_so(http: httpx.Client, admin: di
             meta = job["results"][0]["pipeline_metadata"]
             assert meta["tier"] == "medium"
             assert meta["capped"] is True
-            assert "lowered to medium by the lite plan, which allows simple, medium" \
+            assert (
+                "lowered to medium by the lite plan, which allows simple, medium"
                 in meta["provider_reason"]
+            )
             assert http.get("/v1/balance", headers=key).json()["credits_available"] == 17
     assert reserved == {"free": 5, "lite": 3}
 
@@ -166,30 +196,40 @@ def test_revoked_key_is_rejected_at_once(http: httpx.Client, admin: dict[str, st
     assert all("api_key" not in k for k in keys)
 
 
-def test_other_tenants_jobs_are_404_on_every_route(http: httpx.Client, admin: dict[str, str],
-                                                   line_png: bytes) -> None:
+def test_other_tenants_jobs_are_404_on_every_route(
+    http: httpx.Client, admin: dict[str, str], line_png: bytes
+) -> None:
     _, owner = tenant(http, admin)
     _, intruder = tenant(http, admin)
     job_id = submit(http, owner, line_png).json()["jobId"]
     missing = http.get("/v1/jobs/00000000-0000-0000-0000-000000000000", headers=intruder)
-    for response in (http.get(f"/v1/jobs/{job_id}", headers=intruder),
-                     http.get(f"/v1/jobs/{job_id}?wait=1", headers=intruder),
-                     http.post(f"/v1/jobs/{job_id}/cancel", headers=intruder),
-                     http.delete(f"/v1/jobs/{job_id}", headers=intruder)):
+    for response in (
+        http.get(f"/v1/jobs/{job_id}", headers=intruder),
+        http.get(f"/v1/jobs/{job_id}?wait=1", headers=intruder),
+        http.post(f"/v1/jobs/{job_id}/cancel", headers=intruder),
+        http.delete(f"/v1/jobs/{job_id}", headers=intruder),
+    ):
         assert response.status_code == 404
         assert response.json() == missing.json()
     assert http.get("/v1/jobs", headers=intruder).json()["total"] == 0
     assert http.get(f"/v1/jobs/{job_id}", headers=owner).status_code == 200
 
 
-async def test_idempotent_retries_reserve_once(server: GatewayProcess, http: httpx.Client,
-                                               admin: dict[str, str], line_png: bytes,
-                                               corpus: Path) -> None:
+async def test_idempotent_retries_reserve_once(
+    server: GatewayProcess, http: httpx.Client, admin: dict[str, str], line_png: bytes, corpus: Path
+) -> None:
     _, key = tenant(http, admin, plan="business", credits=10)
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        results = await asyncio.gather(*(
-            client.post("/v1/ocr", headers={**key, "Idempotency-Key": "order-7"},
-                        files={"file": ("f", line_png)}) for _ in range(6)))
+        results = await asyncio.gather(
+            *(
+                client.post(
+                    "/v1/ocr",
+                    headers={**key, "Idempotency-Key": "order-7"},
+                    files={"file": ("f", line_png)},
+                )
+                for _ in range(6)
+            )
+        )
         balance = (await client.get("/v1/balance", headers=key)).json()
     assert {r.status_code for r in results} == {202}
     assert len({r.json()["jobId"] for r in results}) == 1
@@ -201,8 +241,9 @@ async def test_idempotent_retries_reserve_once(server: GatewayProcess, http: htt
     assert reused.json()["error"]["code"] == "idempotency_key_reused"
 
 
-def test_cancel_refunds_unread_pages(server: GatewayProcess, http: httpx.Client,
-                                     admin: dict[str, str], corpus: Path) -> None:
+def test_cancel_refunds_unread_pages(
+    server: GatewayProcess, http: httpx.Client, admin: dict[str, str], corpus: Path
+) -> None:
     _, key = tenant(http, admin, plan="business", credits=20)
     pdf = (corpus / "f_pdfs/born_digital/tracemonkey.pdf").read_bytes()  # 14 pages
     job_id = submit(http, key, pdf).json()["jobId"]
@@ -222,9 +263,9 @@ def test_cancel_refunds_unread_pages(server: GatewayProcess, http: httpx.Client,
     assert_ledger_balanced(server.config.parent / "data/gateway.sqlite3")
 
 
-def test_delete_removes_record_upload_and_results(server: GatewayProcess, http: httpx.Client,
-                                                  admin: dict[str, str],
-                                                  line_png: bytes) -> None:
+def test_delete_removes_record_upload_and_results(
+    server: GatewayProcess, http: httpx.Client, admin: dict[str, str], line_png: bytes
+) -> None:
     _, key = tenant(http, admin, plan="business", credits=5)
     job_id = submit(http, key, line_png).json()["jobId"]
     uploads = server.config.parent / "data/uploads"
@@ -237,8 +278,9 @@ def test_delete_removes_record_upload_and_results(server: GatewayProcess, http: 
     assert http.get("/v1/balance", headers=key).json()["credits_available"] == 4
 
 
-def test_concurrent_job_limit_of_the_plan(http: httpx.Client, admin: dict[str, str],
-                                          corpus: Path) -> None:
+def test_concurrent_job_limit_of_the_plan(
+    http: httpx.Client, admin: dict[str, str], corpus: Path
+) -> None:
     _, key = tenant(http, admin, plan="starter", credits=100)  # one job at a time
     pdf = (corpus / "f_pdfs/pypdf/Seige_of_Vicksburg_Sample_OCR.pdf").read_bytes()  # 6 scans
     first = submit(http, key, pdf)
@@ -252,8 +294,9 @@ def test_concurrent_job_limit_of_the_plan(http: httpx.Client, admin: dict[str, s
     assert submit(http, key, pdf).status_code == 202
 
 
-def test_long_poll_returns_when_the_job_changes(http: httpx.Client, admin: dict[str, str],
-                                                line_png: bytes) -> None:
+def test_long_poll_returns_when_the_job_changes(
+    http: httpx.Client, admin: dict[str, str], line_png: bytes
+) -> None:
     _, key = tenant(http, admin, plan="business")
     job_id = submit(http, key, line_png).json()["jobId"]
     started = time.monotonic()
@@ -265,8 +308,9 @@ def test_long_poll_returns_when_the_job_changes(http: httpx.Client, admin: dict[
     assert http.get(f"/v1/jobs/{job_id}?wait=31", headers=key).status_code == 400
 
 
-def test_list_jobs_newest_first_with_filters(http: httpx.Client, admin: dict[str, str],
-                                             line_png: bytes) -> None:
+def test_list_jobs_newest_first_with_filters(
+    http: httpx.Client, admin: dict[str, str], line_png: bytes
+) -> None:
     _, key = tenant(http, admin, plan="business")
     ids = [submit(http, key, line_png).json()["jobId"] for _ in range(3)]
     for job_id in ids:
@@ -280,8 +324,9 @@ def test_list_jobs_newest_first_with_filters(http: httpx.Client, admin: dict[str
     assert "results" not in listing["jobs"][0]
 
 
-def test_balance_and_usage_count_pages_and_credits(http: httpx.Client, admin: dict[str, str],
-                                                   line_png: bytes) -> None:
+def test_balance_and_usage_count_pages_and_credits(
+    http: httpx.Client, admin: dict[str, str], line_png: bytes
+) -> None:
     _, key = tenant(http, admin, plan="business", credits=10)
     for _ in range(2):
         wait_for_job(http, submit(http, key, line_png).json()["jobId"], key["X-API-Key"])
@@ -301,15 +346,17 @@ def test_admin_api_needs_the_token(http: httpx.Client, admin: dict[str, str]) ->
     missing = http.get("/admin/tenants")
     assert missing.status_code == 401
     assert missing.json()["error"]["code"] == "unauthorized"
-    assert http.get("/admin/tenants", headers={"Authorization": "Bearer wrong"}).status_code \
-        == 401
+    assert http.get("/admin/tenants", headers={"Authorization": "Bearer wrong"}).status_code == 401
     tenant_id, key = tenant(http, admin, credits=1)
-    granted = http.post(f"/admin/tenants/{tenant_id}/credits", headers=admin,
-                        json={"amount": 41})
+    granted = http.post(f"/admin/tenants/{tenant_id}/credits", headers=admin, json={"amount": 41})
     assert granted.json()["credits_available"] == 42
     assert http.get("/v1/balance", headers=key).json()["credits_available"] == 42
-    assert http.patch(f"/admin/tenants/{tenant_id}", headers=admin,
-                      json={"plan": "platinum"}).status_code == 400
+    assert (
+        http.patch(
+            f"/admin/tenants/{tenant_id}", headers=admin, json={"plan": "platinum"}
+        ).status_code
+        == 400
+    )
     assert tenant_id in {t["id"] for t in http.get("/admin/tenants", headers=admin).json()}
 
 
@@ -332,9 +379,12 @@ def test_signup_is_off_by_default(client: httpx.Client) -> None:
 
 
 def test_retention_deletes_old_jobs_and_uploads(tmp_path: Path, corpus: Path) -> None:
-    config = write_config(tmp_path / "config.yaml", tmp_path / "data",
-                          pipeline={"provider": "tesseract"},
-                          retention={"days": 2 / 86_400, "sweep_interval_s": 0.5})
+    config = write_config(
+        tmp_path / "config.yaml",
+        tmp_path / "data",
+        pipeline={"provider": "tesseract"},
+        retention={"days": 2 / 86_400, "sweep_interval_s": 0.5},
+    )
     key = create_tenant(config, credits=5)
     process = GatewayProcess(config, tmp_path / "gateway.log").start()
     try:

@@ -24,10 +24,12 @@ DOCUMENTS = [
 ]
 
 
-def submit(client: httpx.Client, key: str, content: bytes, name: str = "doc",
-           **fields: str) -> httpx.Response:
-    return client.post("/v1/ocr", headers={"X-API-Key": key},
-                       files={"file": (name, content)}, data=fields)
+def submit(
+    client: httpx.Client, key: str, content: bytes, name: str = "doc", **fields: str
+) -> httpx.Response:
+    return client.post(
+        "/v1/ocr", headers={"X-API-Key": key}, files={"file": (name, content)}, data=fields
+    )
 
 
 def page_text(page: dict[str, Any]) -> str:
@@ -66,16 +68,17 @@ def assert_page_shape(page: dict[str, Any]) -> None:
     assert pipeline["provider_used"] in {"rapidocr", "tesseract", "pdf_text"}
     assert pipeline["provider_reason"]
     assert 0.0 <= pipeline["complexity_score"] <= 10.0
-    assert (pipeline["tier"], pipeline["credits"]) in {("simple", 1), ("medium", 3),
-                                                       ("complex", 5)}
+    assert (pipeline["tier"], pipeline["credits"]) in {("simple", 1), ("medium", 3), ("complex", 5)}
     assert pipeline["attempts"] or pipeline["provider_used"] == "pdf_text"
     assert pipeline["timings"]["total_ms"] >= pipeline["timings"]["ocr_ms"] > 0
 
 
-@pytest.mark.parametrize(("file", "truth", "min_f1"), DOCUMENTS,
-                         ids=[d[0].split("/")[0] for d in DOCUMENTS])
-def test_document_is_read_with_full_shape(client: httpx.Client, api_key: str, corpus: Path,
-                                          file: str, truth: str, min_f1: float) -> None:
+@pytest.mark.parametrize(
+    ("file", "truth", "min_f1"), DOCUMENTS, ids=[d[0].split("/")[0] for d in DOCUMENTS]
+)
+def test_document_is_read_with_full_shape(
+    client: httpx.Client, api_key: str, corpus: Path, file: str, truth: str, min_f1: float
+) -> None:
     response = submit(client, api_key, (corpus / file).read_bytes(), Path(file).name)
     assert response.status_code == 202, response.text
     accepted = response.json()
@@ -105,10 +108,15 @@ def test_missing_or_unknown_key_is_401(client: httpx.Client, corpus: Path) -> No
     assert client.get("/v1/jobs/whatever").status_code == 401
 
 
-def test_type_is_detected_from_bytes_not_name(client: httpx.Client, api_key: str,
-                                              corpus: Path) -> None:
-    png_named_pdf = submit(client, api_key, (corpus / "a_clean_printed/uw3_lines/010004.bin.png")
-                           .read_bytes(), "scan.pdf")
+def test_type_is_detected_from_bytes_not_name(
+    client: httpx.Client, api_key: str, corpus: Path
+) -> None:
+    png_named_pdf = submit(
+        client,
+        api_key,
+        (corpus / "a_clean_printed/uw3_lines/010004.bin.png").read_bytes(),
+        "scan.pdf",
+    )
     assert png_named_pdf.status_code == 202
     text_named_png = submit(client, api_key, b"hello, this is not an image", "scan.png")
     assert text_named_png.status_code == 415
@@ -116,12 +124,14 @@ def test_type_is_detected_from_bytes_not_name(client: httpx.Client, api_key: str
 
 
 def test_other_tenants_job_is_indistinguishable_from_missing(
-        client: httpx.Client, gateway: GatewayProcess, api_key: str, corpus: Path) -> None:
+    client: httpx.Client, gateway: GatewayProcess, api_key: str, corpus: Path
+) -> None:
     job_id = submit(client, api_key, (corpus / DOCUMENTS[0][0]).read_bytes()).json()["jobId"]
     intruder = create_tenant(gateway.config, name="intruder", credits=5)
     foreign = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": intruder})
-    missing = client.get("/v1/jobs/00000000-0000-0000-0000-000000000000",
-                         headers={"X-API-Key": intruder})
+    missing = client.get(
+        "/v1/jobs/00000000-0000-0000-0000-000000000000", headers={"X-API-Key": intruder}
+    )
     assert foreign.status_code == missing.status_code == 404
     assert foreign.json() == missing.json()
 
@@ -135,20 +145,24 @@ def test_page_ranges_select_pages(client: httpx.Client, api_key: str, corpus: Pa
     assert [p["page_number"] for p in job["results"]] == [1, 3]
 
 
-@pytest.mark.parametrize("ranges", ['[{"start":0,"end":1}]', '[{"start":2,"end":9}]',
-                                    "not json", "[]", '[{"start":2,"end":1}]'])
-def test_bad_page_ranges_are_400(client: httpx.Client, api_key: str, corpus: Path,
-                                 ranges: str) -> None:
+@pytest.mark.parametrize(
+    "ranges",
+    ['[{"start":0,"end":1}]', '[{"start":2,"end":9}]', "not json", "[]", '[{"start":2,"end":1}]'],
+)
+def test_bad_page_ranges_are_400(
+    client: httpx.Client, api_key: str, corpus: Path, ranges: str
+) -> None:
     pdf = (corpus / "g_malformed/pdf/pypdf_encrypted_doc_no_id.pdf").read_bytes()
     response = submit(client, api_key, pdf, page_ranges=ranges)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_page_ranges"
 
 
-def test_multipage_tiff_reads_every_frame(client: httpx.Client, api_key: str,
-                                          corpus: Path) -> None:
-    frames = [Image.open(corpus / f"a_clean_printed/uw3_lines/{n}.bin.png").convert("L")
-              for n in ("010004", "010005", "010012")]
+def test_multipage_tiff_reads_every_frame(client: httpx.Client, api_key: str, corpus: Path) -> None:
+    frames = [
+        Image.open(corpus / f"a_clean_printed/uw3_lines/{n}.bin.png").convert("L")
+        for n in ("010004", "010005", "010012")
+    ]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:])
     response = submit(client, api_key, buffer.getvalue(), "lines.tif")
@@ -167,19 +181,21 @@ def test_exif_orientation_is_applied(client: httpx.Client, api_key: str, corpus:
     exif = Image.Exif()
     exif[0x0112] = 6  # the viewer must rotate 90 degrees clockwise
     buffer = io.BytesIO()
-    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, format="JPEG", quality=95,
-                                                      exif=exif)
+    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, format="JPEG", quality=95, exif=exif)
     response = submit(client, api_key, buffer.getvalue(), "sideways.jpg")
     job = wait_for_job(client, response.json()["jobId"], api_key)
     page = job["results"][0]
-    assert page["document_metadata"]["page_dimensions"] == {"width": upright.width,
-                                                            "height": upright.height}
+    assert page["document_metadata"]["page_dimensions"] == {
+        "width": upright.width,
+        "height": upright.height,
+    }
     truth = (corpus / "a_clean_printed/tesseract/phototest.gt.txt").read_text()
     assert bag_of_words_f1(truth, page_text(page)) >= 0.8
 
 
 def test_insufficient_credits_is_402_and_changes_nothing(
-        client: httpx.Client, gateway: GatewayProcess, corpus: Path) -> None:
+    client: httpx.Client, gateway: GatewayProcess, corpus: Path
+) -> None:
     poor = create_tenant(gateway.config, name="poor", credits=2)
     pdf = (corpus / "g_malformed/pdf/pypdf_encrypted_doc_no_id.pdf").read_bytes()  # 3 pages
     response = submit(client, poor, pdf)
@@ -231,9 +247,17 @@ def test_health_reports_queue_jobs_uptime_engines(client: httpx.Client) -> None:
 def test_openapi_documents_every_route_and_error(client: httpx.Client) -> None:
     schema = client.get("/schema/openapi.json").json()
     paths = schema["paths"]
-    assert set(paths) >= {"/health", "/v1/ocr", "/v1/jobs", "/v1/jobs/{job_id}",
-                          "/v1/jobs/{job_id}/cancel", "/v1/balance", "/v1/usage",
-                          "/admin/tenants", "/admin/keys/{key_id}"}
+    assert set(paths) >= {
+        "/health",
+        "/v1/ocr",
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/cancel",
+        "/v1/balance",
+        "/v1/usage",
+        "/admin/tenants",
+        "/admin/keys/{key_id}",
+    }
     for path, operations in paths.items():
         for method, operation in operations.items():
             errors = {code for code in operation["responses"] if code[0] in "45"}
@@ -250,12 +274,12 @@ def test_openapi_documents_every_route_and_error(client: httpx.Client) -> None:
     assert error_ref.endswith("/ErrorBody")
     assert "ApiKeyAuth" in schema["components"]["securitySchemes"]
     page = schema["components"]["schemas"]["PageResult"]["properties"]
-    assert {"content_blocks", "raw_markdown", "pipeline_metadata",
-            "document_metadata"} <= set(page)
+    assert {"content_blocks", "raw_markdown", "pipeline_metadata", "document_metadata"} <= set(page)
 
 
-def test_api_key_never_appears_in_logs(client: httpx.Client, gateway: GatewayProcess,
-                                       api_key: str, corpus: Path) -> None:
+def test_api_key_never_appears_in_logs(
+    client: httpx.Client, gateway: GatewayProcess, api_key: str, corpus: Path
+) -> None:
     response = submit(client, api_key, (corpus / DOCUMENTS[0][0]).read_bytes())
     wait_for_job(client, response.json()["jobId"], api_key)
     client.get("/v1/jobs/x", headers={"X-API-Key": api_key + "typo"})
@@ -267,8 +291,9 @@ def test_api_key_never_appears_in_logs(client: httpx.Client, gateway: GatewayPro
     assert '"job_id"' in logs
 
 
-def test_fast_mode_bills_every_page_simple(client: httpx.Client, api_key: str,
-                                           corpus: Path) -> None:
+def test_fast_mode_bills_every_page_simple(
+    client: httpx.Client, api_key: str, corpus: Path
+) -> None:
     receipt = (corpus / "c_receipts/sroie/000.jpg").read_bytes()  # a medium page in auto
     auto = submit(client, api_key, receipt).json()
     fast = submit(client, api_key, receipt, mode="fast").json()
@@ -280,8 +305,9 @@ def test_fast_mode_bills_every_page_simple(client: httpx.Client, api_key: str,
     assert "fast mode" in meta["provider_reason"]
 
 
-def test_max_credits_caps_the_reservation_and_says_so(client: httpx.Client, api_key: str,
-                                                      corpus: Path) -> None:
+def test_max_credits_caps_the_reservation_and_says_so(
+    client: httpx.Client, api_key: str, corpus: Path
+) -> None:
     receipt = (corpus / "c_receipts/sroie/000.jpg").read_bytes()
     capped = submit(client, api_key, receipt, max_credits="1")
     assert capped.status_code == 202
@@ -294,10 +320,12 @@ def test_max_credits_caps_the_reservation_and_says_so(client: httpx.Client, api_
     assert job["credits_used"] == 1
 
 
-@pytest.mark.parametrize(("fields", "code"), [({"mode": "turbo"}, "bad_request"),
-                                              ({"max_credits": "0"}, "bad_request")])
-def test_bad_mode_or_cap_is_400(client: httpx.Client, api_key: str, corpus: Path,
-                                fields: dict[str, str], code: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "code"), [({"mode": "turbo"}, "bad_request"), ({"max_credits": "0"}, "bad_request")]
+)
+def test_bad_mode_or_cap_is_400(
+    client: httpx.Client, api_key: str, corpus: Path, fields: dict[str, str], code: str
+) -> None:
     page = (corpus / "a_clean_printed/uw3_lines/010004.bin.png").read_bytes()
     response = submit(client, api_key, page, **fields)
     assert response.status_code == 400
@@ -308,6 +336,6 @@ def test_engine_devices_merge_what_each_worker_reported() -> None:
     from gateway.api.native import engine_devices
 
     assert engine_devices([]) == {}
-    assert engine_devices([{"rapidocr": "cuda", "tesseract": "cpu"},
-                           {"rapidocr": "cpu", "tesseract": "cpu"}]) == {
-        "rapidocr": "cpu+cuda", "tesseract": "cpu"}
+    assert engine_devices(
+        [{"rapidocr": "cuda", "tesseract": "cpu"}, {"rapidocr": "cpu", "tesseract": "cpu"}]
+    ) == {"rapidocr": "cpu+cuda", "tesseract": "cpu"}

@@ -70,16 +70,23 @@ def forbidden_for(module: str, root: Path) -> tuple[str, ...]:
 
 def import_violations(root: Path) -> list[str]:
     """`module imports name` for every import that breaks a rule, in file order."""
-    return [f"{module} imports {name}"
-            for module, path in modules(root)
-            for name in sorted(imported_names(module, path))
-            if within(name, forbidden_for(module, root))]
+    return [
+        f"{module} imports {name}"
+        for module, path in modules(root)
+        for name in sorted(imported_names(module, path))
+        if within(name, forbidden_for(module, root))
+    ]
 
 
 def oversized_modules(root: Path) -> list[str]:
     """`path (lines)` of every product module over MAX_LINES, largest first."""
-    sizes = sorted(((len(path.read_text().splitlines()), path.relative_to(root).as_posix())
-                    for _, path in modules(root)), reverse=True)
+    sizes = sorted(
+        (
+            (len(path.read_text().splitlines()), path.relative_to(root).as_posix())
+            for _, path in modules(root)
+        ),
+        reverse=True,
+    )
     return [f"{path} ({lines})" for lines, path in sizes if lines > MAX_LINES]
 
 
@@ -110,25 +117,51 @@ SYNTHETIC = {
 }
 
 
-@pytest.mark.parametrize(("path", "source", "reported"), [
-    ("gateway/store/ledger.py", "def f():\n    from ..work import pool\n",
-     "gateway.store.ledger imports gateway.work"),
-    ("gateway/store/__init__.py", "from .. import services\n",
-     "gateway.store imports gateway.services"),
-    ("gateway/work/worker.py", "import gateway.api.native\n",
-     "gateway.work.worker imports gateway.api"),
-    ("gateway/work/worker.py", "from gateway import cli\n",
-     "gateway.work.worker imports gateway.cli"),
-    ("gateway/config.py", "from gateway.store.db import Database\n",
-     "gateway.config imports gateway.store"),
-    ("gateway/errors.py", "from . import app\n", "gateway.errors imports gateway.app"),
-    ("router/plan.py", "from tests.support import gateway_process\n",
-     "router.plan imports tests"),
-    ("providers/base.py", "import benchmarks.metrics as m\n", "providers.base imports benchmarks"),
-    ("scoring/score.py", "from router.policy import Tier\n", "scoring.score imports router"),
-])
-def test_checker_reports_a_forbidden_import(tmp_path: Path, path: str, source: str,
-                                            reported: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "source", "reported"),
+    [
+        (
+            "gateway/store/ledger.py",
+            "def f():\n    from ..work import pool\n",
+            "gateway.store.ledger imports gateway.work",
+        ),
+        (
+            "gateway/store/__init__.py",
+            "from .. import services\n",
+            "gateway.store imports gateway.services",
+        ),
+        (
+            "gateway/work/worker.py",
+            "import gateway.api.native\n",
+            "gateway.work.worker imports gateway.api",
+        ),
+        (
+            "gateway/work/worker.py",
+            "from gateway import cli\n",
+            "gateway.work.worker imports gateway.cli",
+        ),
+        (
+            "gateway/config.py",
+            "from gateway.store.db import Database\n",
+            "gateway.config imports gateway.store",
+        ),
+        ("gateway/errors.py", "from . import app\n", "gateway.errors imports gateway.app"),
+        (
+            "router/plan.py",
+            "from tests.support import gateway_process\n",
+            "router.plan imports tests",
+        ),
+        (
+            "providers/base.py",
+            "import benchmarks.metrics as m\n",
+            "providers.base imports benchmarks",
+        ),
+        ("scoring/score.py", "from router.policy import Tier\n", "scoring.score imports router"),
+    ],
+)
+def test_checker_reports_a_forbidden_import(
+    tmp_path: Path, path: str, source: str, reported: str
+) -> None:
     """The checker is not vacuous: a clean synthetic tree passes, one bad import is caught."""
     for name, text in SYNTHETIC.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +172,11 @@ def test_checker_reports_a_forbidden_import(tmp_path: Path, path: str, source: s
 
 
 def test_checker_reports_the_largest_module(tmp_path: Path) -> None:
-    for name, lines in [("gateway/big.py", MAX_LINES + 1), ("router/huge.py", MAX_LINES + 9),
-                        ("scoring/small.py", MAX_LINES)]:
+    for name, lines in [
+        ("gateway/big.py", MAX_LINES + 1),
+        ("router/huge.py", MAX_LINES + 9),
+        ("scoring/small.py", MAX_LINES),
+    ]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x = 1\n" * lines)
     assert oversized_modules(tmp_path) == ["router/huge.py (409)", "gateway/big.py (401)"]

@@ -73,15 +73,22 @@ def test_documents_without_ground_truth_have_none() -> None:
 def _write_manifest(folder: Path, entries: list[dict[str, object]]) -> None:
     folder.mkdir(parents=True)
     (folder / "manifest.jsonl").write_text(
-        "".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
+        "".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8"
+    )
 
 
 def test_dollar_tags_are_stripped_when_the_notes_say_so(tmp_path: Path) -> None:
-    _write_manifest(tmp_path / "es", [
-        {"file": "page.jpg", "ground_truth": "page.gt.txt",
-         "notes": "Spanish notarial page; strip `$...:` tags before scoring."},
-        {"file": "other.jpg", "ground_truth": "page.gt.txt", "notes": "prices in $"},
-    ])
+    _write_manifest(
+        tmp_path / "es",
+        [
+            {
+                "file": "page.jpg",
+                "ground_truth": "page.gt.txt",
+                "notes": "Spanish notarial page; strip `$...:` tags before scoring.",
+            },
+            {"file": "other.jpg", "ground_truth": "page.gt.txt", "notes": "prices in $"},
+        ],
+    )
     (tmp_path / "es" / "page.gt.txt").write_text("Sepan $abbr:qto los $pc:que\n")
     tagged, untagged = load_documents([tmp_path])
     assert load_ground_truth(tagged)[1].text == "Sepan qto los que\n"

@@ -46,8 +46,9 @@ def test_normalize_text_collapses_whitespace_and_composes(text: str, expected: s
         ("a  b\nc", "a b c", 0.0),  # whitespace is normalized first
     ],
 )
-def test_cer_is_character_edits_over_reference_length(reference: str, hypothesis: str,
-                                                      expected: float) -> None:
+def test_cer_is_character_edits_over_reference_length(
+    reference: str, hypothesis: str, expected: float
+) -> None:
     assert cer(reference, hypothesis) == pytest.approx(expected)
 
 
@@ -61,8 +62,9 @@ def test_cer_is_character_edits_over_reference_length(reference: str, hypothesis
         ("the cat", "", 1.0),
     ],
 )
-def test_wer_is_word_edits_over_reference_words(reference: str, hypothesis: str,
-                                                expected: float) -> None:
+def test_wer_is_word_edits_over_reference_words(
+    reference: str, hypothesis: str, expected: float
+) -> None:
     assert wer(reference, hypothesis) == pytest.approx(expected)
 
 
@@ -78,8 +80,9 @@ def test_wer_is_word_edits_over_reference_words(reference: str, hypothesis: str,
         ("", "", 1.0),
     ],
 )
-def test_bag_of_words_f1_counts_lowercased_tokens(reference: str, hypothesis: str,
-                                                  expected: float) -> None:
+def test_bag_of_words_f1_counts_lowercased_tokens(
+    reference: str, hypothesis: str, expected: float
+) -> None:
     assert bag_of_words_f1(reference, hypothesis) == pytest.approx(expected)
 
 
@@ -93,9 +96,9 @@ def test_bag_of_words_f1_counts_lowercased_tokens(reference: str, hypothesis: st
         (["a", "a"], ["a"], 2 * 1.0 * 0.5 / 1.5),  # multiset: P = 1, R = 1/2
     ],
 )
-def test_cell_f1_matches_cells_exactly_in_any_position(reference: list[str],
-                                                       hypothesis: list[str],
-                                                       expected: float) -> None:
+def test_cell_f1_matches_cells_exactly_in_any_position(
+    reference: list[str], hypothesis: list[str], expected: float
+) -> None:
     assert cell_f1(reference, hypothesis) == pytest.approx(expected)
 
 

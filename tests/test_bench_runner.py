@@ -44,32 +44,51 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     results: BenchResults
 
     def rows(self, provider: str, category: str | None = None) -> list[PageRow]:
-        return [r for r in self.results.pages
-                if r.provider == provider and category in (None, r.category)]
+        return [
+            r
+            for r in self.results.pages
+            if r.provider == provider and category in (None, r.category)
+        ]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     root = tmp_path_factory.mktemp("bench")
     corpus = root / "corpus"
-    _manifest(corpus / "lines", [  # absolute paths: nothing is copied out of the corpus
-        {"file": str(LINES / "010003.bin.png"), "ground_truth": str(LINES / "010003.gt.txt")},
-        {"file": str(LINES / "010004.bin.png"), "ground_truth": str(LINES / "010004.gt.txt")},
-        {"file": str(LINES / "010005.bin.png"), "ground_truth": None},
-    ])
-    _manifest(corpus / "broken", [
-        {"file": "truncated.pdf", "ground_truth": None},
-        {"file": "notes.txt", "ground_truth": None},
-        {"file": "missing.png", "ground_truth": None},
-    ])
+    _manifest(
+        corpus / "lines",
+        [  # absolute paths: nothing is copied out of the corpus
+            {"file": str(LINES / "010003.bin.png"), "ground_truth": str(LINES / "010003.gt.txt")},
+            {"file": str(LINES / "010004.bin.png"), "ground_truth": str(LINES / "010004.gt.txt")},
+            {"file": str(LINES / "010005.bin.png"), "ground_truth": None},
+        ],
+    )
+    _manifest(
+        corpus / "broken",
+        [
+            {"file": "truncated.pdf", "ground_truth": None},
+            {"file": "notes.txt", "ground_truth": None},
+            {"file": "missing.png", "ground_truth": None},
+        ],
+    )
     (corpus / "broken" / "truncated.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
     (corpus / "broken" / "notes.txt").write_bytes(b"not a document\n")
     (root / "config.yaml").write_text(CONFIG)
     out = root / "out"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(["--corpus", str(corpus), "--providers", ",".join(PROVIDERS),
-                     "--config", str(root / "config.yaml"), "--out", str(out)])
+        code = main(
+            [
+                "--corpus",
+                str(corpus),
+                "--providers",
+                ",".join(PROVIDERS),
+                "--config",
+                str(root / "config.yaml"),
+                "--out",
+                str(out),
+            ]
+        )
     results = msgspec.json.decode((out / "results.json").read_bytes(), type=BenchResults)
     return Run(exit_code=code, stdout=stdout.getvalue(), out=out, results=results)
 
@@ -104,8 +123,10 @@ def test_results_json_has_every_key_its_json_schema_requires(run: Run) -> None:
 
 
 def test_every_provider_reads_the_same_pages(run: Run) -> None:
-    pages = {p: {(r.category, r.file, r.page_number) for r in run.rows(p)}
-             for p in ("tesseract", "routed")}
+    pages = {
+        p: {(r.category, r.file, r.page_number) for r in run.rows(p)}
+        for p in ("tesseract", "routed")
+    }
     assert pages["tesseract"] == pages["routed"]
     assert len(pages["tesseract"]) == 6
 
@@ -113,9 +134,11 @@ def test_every_provider_reads_the_same_pages(run: Run) -> None:
 def test_broken_inputs_fail_with_their_error_codes(run: Run) -> None:
     for provider in ("tesseract", "routed"):
         codes = {Path(r.file).name: r.error_code for r in run.rows(provider, "broken")}
-        assert codes == {"truncated.pdf": "invalid_document",
-                         "notes.txt": "unsupported_media_type",
-                         "missing.png": "file_not_found"}
+        assert codes == {
+            "truncated.pdf": "invalid_document",
+            "notes.txt": "unsupported_media_type",
+            "missing.png": "file_not_found",
+        }
 
 
 def test_clean_printed_lines_are_read_and_scored(run: Run) -> None:
@@ -152,18 +175,23 @@ def test_routed_pages_charge_their_tier(run: Run) -> None:
     prices = {"simple": 1.0, "medium": 3.0, "complex": 5.0}
     assert len(ok) == 3
     assert all(r.tier is not None and r.credits == prices[r.tier] for r in ok)
-    overall = next(a for a in run.results.aggregates
-                   if a.provider == "routed" and a.category == "all")
+    overall = next(
+        a for a in run.results.aggregates if a.provider == "routed" and a.category == "all"
+    )
     assert overall.credits == sum(r.credits for r in ok if r.credits is not None)
     assert sum(overall.tiers.values()) == 3
 
 
 def test_aggregates_count_failures_by_code(run: Run) -> None:
-    broken = next(a for a in run.results.aggregates
-                  if a.provider == "tesseract" and a.category == "broken")
+    broken = next(
+        a for a in run.results.aggregates if a.provider == "tesseract" and a.category == "broken"
+    )
     assert (broken.pages, broken.failed) == (3, 3)
-    assert broken.error_codes == {"invalid_document": 1, "unsupported_media_type": 1,
-                                  "file_not_found": 1}
+    assert broken.error_codes == {
+        "invalid_document": 1,
+        "unsupported_media_type": 1,
+        "file_not_found": 1,
+    }
 
 
 def test_peak_memory_is_measured_per_provider(run: Run) -> None:
@@ -186,8 +214,9 @@ def test_unknown_provider_is_a_usage_error() -> None:
 
 
 def _row(seconds: float) -> PageRow:
-    return PageRow(category="c", file="f.png", page_number=1, provider="p", status="ok",
-                   seconds=seconds)
+    return PageRow(
+        category="c", file="f.png", page_number=1, provider="p", status="ok", seconds=seconds
+    )
 
 
 def test_speed_aggregates_match_hand_computed_values() -> None:

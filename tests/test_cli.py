@@ -34,18 +34,42 @@ def test_tenant_key_is_printed_once_and_stored_only_as_hash(tmp_path: Path) -> N
 def test_ocr_command_prints_the_text_of_a_local_file(corpus: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "config.yaml", tmp_path / "data")
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(config), "ocr",
-         str(corpus / "a_clean_printed/tesseract/phototest.tif"), "--format", "text",
-         "--provider", "tesseract"], capture_output=True, text=True, check=True, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--config",
+            str(config),
+            "ocr",
+            str(corpus / "a_clean_printed/tesseract/phototest.tif"),
+            "--format",
+            "text",
+            "--provider",
+            "tesseract",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     truth = (corpus / "a_clean_printed/tesseract/phototest.gt.txt").read_text()
     assert bag_of_words_f1(truth, out.stdout) >= 0.9
 
 
 def test_ocr_command_fails_clearly_on_a_broken_file(corpus: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "ocr",
-         str(corpus / "g_malformed/pdf/ocrmypdf_invalid.pdf")],
-        capture_output=True, text=True, check=False, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "ocr",
+            str(corpus / "g_malformed/pdf/ocrmypdf_invalid.pdf"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
     assert out.returncode == 2
     assert "could not be opened" in out.stderr
     assert "Traceback" not in out.stderr
@@ -53,8 +77,13 @@ def test_ocr_command_fails_clearly_on_a_broken_file(corpus: Path) -> None:
 
 def test_bench_is_a_subcommand_found_by_entry_point() -> None:
     """`ocr-gateway bench` reaches benchmarks.cli through its entry point, not an import."""
-    out = subprocess.run([sys.executable, "-m", "gateway", "bench", "--help"],
-                         capture_output=True, text=True, check=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "bench", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     assert out.stdout.startswith("usage: ocr-gateway bench")
     assert "--providers" in out.stdout
 
@@ -62,9 +91,23 @@ def test_bench_is_a_subcommand_found_by_entry_point() -> None:
 def test_bench_receives_the_global_config(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yaml"
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(missing), "bench",
-         "--corpus", str(tmp_path), "--providers", "tesseract"],
-        capture_output=True, text=True, check=False, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--config",
+            str(missing),
+            "bench",
+            "--corpus",
+            str(tmp_path),
+            "--providers",
+            "tesseract",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
     assert out.returncode == 2
     assert "ocr-gateway bench:" in out.stderr
     assert str(missing) in out.stderr

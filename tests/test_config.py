@@ -24,27 +24,40 @@ def test_shipped_config_loads() -> None:
     assert all(set(chain) <= set(settings.providers) for chain in chains.values())
 
 
-@pytest.mark.parametrize(("text", "names"), [
-    ("limits:\n  max_upload_mbb: 3\n", ["max_upload_mbb", "$.limits"]),
-    ("surprise: 1\n", ["surprise"]),
-    ("providers:\n  x:\n    kind: nonsense\n", ["$.providers", "kind"]),
-    ("providers:\n  t:\n    kind: tesseract\n    psmm: 3\n", ["psmm"]),
-    ("rendering:\n  dpi: 5000\n", ["dpi"]),
-    ("pipeline:\n  provider: missing\n", ["missing"]),
-    ("routing:\n  tiers:\n    simple: {credits: 1, providers: [nope]}\n"
-     "    medium: {credits: 3, providers: []}\n    complex: {credits: 5, providers: []}\n",
-     ["routing.tiers.simple", "nope", "is configured"]),
-    ("routing:\n  medium_from: 7\n  complex_from: 6\n", ["medium_from"]),
-    ("limits: [1, 2\n", ["not valid YAML"]),
-    ("plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5, max_upload_mb: 1,\n"
-     "         max_concurrent_jobs: 1, allowed_tiers: [medium]}\n",
-     ["allowed_tiers must be", "$.plans"]),
-    ("plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5, max_upload_mb: 1,\n"
-     "         max_concurrent_jobs: 1, allowed_tiers: [simple, complex]}\n",
-     ["allowed_tiers must be"]),
-    ("plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5, max_upload_mb: 1,\n"
-     "         max_concurrent_jobs: 1, allowed_tiers: [simple, gold]}\n", ["gold"]),
-])
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("limits:\n  max_upload_mbb: 3\n", ["max_upload_mbb", "$.limits"]),
+        ("surprise: 1\n", ["surprise"]),
+        ("providers:\n  x:\n    kind: nonsense\n", ["$.providers", "kind"]),
+        ("providers:\n  t:\n    kind: tesseract\n    psmm: 3\n", ["psmm"]),
+        ("rendering:\n  dpi: 5000\n", ["dpi"]),
+        ("pipeline:\n  provider: missing\n", ["missing"]),
+        (
+            "routing:\n  tiers:\n    simple: {credits: 1, providers: [nope]}\n"
+            "    medium: {credits: 3, providers: []}\n    complex: {credits: 5, providers: []}\n",
+            ["routing.tiers.simple", "nope", "is configured"],
+        ),
+        ("routing:\n  medium_from: 7\n  complex_from: 6\n", ["medium_from"]),
+        ("limits: [1, 2\n", ["not valid YAML"]),
+        (
+            "plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5,\n"
+            "         max_upload_mb: 1, max_concurrent_jobs: 1, allowed_tiers: [medium]}\n",
+            ["allowed_tiers must be", "$.plans"],
+        ),
+        (
+            "plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5,\n"
+            "         max_upload_mb: 1, max_concurrent_jobs: 1,\n"
+            "         allowed_tiers: [simple, complex]}\n",
+            ["allowed_tiers must be"],
+        ),
+        (
+            "plans:\n  free: {submissions: [10/hour], max_pages_per_document: 5,\n"
+            "         max_upload_mb: 1, max_concurrent_jobs: 1, allowed_tiers: [simple, gold]}\n",
+            ["gold"],
+        ),
+    ],
+)
 def test_bad_config_names_the_bad_key(tmp_path: Path, text: str, names: list[str]) -> None:
     with pytest.raises(ConfigError) as error:
         load_settings(write(tmp_path, text), env={})
@@ -59,6 +72,7 @@ def test_data_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
 
 
 def test_environment_overrides_data_dir(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, "data_dir: store\n"),
-                             env={DATA_DIR_ENV: str(tmp_path / "elsewhere")})
+    settings = load_settings(
+        write(tmp_path, "data_dir: store\n"), env={DATA_DIR_ENV: str(tmp_path / "elsewhere")}
+    )
     assert Path(settings.data_dir) == tmp_path / "elsewhere"

@@ -49,11 +49,16 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "429"]
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """A gateway with every surface on (admin API, signup) and budgets a fuzzer cannot exhaust."""
     root = tmp_path_factory.mktemp("contract")
-    config = write_config(root / "config.yaml", root / "data", worker={"processes": 1},
-                          signup={"enabled": True},
-                          rate_limits={"reads": "100000/minute", "admin": "100000/minute"})
-    server = GatewayProcess(config, root / "gateway.log",
-                            env={"OCR_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}).start()
+    config = write_config(
+        root / "config.yaml",
+        root / "data",
+        worker={"processes": 1},
+        signup={"enabled": True},
+        rate_limits={"reads": "100000/minute", "admin": "100000/minute"},
+    )
+    server = GatewayProcess(
+        config, root / "gateway.log", env={"OCR_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    ).start()
     yield server
     server.stop()
 
@@ -75,23 +80,47 @@ def run_schemathesis(url: str, api_key: str, workdir: Path) -> tuple[int, str, d
     (workdir / "schemathesis.toml").write_text(CONFIG)
     report = workdir / "report.json"
     done = subprocess.run(
-        [str(SCHEMATHESIS), "--config-file", str(workdir / "schemathesis.toml"), "--no-color",
-         "run", f"{url}/schema/openapi.json", "--checks", "all",
-         "-H", f"X-API-Key: {api_key}", "-H", f"Authorization: Bearer {ADMIN_TOKEN}",
-         "--max-examples", str(EXAMPLES_PER_OPERATION), "--seed", str(SEED),
-         "--request-timeout", "60", "--report", "json", "--report-json-path", str(report)],
-        capture_output=True, text=True, cwd=workdir, timeout=600, check=False)
+        [
+            str(SCHEMATHESIS),
+            "--config-file",
+            str(workdir / "schemathesis.toml"),
+            "--no-color",
+            "run",
+            f"{url}/schema/openapi.json",
+            "--checks",
+            "all",
+            "-H",
+            f"X-API-Key: {api_key}",
+            "-H",
+            f"Authorization: Bearer {ADMIN_TOKEN}",
+            "--max-examples",
+            str(EXAMPLES_PER_OPERATION),
+            "--seed",
+            str(SEED),
+            "--request-timeout",
+            "60",
+            "--report",
+            "json",
+            "--report-json-path",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=600,
+        check=False,
+    )
     output = done.stdout + done.stderr
     summary = json.loads(report.read_text()) if report.is_file() else {}
     return done.returncode, output, summary
 
 
-def test_schemathesis_finds_no_failure(gateway: GatewayProcess, api_key: str,
-                                       tmp_path: Path) -> None:
+def test_schemathesis_finds_no_failure(
+    gateway: GatewayProcess, api_key: str, tmp_path: Path
+) -> None:
     code, output, report = run_schemathesis(gateway.url, api_key, tmp_path)
     failures = report.get("failures", [])
-    summary = "\n".join(f"{f['code']} {f['title']}: {', '.join(f['operations'])}"
-                        for f in failures)
+    summary = "\n".join(f"{f['code']} {f['title']}: {', '.join(f['operations'])}" for f in failures)
     if code != 0:
         print(output)  # shown with the failure: every case, with a curl line to reproduce it
     assert report, "schemathesis wrote no report (its output is above)"
@@ -103,41 +132,53 @@ def test_schemathesis_finds_no_failure(gateway: GatewayProcess, api_key: str,
 
 def test_huge_offset_is_a_bad_request(http: httpx.Client, api_key: str) -> None:
     """Past the documented maximum, not an overflow in SQLite (was 500)."""
-    response = http.get("/v1/jobs", params={"offset": "197019567850414536210251776"},
-                        headers={"X-API-Key": api_key})
+    response = http.get(
+        "/v1/jobs", params={"offset": "197019567850414536210251776"}, headers={"X-API-Key": api_key}
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
     assert "offset" in response.json()["error"]["message"]
-    assert http.get("/v1/jobs", params={"offset": 1_000_000_000},
-                    headers={"X-API-Key": api_key}).status_code == 200
+    assert (
+        http.get(
+            "/v1/jobs", params={"offset": 1_000_000_000}, headers={"X-API-Key": api_key}
+        ).status_code
+        == 200
+    )
 
 
-@pytest.mark.parametrize("query", ["to=0001-01-05", "from=9999-12-31&to=9999-12-31",
-                                   "from=2026-02-30"])
-def test_usage_dates_out_of_range_are_a_bad_request(http: httpx.Client, api_key: str,
-                                                    query: str) -> None:
+@pytest.mark.parametrize(
+    "query", ["to=0001-01-05", "from=9999-12-31&to=9999-12-31", "from=2026-02-30"]
+)
+def test_usage_dates_out_of_range_are_a_bad_request(
+    http: httpx.Client, api_key: str, query: str
+) -> None:
     """Dates at the ends of the calendar are refused, not overflowed (was 500)."""
     response = http.get(f"/v1/usage?{query}", headers={"X-API-Key": api_key})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ({"amount": 5}, 200),
-    ({"amount": 5.0}, 200),  # a whole number is an integer in JSON Schema
-    ({"amount": "5"}, 400),
-    ({"amount": 0}, 400),
-    ({"amount": 1_000_000_001}, 400),
-    ({"amount": 5, "note": 7}, 400),
-    ({"amount": 5, "extra": 1}, 400),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"amount": 5}, 200),
+        ({"amount": 5.0}, 200),  # a whole number is an integer in JSON Schema
+        ({"amount": "5"}, 400),
+        ({"amount": 0}, 400),
+        ({"amount": 1_000_000_001}, 400),
+        ({"amount": 5, "note": 7}, 400),
+        ({"amount": 5, "extra": 1}, 400),
+    ],
+)
 def test_json_body_values_must_have_their_schema_type(
-        http: httpx.Client, gateway: GatewayProcess, body: dict[str, Any], status: int) -> None:
+    http: httpx.Client, gateway: GatewayProcess, body: dict[str, Any], status: int
+) -> None:
     """No lax conversion of JSON bodies: a string is not a number, in or out of bounds."""
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     tenant = http.post("/admin/tenants", headers=admin, json={"name": "typed"}).json()
-    response = http.post(f"/admin/tenants/{tenant['tenant']['id']}/credits", headers=admin,
-                         json=body)
+    response = http.post(
+        f"/admin/tenants/{tenant['tenant']['id']}/credits", headers=admin, json=body
+    )
     assert response.status_code == status, response.text
 
 
@@ -151,24 +192,35 @@ def test_json_booleans_are_not_numbers(http: httpx.Client) -> None:
     assert changed.json()["allow_remote"] is False
 
 
-@pytest.mark.parametrize(("value", "status"), [("true", 202), ("false", 202), ("0", 400),
-                                               ("1", 400), ("True", 400), ("yes", 400)])
-def test_form_booleans_are_spelled_true_or_false(http: httpx.Client, api_key: str,
-                                                 corpus: Path, value: str, status: int) -> None:
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [("true", 202), ("false", 202), ("0", 400), ("1", 400), ("True", 400), ("yes", 400)],
+)
+def test_form_booleans_are_spelled_true_or_false(
+    http: httpx.Client, api_key: str, corpus: Path, value: str, status: int
+) -> None:
     png = (corpus / "a_clean_printed/uw3_lines/010004.bin.png").read_bytes()
-    response = http.post("/v1/ocr", headers={"X-API-Key": api_key},
-                         files={"file": ("a.png", png)}, data={"allow_remote": value})
+    response = http.post(
+        "/v1/ocr",
+        headers={"X-API-Key": api_key},
+        files={"file": ("a.png", png)},
+        data={"allow_remote": value},
+    )
     assert response.status_code == status, response.text
 
 
-@pytest.mark.parametrize(("headers", "status"), [
-    ({}, 401),
-    ({"Authorization": "Basic YWRtaW46YWRtaW4="}, 401),
-    ({"Authorization": "Bearer wrong"}, 401),
-    ({"Authorization": f"Bearer {ADMIN_TOKEN}"}, 200),
-])
-def test_admin_credential_missing_or_wrong_is_401(http: httpx.Client, headers: dict[str, str],
-                                                  status: int) -> None:
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Basic YWRtaW46YWRtaW4="}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": f"Bearer {ADMIN_TOKEN}"}, 200),
+    ],
+)
+def test_admin_credential_missing_or_wrong_is_401(
+    http: httpx.Client, headers: dict[str, str], status: int
+) -> None:
     response = http.get("/admin/tenants", headers=headers)
     assert response.status_code == status
     if status == 401:
@@ -178,8 +230,7 @@ def test_admin_credential_missing_or_wrong_is_401(http: httpx.Client, headers: d
 def test_admin_401_and_403_are_documented(http: httpx.Client) -> None:
     """401 for a missing or wrong token; 403 only while the admin API is off."""
     paths = http.get("/schema/openapi.json").json()["paths"]
-    admin = [op for path, ops in paths.items() if path.startswith("/admin/")
-             for op in ops.values()]
+    admin = [op for path, ops in paths.items() if path.startswith("/admin/") for op in ops.values()]
     assert admin
     for op in admin:
         assert {"401", "403"} <= set(op["responses"])
@@ -187,44 +238,66 @@ def test_admin_401_and_403_are_documented(http: httpx.Client) -> None:
         assert "disabled" in op["responses"]["403"]["description"]
 
 
-@pytest.mark.parametrize(("field", "code"), [
-    ("mode", "bad_request"), ("max_credits", "bad_request"), ("allow_remote", "bad_request"),
-    ("page_ranges", "invalid_page_ranges"),
-])
+@pytest.mark.parametrize(
+    ("field", "code"),
+    [
+        ("mode", "bad_request"),
+        ("max_credits", "bad_request"),
+        ("allow_remote", "bad_request"),
+        ("page_ranges", "invalid_page_ranges"),
+    ],
+)
 def test_form_fields_are_not_nullable_so_null_is_an_ordinary_value(
-        http: httpx.Client, api_key: str, corpus: Path, field: str, code: str) -> None:
+    http: httpx.Client, api_key: str, corpus: Path, field: str, code: str
+) -> None:
     """No form field is nullable in the schema, so the text `null` is just a value: no mode,
     number or boolean (refused in validation), and a string that is not page ranges."""
     form = http.get("/schema/openapi.json").json()["components"]["schemas"]["SubmitForm"]
     assert "null" not in json.dumps(form["properties"][field])
     assert field not in form["required"]
     png = (corpus / "a_clean_printed/uw3_lines/010004.bin.png").read_bytes()
-    response = http.post("/v1/ocr", headers={"X-API-Key": api_key},
-                         files={"file": ("a.png", png)}, data={field: "null"})
+    response = http.post(
+        "/v1/ocr",
+        headers={"X-API-Key": api_key},
+        files={"file": ("a.png", png)},
+        data={field: "null"},
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == code
 
 
-def test_form_fields_with_values_are_accepted(http: httpx.Client, api_key: str,
-                                              corpus: Path) -> None:
+def test_form_fields_with_values_are_accepted(
+    http: httpx.Client, api_key: str, corpus: Path
+) -> None:
     png = (corpus / "a_clean_printed/uw3_lines/010004.bin.png").read_bytes()
-    response = http.post("/v1/ocr", headers={"X-API-Key": api_key},
-                         files={"file": ("a.png", png)},
-                         data={"mode": "fast", "max_credits": "5", "allow_remote": "false",
-                               "page_ranges": '[{"start": 1, "end": 1}]'})
+    response = http.post(
+        "/v1/ocr",
+        headers={"X-API-Key": api_key},
+        files={"file": ("a.png", png)},
+        data={
+            "mode": "fast",
+            "max_credits": "5",
+            "allow_remote": "false",
+            "page_ranges": '[{"start": 1, "end": 1}]',
+        },
+    )
     assert response.status_code == 202, response.text
     assert response.json()["creditsReserved"] == 1
 
 
-@pytest.mark.parametrize(("path", "methods"), [
-    ("/v1/jobs/some-job", {"GET", "DELETE"}),
-    ("/admin/tenants", {"GET", "POST"}),
-    ("/admin/tenants/some-tenant", {"GET", "PATCH"}),
-    ("/admin/tenants/some-tenant/keys", {"GET", "POST"}),
-    ("/v1/jobs", {"GET"}),
-])
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [
+        ("/v1/jobs/some-job", {"GET", "DELETE"}),
+        ("/admin/tenants", {"GET", "POST"}),
+        ("/admin/tenants/some-tenant", {"GET", "PATCH"}),
+        ("/admin/tenants/some-tenant/keys", {"GET", "POST"}),
+        ("/v1/jobs", {"GET"}),
+    ],
+)
 def test_options_allow_header_lists_the_schema_methods(
-        http: httpx.Client, api_key: str, path: str, methods: set[str]) -> None:
+    http: httpx.Client, api_key: str, path: str, methods: set[str]
+) -> None:
     headers = {"X-API-Key": api_key, "Authorization": f"Bearer {ADMIN_TOKEN}"}
     response = http.options(path, headers=headers)
     assert response.status_code == 204

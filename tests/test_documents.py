@@ -29,17 +29,21 @@ from gateway.work.documents import (
 from gateway.work.submissions import parse_page_ranges
 
 
-@pytest.mark.parametrize(("file", "kind"), [
-    ("a_clean_printed/tesseract/phototest.tif", DocumentKind.TIFF),
-    ("a_clean_printed/tesseract/phototest-rotated-180.png", DocumentKind.PNG),
-    ("c_receipts/sroie/000.jpg", DocumentKind.JPEG),
-    ("f_pdfs/born_digital/crazyones.pdf", DocumentKind.PDF),
-    ("g_malformed/image/pillow_bmp_b_reallybig.bmp", DocumentKind.BMP),
-    ("g_malformed/image/pillow_decompression_bomb.gif", None),
-    ("g_malformed/image/pillow_decompression_bomb.ico", None),
-])
-def test_kind_is_detected_from_the_bytes(corpus: Path, file: str,
-                                         kind: DocumentKind | None) -> None:
+@pytest.mark.parametrize(
+    ("file", "kind"),
+    [
+        ("a_clean_printed/tesseract/phototest.tif", DocumentKind.TIFF),
+        ("a_clean_printed/tesseract/phototest-rotated-180.png", DocumentKind.PNG),
+        ("c_receipts/sroie/000.jpg", DocumentKind.JPEG),
+        ("f_pdfs/born_digital/crazyones.pdf", DocumentKind.PDF),
+        ("g_malformed/image/pillow_bmp_b_reallybig.bmp", DocumentKind.BMP),
+        ("g_malformed/image/pillow_decompression_bomb.gif", None),
+        ("g_malformed/image/pillow_decompression_bomb.ico", None),
+    ],
+)
+def test_kind_is_detected_from_the_bytes(
+    corpus: Path, file: str, kind: DocumentKind | None
+) -> None:
     assert detect_kind((corpus / file).read_bytes()[:2048]) == kind
 
 
@@ -48,19 +52,32 @@ def test_webp_is_detected() -> None:
     assert detect_kind(b"plain text") is None
 
 
-@pytest.mark.parametrize(("raw", "count", "pages"), [
-    (None, 3, [1, 2, 3]),
-    ("", 2, [1, 2]),
-    ('[{"start":2,"end":3}]', 5, [2, 3]),
-    ('[{"start":4,"end":5},{"start":1,"end":2},{"start":2,"end":2}]', 5, [1, 2, 4, 5]),
-])
-def test_page_ranges_select_sorted_unique_pages(raw: str | None, count: int,
-                                                pages: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("raw", "count", "pages"),
+    [
+        (None, 3, [1, 2, 3]),
+        ("", 2, [1, 2]),
+        ('[{"start":2,"end":3}]', 5, [2, 3]),
+        ('[{"start":4,"end":5},{"start":1,"end":2},{"start":2,"end":2}]', 5, [1, 2, 4, 5]),
+    ],
+)
+def test_page_ranges_select_sorted_unique_pages(
+    raw: str | None, count: int, pages: list[int]
+) -> None:
     assert parse_page_ranges(raw, count) == pages
 
 
-@pytest.mark.parametrize("raw", ['[{"start":0,"end":1}]', '[{"start":1,"end":4}]', "{}",
-                                 '[{"start":1}]', '[{"start":1,"end":1,"x":2}]', "[]"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '[{"start":0,"end":1}]',
+        '[{"start":1,"end":4}]',
+        "{}",
+        '[{"start":1}]',
+        '[{"start":1,"end":1,"x":2}]',
+        "[]",
+    ],
+)
 def test_bad_page_ranges_are_refused(raw: str) -> None:
     with pytest.raises(InvalidPageRangesError):
         parse_page_ranges(raw, 3)
@@ -73,37 +90,49 @@ def test_render_scale_keeps_pages_under_the_pixel_limit() -> None:
 
 
 def test_huge_pdf_page_renders_within_the_limit(corpus: Path) -> None:
-    page = render_page(corpus / "g_malformed/pdf/ocrmypdf_enormous.pdf", DocumentKind.PDF, 0,
-                       200, 4_000_000)
+    page = render_page(
+        corpus / "g_malformed/pdf/ocrmypdf_enormous.pdf", DocumentKind.PDF, 0, 200, 4_000_000
+    )
     assert page.width * page.height <= 4_000_000
     assert page.dpi < 200
 
 
 def test_declared_giant_image_is_refused_before_decoding(corpus: Path) -> None:
     with pytest.raises(ImageTooLargeError):
-        inspect_document(corpus / "g_malformed/image/pillow_bmp_b_reallybig.bmp",
-                         DocumentKind.BMP, 40_000_000)
+        inspect_document(
+            corpus / "g_malformed/image/pillow_bmp_b_reallybig.bmp", DocumentKind.BMP, 40_000_000
+        )
 
 
 def test_user_password_pdf_is_reported_as_encrypted(corpus: Path) -> None:
     with pytest.raises(EncryptedDocumentError):
-        inspect_document(corpus / "g_malformed/pdf/pdfjs_issue6010_1.pdf", DocumentKind.PDF,
-                         40_000_000)
+        inspect_document(
+            corpus / "g_malformed/pdf/pdfjs_issue6010_1.pdf", DocumentKind.PDF, 40_000_000
+        )
 
 
 def test_rotated_pdf_page_renders_upright_dimensions(corpus: Path) -> None:
-    info = inspect_document(corpus / "f_pdfs/born_digital/tracemonkey.pdf", DocumentKind.PDF,
-                            40_000_000)
+    info = inspect_document(
+        corpus / "f_pdfs/born_digital/tracemonkey.pdf", DocumentKind.PDF, 40_000_000
+    )
     assert info.page_count == 14
-    page = render_page(corpus / "f_pdfs/born_digital/tracemonkey.pdf", DocumentKind.PDF, 0, 100,
-                       40_000_000)
+    page = render_page(
+        corpus / "f_pdfs/born_digital/tracemonkey.pdf", DocumentKind.PDF, 0, 100, 40_000_000
+    )
     assert page.height > page.width  # portrait letter page
 
 
-@pytest.mark.parametrize("file", ["c_receipts/sroie/000.jpg", "f_pdfs/ocrmypdf/linn.png",
-                                  "a_clean_printed/tesseract/phototest.tif"])
-def test_inspection_keeps_the_first_page_thumbnail_from_its_one_decode(corpus: Path,
-                                                                       file: str) -> None:
+@pytest.mark.parametrize(
+    "file",
+    [
+        "c_receipts/sroie/000.jpg",
+        "f_pdfs/ocrmypdf/linn.png",
+        "a_clean_printed/tesseract/phototest.tif",
+    ],
+)
+def test_inspection_keeps_the_first_page_thumbnail_from_its_one_decode(
+    corpus: Path, file: str
+) -> None:
     path = corpus / file
     kind = detect_kind(path.read_bytes()[:2048])
     assert kind is not None
@@ -116,8 +145,9 @@ def test_inspection_keeps_the_first_page_thumbnail_from_its_one_decode(corpus: P
     assert info.first_page.image.dpi == thumbnail.image.dpi
 
 
-def test_truncated_jpeg_is_refused_even_when_decoded_at_thumbnail_scale(corpus: Path,
-                                                                         tmp_path: Path) -> None:
+def test_truncated_jpeg_is_refused_even_when_decoded_at_thumbnail_scale(
+    corpus: Path, tmp_path: Path
+) -> None:
     whole = (corpus / "c_receipts/sroie/000.jpg").read_bytes()
     truncated = tmp_path / "half.jpg"
     truncated.write_bytes(whole[: len(whole) // 2])
@@ -136,19 +166,32 @@ def test_damaged_page_fails_with_page_render_failed(corpus: Path, tmp_path: Path
 
 def test_page_past_the_end_fails_with_page_not_found(corpus: Path) -> None:
     with pytest.raises(PageNotFoundError, match="no page 21") as caught:
-        render_page(corpus / "f_pdfs/born_digital/tracemonkey.pdf", DocumentKind.PDF, 20, 100,
-                    40_000_000)
+        render_page(
+            corpus / "f_pdfs/born_digital/tracemonkey.pdf", DocumentKind.PDF, 20, 100, 40_000_000
+        )
     assert caught.value.code == "page_not_found"
 
 
-@pytest.mark.parametrize(("file", "kind", "error", "code"), [
-    ("g_malformed/pdf/pdfjs_issue6010_1.pdf", DocumentKind.PDF, PageEncryptedError,
-     "encrypted_document"),
-    ("g_malformed/image/pillow_bmp_b_reallybig.bmp", DocumentKind.BMP, PageImageTooLargeError,
-     "image_too_large"),
-])
+@pytest.mark.parametrize(
+    ("file", "kind", "error", "code"),
+    [
+        (
+            "g_malformed/pdf/pdfjs_issue6010_1.pdf",
+            DocumentKind.PDF,
+            PageEncryptedError,
+            "encrypted_document",
+        ),
+        (
+            "g_malformed/image/pillow_bmp_b_reallybig.bmp",
+            DocumentKind.BMP,
+            PageImageTooLargeError,
+            "image_too_large",
+        ),
+    ],
+)
 def test_document_error_while_rendering_fails_the_page_with_its_code(
-        corpus: Path, file: str, kind: DocumentKind, error: type[PageError], code: str) -> None:
+    corpus: Path, file: str, kind: DocumentKind, error: type[PageError], code: str
+) -> None:
     """A document refused at inspection, met again when a page is read, fails that page (a
     PageError, never a DocumentError) with the document's code."""
     with pytest.raises(error) as caught:

@@ -16,8 +16,9 @@ from tests.support.gateway_process import GatewayProcess, create_tenant, wait_fo
 
 @pytest.fixture
 def tesseract_config(tmp_path: Path) -> Path:
-    return write_config(tmp_path / "config.yaml", tmp_path / "data",
-                        pipeline={"provider": "tesseract"})
+    return write_config(
+        tmp_path / "config.yaml", tmp_path / "data", pipeline={"provider": "tesseract"}
+    )
 
 
 @pytest.fixture
@@ -28,16 +29,17 @@ def servers() -> Iterator[list[GatewayProcess]]:
         server.stop()
 
 
-def test_sigkill_mid_job_resumes_and_charges_once(tesseract_config: Path, tmp_path: Path,
-                                                  servers: list[GatewayProcess],
-                                                  corpus: Path) -> None:
+def test_sigkill_mid_job_resumes_and_charges_once(
+    tesseract_config: Path, tmp_path: Path, servers: list[GatewayProcess], corpus: Path
+) -> None:
     key = create_tenant(tesseract_config, credits=100)
     first = GatewayProcess(tesseract_config, tmp_path / "first.log").start()
     servers.append(first)
     pdf = (corpus / "f_pdfs/born_digital/tracemonkey.pdf").read_bytes()  # 14 pages
     with httpx.Client(base_url=first.url, timeout=60) as client:
-        job_id = client.post("/v1/ocr", headers={"X-API-Key": key},
-                             files={"file": ("tracemonkey.pdf", pdf)}).json()["jobId"]
+        job_id = client.post(
+            "/v1/ocr", headers={"X-API-Key": key}, files={"file": ("tracemonkey.pdf", pdf)}
+        ).json()["jobId"]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             done = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key}).json()
@@ -61,24 +63,45 @@ def test_sigkill_mid_job_resumes_and_charges_once(tesseract_config: Path, tmp_pa
 
 
 def test_page_past_its_deadline_fails_and_the_worker_is_replaced(
-        tmp_path: Path, servers: list[GatewayProcess], corpus: Path) -> None:
-    config = write_config(tmp_path / "config.yaml", tmp_path / "data",
-                          pipeline={"provider": "tesseract"},
-                          limits={"render_timeout_s": 0.3, "page_timeout_s": 2.0},
-                          worker={"processes": 1})
+    tmp_path: Path, servers: list[GatewayProcess], corpus: Path
+) -> None:
+    config = write_config(
+        tmp_path / "config.yaml",
+        tmp_path / "data",
+        pipeline={"provider": "tesseract"},
+        limits={"render_timeout_s": 0.3, "page_timeout_s": 2.0},
+        worker={"processes": 1},
+    )
     key = create_tenant(config, credits=10)
     server = GatewayProcess(config, tmp_path / "gateway.log").start()
     servers.append(server)
     headers = {"X-API-Key": key}
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        slow_ocr = client.post("/v1/ocr", headers=headers, files={
-            "file": ("linn.png", (corpus / "f_pdfs/ocrmypdf/linn.png").read_bytes())})
-        slow_render = client.post("/v1/ocr", headers=headers, files={
-            "file": ("enormous.pdf",
-                     (corpus / "g_malformed/pdf/ocrmypdf_enormous.pdf").read_bytes())})
-        normal = client.post("/v1/ocr", headers=headers, files={
-            "file": ("phototest.tif",
-                     (corpus / "a_clean_printed/tesseract/phototest.tif").read_bytes())})
+        slow_ocr = client.post(
+            "/v1/ocr",
+            headers=headers,
+            files={"file": ("linn.png", (corpus / "f_pdfs/ocrmypdf/linn.png").read_bytes())},
+        )
+        slow_render = client.post(
+            "/v1/ocr",
+            headers=headers,
+            files={
+                "file": (
+                    "enormous.pdf",
+                    (corpus / "g_malformed/pdf/ocrmypdf_enormous.pdf").read_bytes(),
+                )
+            },
+        )
+        normal = client.post(
+            "/v1/ocr",
+            headers=headers,
+            files={
+                "file": (
+                    "phototest.tif",
+                    (corpus / "a_clean_printed/tesseract/phototest.tif").read_bytes(),
+                )
+            },
+        )
         ocr_job = wait_for_job(client, slow_ocr.json()["jobId"], key)
         render_job = wait_for_job(client, slow_render.json()["jobId"], key)
         normal_job = wait_for_job(client, normal.json()["jobId"], key)
@@ -94,14 +117,20 @@ def test_page_past_its_deadline_fails_and_the_worker_is_replaced(
 
 
 async def test_ledger_balances_under_concurrent_submissions(
-        gateway: GatewayProcess, corpus: Path) -> None:
+    gateway: GatewayProcess, corpus: Path
+) -> None:
     """Many racing submissions never overdraw: exactly the affordable ones are accepted."""
     key = create_tenant(gateway.config, name="racer", credits=5)
     page = (corpus / "a_clean_printed/uw3_lines/010004.bin.png").read_bytes()
     async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
-        responses = await asyncio.gather(*(
-            client.post("/v1/ocr", headers={"X-API-Key": key},
-                        files={"file": ("line.png", page)}) for _ in range(12)))
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    "/v1/ocr", headers={"X-API-Key": key}, files={"file": ("line.png", page)}
+                )
+                for _ in range(12)
+            )
+        )
     statuses = [r.status_code for r in responses]
     assert statuses.count(202) == 5
     assert statuses.count(402) == 7

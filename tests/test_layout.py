@@ -8,10 +8,12 @@ from providers.types import TextLine, quad_from_box
 W, H = 1000, 1000
 
 
-def line(text: str, left: float, top: float, right: float, height: float = 20,
-         confidence: float = 0.9) -> TextLine:
-    return TextLine(text=text, confidence=confidence,
-                    quad=quad_from_box(left, top, right, top + height))
+def line(
+    text: str, left: float, top: float, right: float, height: float = 20, confidence: float = 0.9
+) -> TextLine:
+    return TextLine(
+        text=text, confidence=confidence, quad=quad_from_box(left, top, right, top + height)
+    )
 
 
 def column(prefix: str, left: float, right: float, top: float, rows: int) -> list[TextLine]:
@@ -19,8 +21,11 @@ def column(prefix: str, left: float, right: float, top: float, rows: int) -> lis
 
 
 def test_two_columns_read_column_by_column() -> None:
-    lines = [line("Title", 100, 20, 900, height=40),
-             *column("L", 50, 470, 100, 6), *column("R", 530, 950, 100, 6)]
+    lines = [
+        line("Title", 100, 20, 900, height=40),
+        *column("L", 50, 470, 100, 6),
+        *column("R", 530, 950, 100, 6),
+    ]
     # engines list lines row by row across both columns
     shuffled = sorted(lines, key=lambda ln: (ln.quad[0][1], ln.quad[0][0]))
     blocks = build_blocks(shuffled, W, H)
@@ -33,12 +38,17 @@ def test_two_columns_read_column_by_column() -> None:
 def test_key_value_rows_are_not_split_into_columns() -> None:
     """Short labels and values aligned on rows are a form, not two text columns."""
     lines = []
-    for i, (key, value) in enumerate([("Name:", "Ada Lovelace"), ("Date:", "1843"),
-                                      ("City:", "London"), ("Total:", "9.00")]):
+    for i, (key, value) in enumerate(
+        [("Name:", "Ada Lovelace"), ("Date:", "1843"), ("City:", "London"), ("Total:", "9.00")]
+    ):
         lines += [line(key, 50, 100 + 26 * i, 150), line(value, 600, 100 + 26 * i, 760)]
     blocks = build_blocks(lines, W, H)
     assert [ln.text for b in blocks for ln in b.lines] == [
-        "Name: Ada Lovelace", "Date: 1843", "City: London", "Total: 9.00"]
+        "Name: Ada Lovelace",
+        "Date: 1843",
+        "City: London",
+        "Total: 9.00",
+    ]
 
 
 def test_paragraph_gap_starts_a_new_block() -> None:
@@ -58,8 +68,14 @@ def test_geometry_is_relative_and_clamped() -> None:
 
 
 def test_confidence_is_weighted_by_characters() -> None:
-    blocks = build_blocks([line("long line of text", 50, 100, 900, confidence=1.0),
-                           line("x", 50, 126, 80, confidence=0.0)], W, H)
+    blocks = build_blocks(
+        [
+            line("long line of text", 50, 100, 900, confidence=1.0),
+            line("x", 50, 126, 80, confidence=0.0),
+        ],
+        W,
+        H,
+    )
     assert global_confidence(blocks) == round(17 / 18, 4)
 
 

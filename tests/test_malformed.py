@@ -11,12 +11,28 @@ import pytest
 from tests.support.gateway_process import CORPUS, GatewayProcess, create_tenant, wait_for_job
 
 MALFORMED = CORPUS / "g_malformed"
-ENTRIES = [json.loads(line) for line in (MALFORMED / "manifest.jsonl").read_text().splitlines()
-           if line.strip()]
-CLEAR_SUBMIT_ERRORS = {"invalid_document", "encrypted_document", "image_too_large",
-                       "unsupported_media_type", "empty_document", "document_timeout"}
-CLEAR_PAGE_ERRORS = {"page_render_failed", "render_timeout", "page_timeout", "page_crashed",
-                     "image_too_large", "ocr_failed", "ocr_timeout"}
+ENTRIES = [
+    json.loads(line)
+    for line in (MALFORMED / "manifest.jsonl").read_text().splitlines()
+    if line.strip()
+]
+CLEAR_SUBMIT_ERRORS = {
+    "invalid_document",
+    "encrypted_document",
+    "image_too_large",
+    "unsupported_media_type",
+    "empty_document",
+    "document_timeout",
+}
+CLEAR_PAGE_ERRORS = {
+    "page_render_failed",
+    "render_timeout",
+    "page_timeout",
+    "page_crashed",
+    "image_too_large",
+    "ocr_failed",
+    "ocr_timeout",
+}
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +41,15 @@ def hostile_key(gateway: GatewayProcess) -> str:
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["file"] for e in ENTRIES])
-def test_malformed_file_gets_a_clear_answer(client: httpx.Client, hostile_key: str,
-                                            entry: dict[str, str]) -> None:
+def test_malformed_file_gets_a_clear_answer(
+    client: httpx.Client, hostile_key: str, entry: dict[str, str]
+) -> None:
     content = (MALFORMED / entry["file"]).read_bytes()
-    response = client.post("/v1/ocr", headers={"X-API-Key": hostile_key},
-                           files={"file": (Path(entry["file"]).name, content)})
+    response = client.post(
+        "/v1/ocr",
+        headers={"X-API-Key": hostile_key},
+        files={"file": (Path(entry["file"]).name, content)},
+    )
     if response.status_code != 202:
         assert response.status_code in (400, 415), response.text
         error = response.json()["error"]
@@ -44,20 +64,23 @@ def test_malformed_file_gets_a_clear_answer(client: httpx.Client, hostile_key: s
             assert page["error"]["code"] in CLEAR_PAGE_ERRORS, page["error"]
         else:
             assert page["document_metadata"]["page_dimensions"]["width"] > 0
-    charged = sum(p["pipeline_metadata"]["credits"] for p in job["results"]
-                  if p["status"] == "completed")
+    charged = sum(
+        p["pipeline_metadata"]["credits"] for p in job["results"] if p["status"] == "completed"
+    )
     assert job["credits_used"] == charged  # failed pages are refunded
     if job["status"] == "failed":
         assert job["error"]["code"] == "all_pages_failed"
 
 
-def test_service_stays_up_for_other_tenants(client: httpx.Client, gateway: GatewayProcess,
-                                            corpus: Path) -> None:
+def test_service_stays_up_for_other_tenants(
+    client: httpx.Client, gateway: GatewayProcess, corpus: Path
+) -> None:
     """Runs after the hostile files (same module): another tenant's job completes normally."""
     key = create_tenant(gateway.config, name="bystander", credits=10)
     page = (corpus / "a_clean_printed/tesseract/phototest.tif").read_bytes()
-    response = client.post("/v1/ocr", headers={"X-API-Key": key},
-                           files={"file": ("phototest.tif", page)})
+    response = client.post(
+        "/v1/ocr", headers={"X-API-Key": key}, files={"file": ("phototest.tif", page)}
+    )
     job = wait_for_job(client, response.json()["jobId"], key)
     assert job["status"] == "completed"
     health = client.get("/health").json()

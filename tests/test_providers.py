@@ -48,8 +48,7 @@ def tesseract() -> TesseractProvider:
 
 
 def _blank_page() -> PageImage:
-    return PageImage(pixels=np.full((600, 400, 3), 255, dtype=np.uint8), dpi=200.0,
-                     page_number=1)
+    return PageImage(pixels=np.full((600, 400, 3), 255, dtype=np.uint8), dpi=200.0, page_number=1)
 
 
 # --- RapidOCR ----------------------------------------------------------------------------------
@@ -67,7 +66,8 @@ def test_word_spacing_restored_on_receipt_line(rapidocr: RapidOCRProvider, corpu
 
 @pytest.mark.parametrize("relative", ["c_receipts/sroie/000.jpg", "b_forms/funsd/82491256.png"])
 def test_tuned_reading_matches_ground_truth_at_least_as_well_as_stock(
-        rapidocr: RapidOCRProvider, corpus: Path, relative: str) -> None:
+    rapidocr: RapidOCRProvider, corpus: Path, relative: str
+) -> None:
     from rapidocr_onnxruntime import RapidOCR
 
     page = _page(corpus, relative)
@@ -104,7 +104,7 @@ def test_quads_are_in_page_pixels(rapidocr: RapidOCRProvider, corpus: Path) -> N
     sheet = np.full((3600, 3000, 3), 255, dtype=np.uint8)
     offsets = [(400, 300), (2200, 2900)]  # (x, y): content spans 2240 x 3080, beyond 2000
     for x, y in offsets:
-        sheet[y:y + page.height, x:x + page.width] = page.pixels
+        sheet[y : y + page.height, x : x + page.width] = page.pixels
     big = PageImage(pixels=sheet, dpi=page.dpi, page_number=1)
     found = [line for line in rapidocr.recognize(big).lines if line.text.startswith("This")]
     assert len(found) == 2
@@ -118,13 +118,16 @@ def test_cpu_is_used_without_a_cuda_provider(rapidocr: RapidOCRProvider) -> None
     assert rapidocr.device == "cpu"
 
 
-@pytest.mark.parametrize(("use_cuda", "available", "device"), [
-    ("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"),
-    (True, ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"),
-    (False, ["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu"),
-    ("auto", ["CPUExecutionProvider"], "cpu"),
-    (True, ["AzureExecutionProvider", "CPUExecutionProvider"], "cpu"),
-])
+@pytest.mark.parametrize(
+    ("use_cuda", "available", "device"),
+    [
+        ("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"),
+        (True, ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"),
+        (False, ["CUDAExecutionProvider", "CPUExecutionProvider"], "cpu"),
+        ("auto", ["CPUExecutionProvider"], "cpu"),
+        (True, ["AzureExecutionProvider", "CPUExecutionProvider"], "cpu"),
+    ],
+)
 def test_device_selection(use_cuda: Any, available: list[str], device: str) -> None:
     assert select_device(use_cuda, available) == device
 
@@ -135,16 +138,19 @@ def test_use_cuda_takes_auto_or_a_boolean() -> None:
         msgspec.convert({"kind": "rapidocr", "use_cuda": "yes"}, RapidOCRConfig)
 
 
-@pytest.mark.parametrize(("gap_columns", "expected"), [
-    (2, "AB"),  # letters of one word: a sliver of white
-    (8, "AB"),  # 0.33 pitch, characters one pitch apart: still one word
-    (15, "A B"),  # 0.62 pitch: a word space
-])
+@pytest.mark.parametrize(
+    ("gap_columns", "expected"),
+    [
+        (2, "AB"),  # letters of one word: a sliver of white
+        (8, "AB"),  # 0.33 pitch, characters one pitch apart: still one word
+        (15, "A B"),  # 0.62 pitch: a word space
+    ],
+)
 def test_respace_by_blank_gap(gap_columns: int, expected: str) -> None:
     """Two characters three frames (24 columns) apart; blank columns centred between them."""
     blank = np.zeros(48, dtype=bool)
     start = 16 - gap_columns // 2
-    blank[start:start + gap_columns] = True
+    blank[start : start + gap_columns] = True
     assert respace(["A", "B"], [(0, 0), (3, 3)], blank) == expected
 
 
@@ -166,16 +172,18 @@ def test_content_bounds_trim_a_small_page_on_a_large_sheet() -> None:
 # --- Tesseract ---------------------------------------------------------------------------------
 
 
-TSV = "\n".join([
-    "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext",
-    "1\t1\t0\t0\t0\t0\t0\t0\t640\t480\t-1\t",
-    "4\t1\t1\t1\t1\t0\t36\t92\t582\t28\t-1\t",
-    "5\t1\t1\t1\t1\t1\t36\t92\t60\t24\t96.5\tThis",
-    "5\t1\t1\t1\t1\t2\t109\t92\t20\t24\t90\tis",
-    "5\t1\t1\t1\t2\t1\t36\t130\t40\t24\t80\tof",
-    "5\t1\t2\t1\t1\t1\t300\t400\t50\t20\t-1\t ",
-    "5\t1\t2\t1\t1\t2\t360\t400\t50\t20\t150\tend",
-])
+TSV = "\n".join(
+    [
+        "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext",
+        "1\t1\t0\t0\t0\t0\t0\t0\t640\t480\t-1\t",
+        "4\t1\t1\t1\t1\t0\t36\t92\t582\t28\t-1\t",
+        "5\t1\t1\t1\t1\t1\t36\t92\t60\t24\t96.5\tThis",
+        "5\t1\t1\t1\t1\t2\t109\t92\t20\t24\t90\tis",
+        "5\t1\t1\t1\t2\t1\t36\t130\t40\t24\t80\tof",
+        "5\t1\t2\t1\t1\t1\t300\t400\t50\t20\t-1\t ",
+        "5\t1\t2\t1\t1\t2\t360\t400\t50\t20\t150\tend",
+    ]
+)
 
 
 def test_tsv_words_grouped_into_lines() -> None:
@@ -188,15 +196,33 @@ def test_tsv_words_grouped_into_lines() -> None:
     assert lines[2].confidence == 1.0  # clamped to 0..1
 
 
-def test_tesseract_one_thread_reads_what_stock_reads(tesseract: TesseractProvider,
-                                                     corpus: Path) -> None:
+def test_tesseract_one_thread_reads_what_stock_reads(
+    tesseract: TesseractProvider, corpus: Path
+) -> None:
     """OMP_THREAD_LIMIT=1 changes the speed, not the text: the same as the stock CLI."""
     page = _page(corpus, "b_forms/funsd/82491256.png")
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
     stock = subprocess.run(
-        ["tesseract", "stdin", "stdout", "-l", "eng", "--psm", "3", "--oem", "1", "--dpi",
-         str(round(page.dpi)), "tsv"], input=encode_pnm(page), capture_output=True, env=env,
-        check=True, timeout=120)
+        [
+            "tesseract",
+            "stdin",
+            "stdout",
+            "-l",
+            "eng",
+            "--psm",
+            "3",
+            "--oem",
+            "1",
+            "--dpi",
+            str(round(page.dpi)),
+            "tsv",
+        ],
+        input=encode_pnm(page),
+        capture_output=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
     expected = [line.text for line in parse_tsv(stock.stdout.decode())]
     assert [line.text for line in tesseract.recognize(page).lines] == expected
     assert expected

@@ -36,8 +36,9 @@ from tests.support.fake_vlm_server import FakeVLMServer
 from tests.support.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
 
 PHOTOTEST = "a_clean_printed/tesseract/phototest.tif"
-FAST_RETRY = RetrySettings(attempts=3, budget_s=10.0, backoff_initial_s=0.05,
-                           backoff_max_s=0.2, retry_after_max_s=3.0)
+FAST_RETRY = RetrySettings(
+    attempts=3, budget_s=10.0, backoff_initial_s=0.05, backoff_max_s=0.2, retry_after_max_s=3.0
+)
 
 
 def load_page(relative: str) -> PageImage:
@@ -74,8 +75,13 @@ def vlm(vlm_server: FakeVLMServer) -> FakeVLMServer:
 
 
 def vision(server: FakeVLMServer, **overrides: Any) -> OpenAIVisionProvider:
-    settings: dict[str, Any] = {"base_url": server.base_url, "model": "fake-vlm",
-                                "read_timeout_s": 10.0, "retry": FAST_RETRY, **overrides}
+    settings: dict[str, Any] = {
+        "base_url": server.base_url,
+        "model": "fake-vlm",
+        "read_timeout_s": 10.0,
+        "retry": FAST_RETRY,
+        **overrides,
+    }
     return OpenAIVisionProvider("vlm", OpenAIVisionConfig(**settings))
 
 
@@ -87,7 +93,8 @@ def text_of(lines: tuple[TextLine, ...]) -> str:
 
 
 async def test_page_is_read_end_to_end_and_located_on_detected_lines(
-        vlm: FakeVLMServer, page: PageImage, truth: str, detected: list[TextLine]) -> None:
+    vlm: FakeVLMServer, page: PageImage, truth: str, detected: list[TextLine]
+) -> None:
     async with vision(vlm) as provider:
         result = await provider.recognize(page, PageHints(line_boxes=tuple(detected)))
     assert bag_of_words_f1(truth, text_of(result.lines)) >= 0.8
@@ -99,7 +106,8 @@ async def test_page_is_read_end_to_end_and_located_on_detected_lines(
 
 
 async def test_api_key_from_the_named_variable_is_sent_as_bearer_token(
-        vlm: FakeVLMServer, page: PageImage, monkeypatch: pytest.MonkeyPatch) -> None:
+    vlm: FakeVLMServer, page: PageImage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OCR_TEST_VLM_KEY", "s3cret")
     async with vision(vlm, api_key_env="OCR_TEST_VLM_KEY") as provider:
         await provider.recognize(page)
@@ -107,7 +115,8 @@ async def test_api_key_from_the_named_variable_is_sent_as_bearer_token(
 
 
 async def test_code_fences_around_the_answer_are_stripped(
-        vlm: FakeVLMServer, page: PageImage, truth: str) -> None:
+    vlm: FakeVLMServer, page: PageImage, truth: str
+) -> None:
     vlm.control(fence=True)
     async with vision(vlm) as provider:
         result = await provider.recognize(page)
@@ -117,8 +126,7 @@ async def test_code_fences_around_the_answer_are_stripped(
     assert result.geometry == "page"
 
 
-async def test_slow_server_times_out_after_retries(vlm: FakeVLMServer,
-                                                   page: PageImage) -> None:
+async def test_slow_server_times_out_after_retries(vlm: FakeVLMServer, page: PageImage) -> None:
     vlm.control(delay_s=1.0)
     retry = RetrySettings(attempts=2, backoff_initial_s=0.05, backoff_max_s=0.05)
     async with vision(vlm, read_timeout_s=0.3, retry=retry) as provider:
@@ -137,7 +145,8 @@ async def test_total_timeout_caps_the_whole_call(vlm: FakeVLMServer, page: PageI
 
 
 async def test_failing_n_times_then_succeeding_is_retried(
-        vlm: FakeVLMServer, page: PageImage, truth: str) -> None:
+    vlm: FakeVLMServer, page: PageImage, truth: str
+) -> None:
     vlm.control(fail_next=2, status=503)
     async with vision(vlm) as provider:
         result = await provider.recognize(page)
@@ -154,8 +163,7 @@ async def test_retries_give_up_after_the_attempts(vlm: FakeVLMServer, page: Page
     assert vlm.stats()["requests"] == 3
 
 
-async def test_rate_limit_is_retried_after_retry_after(vlm: FakeVLMServer,
-                                                       page: PageImage) -> None:
+async def test_rate_limit_is_retried_after_retry_after(vlm: FakeVLMServer, page: PageImage) -> None:
     vlm.control(rate_limit_next=1, retry_after_s=1)
     async with vision(vlm) as provider:
         started = time.monotonic()
@@ -165,8 +173,9 @@ async def test_rate_limit_is_retried_after_retry_after(vlm: FakeVLMServer,
     assert 1.0 <= elapsed < 3.0
 
 
-async def test_retry_after_beyond_the_cap_fails_at_once(vlm: FakeVLMServer,
-                                                        page: PageImage) -> None:
+async def test_retry_after_beyond_the_cap_fails_at_once(
+    vlm: FakeVLMServer, page: PageImage
+) -> None:
     """Waiting longer than `retry_after_max_s` would stall the page: the next provider gets
     it instead."""
     vlm.control(rate_limit_next=1, retry_after_s=30)
@@ -178,8 +187,9 @@ async def test_retry_after_beyond_the_cap_fails_at_once(vlm: FakeVLMServer,
     assert vlm.stats()["requests"] == 1
 
 
-async def test_malformed_json_is_a_clear_error_and_not_retried(vlm: FakeVLMServer,
-                                                               page: PageImage) -> None:
+async def test_malformed_json_is_a_clear_error_and_not_retried(
+    vlm: FakeVLMServer, page: PageImage
+) -> None:
     vlm.control(malformed_next=1)
     async with vision(vlm) as provider:
         with pytest.raises(ProviderResponseError, match="not a chat completion"):
@@ -197,18 +207,22 @@ async def test_dropped_connection_is_retried(vlm: FakeVLMServer, page: PageImage
 
 
 async def test_bad_request_is_not_retried_nor_held_against_the_server(
-        vlm: FakeVLMServer, page: PageImage) -> None:
+    vlm: FakeVLMServer, page: PageImage
+) -> None:
     vlm.control(fail_next=1, status=400)
     async with vision(vlm) as provider:
         with pytest.raises(ProviderRejectedError, match="HTTP 400"):
             await provider.recognize(page)
-        assert provider.state()["breaker"] == {"state": "closed", "consecutive_failures": 0,
-                                               "times_opened": 0, "retry_in_s": 0.0}
+        assert provider.state()["breaker"] == {
+            "state": "closed",
+            "consecutive_failures": 0,
+            "times_opened": 0,
+            "retry_in_s": 0.0,
+        }
     assert vlm.stats()["requests"] == 1
 
 
-async def test_answer_cut_at_max_tokens_fails_the_page(vlm: FakeVLMServer,
-                                                       page: PageImage) -> None:
+async def test_answer_cut_at_max_tokens_fails_the_page(vlm: FakeVLMServer, page: PageImage) -> None:
     vlm.control(truncate_next=1)
     async with vision(vlm) as provider:
         with pytest.raises(ProviderOutputTruncatedError, match="max_tokens"):
@@ -217,7 +231,8 @@ async def test_answer_cut_at_max_tokens_fails_the_page(vlm: FakeVLMServer,
 
 
 async def test_breaker_opens_rejects_fast_then_one_probe_closes_it(
-        vlm: FakeVLMServer, page: PageImage) -> None:
+    vlm: FakeVLMServer, page: PageImage
+) -> None:
     vlm.control(fail_next=2, status=503)
     breaker = BreakerSettings(failure_threshold=2, cooldown_s=0.5)
     async with vision(vlm, breaker=breaker, retry=RetrySettings(attempts=1)) as provider:
@@ -233,8 +248,9 @@ async def test_breaker_opens_rejects_fast_then_one_probe_closes_it(
 
         await asyncio.sleep(0.6)  # the cooldown (asyncio may wake a hair early)
         vlm.control(delay_s=0.3)  # the probe is slow: a second page arrives meanwhile
-        outcomes = await asyncio.gather(provider.recognize(page), provider.recognize(page),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(
+            provider.recognize(page), provider.recognize(page), return_exceptions=True
+        )
         assert sorted(type(o).__name__ for o in outcomes) == ["CircuitOpenError", "VisionPage"]
         assert provider.state()["breaker"]["state"] == "closed"  # type: ignore[index]
         assert provider.state()["refused_open"] == 2
@@ -257,8 +273,12 @@ async def test_concurrency_limit_is_respected(vlm: FakeVLMServer, page: PageImag
 def start_upstream(root: Path, name: str) -> tuple[GatewayProcess, str]:
     base = root / name
     base.mkdir()
-    config = write_config(base / "config.yaml", base / "data",
-                          pipeline={"provider": "tesseract"}, worker={"processes": 1})
+    config = write_config(
+        base / "config.yaml",
+        base / "data",
+        pipeline={"provider": "tesseract"},
+        worker={"processes": 1},
+    )
     server = GatewayProcess(config, base / "gateway.log").start()
     return server, create_tenant(config, credits=100)
 
@@ -270,11 +290,17 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway
     server.stop()
 
 
-def via(server: GatewayProcess, monkeypatch: pytest.MonkeyPatch, key: str,
-        **overrides: Any) -> GatewayProvider:
+def via(
+    server: GatewayProcess, monkeypatch: pytest.MonkeyPatch, key: str, **overrides: Any
+) -> GatewayProvider:
     monkeypatch.setenv("OCR_TEST_UPSTREAM_KEY", key)
-    settings: dict[str, Any] = {"base_url": server.url, "api_key_env": "OCR_TEST_UPSTREAM_KEY",
-                                "poll_wait_s": 5.0, "retry": FAST_RETRY, **overrides}
+    settings: dict[str, Any] = {
+        "base_url": server.url,
+        "api_key_env": "OCR_TEST_UPSTREAM_KEY",
+        "poll_wait_s": 5.0,
+        "retry": FAST_RETRY,
+        **overrides,
+    }
     return GatewayProvider("upstream", GatewayProviderConfig(**settings))
 
 
@@ -282,15 +308,20 @@ def via(server: GatewayProcess, monkeypatch: pytest.MonkeyPatch, key: str,
 async def inspect(upstream: tuple[GatewayProcess, str]) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the shared upstream, as its tenant, to look at its jobs and balance."""
     server, key = upstream
-    async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key},
-                                 timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"X-API-Key": key}, timeout=10
+    ) as client:
         yield client
 
 
 async def test_gateway_kind_reads_a_page_through_a_real_upstream(
-        upstream: tuple[GatewayProcess, str], inspect: httpx.AsyncClient,
-        monkeypatch: pytest.MonkeyPatch, page: PageImage, truth: str,
-        detected: list[TextLine]) -> None:
+    upstream: tuple[GatewayProcess, str],
+    inspect: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    page: PageImage,
+    truth: str,
+    detected: list[TextLine],
+) -> None:
     server, key = upstream
     before = (await inspect.get("/v1/balance")).json()["credits_available"]
     async with via(server, monkeypatch, key) as provider:
@@ -306,8 +337,8 @@ async def test_gateway_kind_reads_a_page_through_a_real_upstream(
 
 
 async def test_gateway_kind_with_a_wrong_key_is_refused_without_retries(
-        upstream: tuple[GatewayProcess, str], monkeypatch: pytest.MonkeyPatch,
-        page: PageImage) -> None:
+    upstream: tuple[GatewayProcess, str], monkeypatch: pytest.MonkeyPatch, page: PageImage
+) -> None:
     server, _ = upstream
     async with via(server, monkeypatch, "not-a-key") as provider:
         with pytest.raises(ProviderRefusedError, match="HTTP 401"):
@@ -316,12 +347,14 @@ async def test_gateway_kind_with_a_wrong_key_is_refused_without_retries(
 
 
 async def test_upstream_killed_mid_call_is_a_connection_error(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: PageImage) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: PageImage
+) -> None:
     """The fallback chain can take over: the error is a ProviderError of the connection kind."""
     server, key = start_upstream(tmp_path, "doomed")
     try:
-        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key},
-                                     timeout=10) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"X-API-Key": key}, timeout=10
+        ) as client:
             blocker = (CORPUS / "c_receipts/sroie/000.jpg").read_bytes()  # ~2 s of Tesseract
             submitted = await client.post("/v1/ocr", files={"file": ("blocker.jpg", blocker)})
             submitted.raise_for_status()

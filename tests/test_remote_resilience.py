@@ -50,17 +50,31 @@ class FakeClock:
 
 
 def policy(clock: FakeClock, rand: float = 0.5, **settings: float) -> RetryPolicy:
-    values: dict[str, float] = {"attempts": 4, "budget_s": 100.0, "backoff_initial_s": 1.0,
-                                "backoff_max_s": 4.0, "retry_after_max_s": 10.0, **settings}
-    return RetryPolicy("test", RetrySettings(
-        attempts=int(values.pop("attempts")), **values), clock=clock, sleep=clock.sleep,
-        rand=lambda: rand)
+    values: dict[str, float] = {
+        "attempts": 4,
+        "budget_s": 100.0,
+        "backoff_initial_s": 1.0,
+        "backoff_max_s": 4.0,
+        "retry_after_max_s": 10.0,
+        **settings,
+    }
+    return RetryPolicy(
+        "test",
+        RetrySettings(attempts=int(values.pop("attempts")), **values),
+        clock=clock,
+        sleep=clock.sleep,
+        rand=lambda: rand,
+    )
 
 
-def failing(errors: list[ProviderError], calls: list[int],
-            clock: FakeClock | None = None, takes_s: float = 0.0,
-            ) -> Callable[[], Awaitable[str]]:
+def failing(
+    errors: list[ProviderError],
+    calls: list[int],
+    clock: FakeClock | None = None,
+    takes_s: float = 0.0,
+) -> Callable[[], Awaitable[str]]:
     """Raises `errors` in turn, then answers "ok"; counts its calls."""
+
     async def call() -> str:
         calls.append(1)
         if clock is not None:
@@ -68,13 +82,15 @@ def failing(errors: list[ProviderError], calls: list[int],
         if errors:
             raise errors.pop(0)
         return "ok"
+
     return call
 
 
 async def test_retry_after_is_waited_exactly() -> None:
     clock, calls = FakeClock(), list[int]()
     result = await policy(clock).call(
-        failing([ProviderRateLimitedError("429", retry_after_s=2.5)], calls))
+        failing([ProviderRateLimitedError("429", retry_after_s=2.5)], calls)
+    )
     assert result == "ok"
     assert clock.sleeps == [2.5]
 
@@ -88,10 +104,13 @@ async def test_retry_after_beyond_the_cap_is_not_waited_for() -> None:
     assert (len(calls), clock.sleeps) == (1, [])
 
 
-@pytest.mark.parametrize(("rand", "expected"), [
-    (0.0, [0.5, 1.0, 2.0]),  # half of 1, 2, 4: the fixed half
-    (1.0, [1.0, 2.0, 4.0]),  # the whole ceiling
-])
+@pytest.mark.parametrize(
+    ("rand", "expected"),
+    [
+        (0.0, [0.5, 1.0, 2.0]),  # half of 1, 2, 4: the fixed half
+        (1.0, [1.0, 2.0, 4.0]),  # the whole ceiling
+    ],
+)
 async def test_backoff_is_exponential_with_equal_jitter(rand: float, expected: list[float]) -> None:
     clock, calls = FakeClock(), list[int]()
     errors: list[ProviderError] = [ProviderConnectionError("reset") for _ in range(3)]
@@ -105,28 +124,36 @@ async def test_backoff_stops_growing_at_its_maximum() -> None:
     assert [retry.backoff_s(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 3.0, 3.0]
 
 
-@pytest.mark.parametrize("error", [
-    ProviderTimeoutError("read timeout"),
-    ProviderConnectionError("refused"),
-    ProviderServerError("bad gateway", 502),
-    ProviderServerError("unavailable", 503),
-    ProviderServerError("gateway timeout", 504),
-    ProviderRateLimitedError("429 without Retry-After", retry_after_s=None),
-], ids=lambda e: e.message)
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProviderTimeoutError("read timeout"),
+        ProviderConnectionError("refused"),
+        ProviderServerError("bad gateway", 502),
+        ProviderServerError("unavailable", 503),
+        ProviderServerError("gateway timeout", 504),
+        ProviderRateLimitedError("429 without Retry-After", retry_after_s=None),
+    ],
+    ids=lambda e: e.message,
+)
 async def test_transient_errors_are_retried(error: ProviderError) -> None:
     clock, calls = FakeClock(), list[int]()
     assert await policy(clock).call(failing([error], calls)) == "ok"
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize("error", [
-    ProviderRejectedError("400"),
-    ProviderRefusedError("401"),
-    ProviderResponseError("not json"),
-    ProviderServerError("internal", 500),
-    CircuitOpenError("open", retry_in_s=3.0),
-    ProviderError("anything else"),
-], ids=lambda e: e.message)
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProviderRejectedError("400"),
+        ProviderRefusedError("401"),
+        ProviderResponseError("not json"),
+        ProviderServerError("internal", 500),
+        CircuitOpenError("open", retry_in_s=3.0),
+        ProviderError("anything else"),
+    ],
+    ids=lambda e: e.message,
+)
 async def test_other_errors_are_raised_at_once(error: ProviderError) -> None:
     clock, calls = FakeClock(), list[int]()
     with pytest.raises(type(error)) as raised:
@@ -148,27 +175,45 @@ async def test_no_retry_waits_past_the_budget() -> None:
     clock, calls = FakeClock(), list[int]()
     errors: list[ProviderError] = [ProviderTimeoutError(f"t{n}") for n in range(10)]
     with pytest.raises(ProviderTimeoutError):
-        await policy(clock, rand=0.0, backoff_initial_s=2.0, backoff_max_s=2.0,
-                     budget_s=4.5, attempts=10).call(failing(errors, calls, clock, 1.0))
+        await policy(
+            clock, rand=0.0, backoff_initial_s=2.0, backoff_max_s=2.0, budget_s=4.5, attempts=10
+        ).call(failing(errors, calls, clock, 1.0))
     # try 1 ends at 1, wait to 2; try 2 ends at 3, a wait to 4 is allowed; try 3 ends at 5:
     # another wait would end at 6 > 4.5
     assert (len(calls), clock.sleeps) == (3, [1.0, 1.0])
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("3", 3.0), ("0.5", 0.5), ("-2", 0.0), ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0),
-    ("soon", None), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("3", 3.0),
+        ("0.5", 0.5),
+        ("-2", 0.0),
+        ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_retry_after_header_is_parsed(header: str | None, expected: float | None) -> None:
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
     assert parse_retry_after(header, now) == expected
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    (400, ProviderRejectedError), (404, ProviderRejectedError), (413, ProviderRejectedError),
-    (401, ProviderRefusedError), (402, ProviderRefusedError), (403, ProviderRefusedError),
-    (429, ProviderRateLimitedError), (500, ProviderServerError), (503, ProviderServerError),
-])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, ProviderRejectedError),
+        (404, ProviderRejectedError),
+        (413, ProviderRejectedError),
+        (401, ProviderRefusedError),
+        (402, ProviderRefusedError),
+        (403, ProviderRefusedError),
+        (429, ProviderRateLimitedError),
+        (500, ProviderServerError),
+        (503, ProviderServerError),
+    ],
+)
 def test_http_status_maps_to_its_error_kind(status: int, kind: type[ProviderError]) -> None:
     response = httpx.Response(status, json={"error": {"code": "some_code", "message": "why"}})
     error = error_for_status("upstream", response)
@@ -182,22 +227,28 @@ def test_retry_after_travels_with_a_rate_limit() -> None:
     assert error.retry_after_s == 7.0
 
 
-@pytest.mark.parametrize(("exc", "kind"), [
-    (httpx.ConnectError("refused"), ProviderConnectionError),
-    (httpx.RemoteProtocolError("server disconnected"), ProviderConnectionError),
-    (httpx.ReadError("reset"), ProviderConnectionError),
-    (httpx.ReadTimeout("slow"), ProviderTimeoutError),
-    (httpx.ConnectTimeout("slow"), ProviderTimeoutError),
-    (httpx.UnsupportedProtocol("ftp"), ProviderUnavailableError),
-    (httpx.DecodingError("bad gzip"), ProviderResponseError),
-], ids=lambda v: type(v).__name__)
-def test_transport_failure_maps_to_its_error_kind(exc: httpx.HTTPError,
-                                                  kind: type[ProviderError]) -> None:
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (httpx.ConnectError("refused"), ProviderConnectionError),
+        (httpx.RemoteProtocolError("server disconnected"), ProviderConnectionError),
+        (httpx.ReadError("reset"), ProviderConnectionError),
+        (httpx.ReadTimeout("slow"), ProviderTimeoutError),
+        (httpx.ConnectTimeout("slow"), ProviderTimeoutError),
+        (httpx.UnsupportedProtocol("ftp"), ProviderUnavailableError),
+        (httpx.DecodingError("bad gzip"), ProviderResponseError),
+    ],
+    ids=lambda v: type(v).__name__,
+)
+def test_transport_failure_maps_to_its_error_kind(
+    exc: httpx.HTTPError, kind: type[ProviderError]
+) -> None:
     assert type(error_for_transport("x", exc)) is kind
 
 
 def test_an_unset_secret_is_named_when_the_provider_is_built(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("OCR_TEST_UNSET_KEY", raising=False)
     with pytest.raises(ProviderUnavailableError, match="OCR_TEST_UNSET_KEY"):
         read_api_key("OCR_TEST_UNSET_KEY", "vlm")
@@ -207,8 +258,9 @@ def test_an_unset_secret_is_named_when_the_provider_is_built(
 
 
 def breaker(clock: FakeClock, threshold: int = 3, cooldown_s: float = 10.0) -> CircuitBreaker:
-    return CircuitBreaker("test", BreakerSettings(failure_threshold=threshold,
-                                                  cooldown_s=cooldown_s), clock=clock)
+    return CircuitBreaker(
+        "test", BreakerSettings(failure_threshold=threshold, cooldown_s=cooldown_s), clock=clock
+    )
 
 
 def state_of(b: CircuitBreaker) -> BreakerState:
@@ -307,8 +359,13 @@ def test_late_failures_of_calls_admitted_before_it_opened_change_nothing() -> No
 
 def gate(concurrency: int = 2, total_timeout_s: float = 5.0) -> CallGate:
     clock = FakeClock()
-    return CallGate("test", concurrency=concurrency, total_timeout_s=total_timeout_s,
-                    breaker=breaker(clock), retry=policy(clock))
+    return CallGate(
+        "test",
+        concurrency=concurrency,
+        total_timeout_s=total_timeout_s,
+        breaker=breaker(clock),
+        retry=policy(clock),
+    )
 
 
 async def test_gate_holds_at_most_its_concurrency() -> None:

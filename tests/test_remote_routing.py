@@ -17,8 +17,13 @@ from tests.support.fake_vlm_server import FakeVLMServer
 from tests.support.gateway_process import GatewayProcess, create_tenant, wait_for_job, write_config
 
 EVERYTHING_COMPLEX = {"medium_from": 0.0, "complex_from": 0.0}
-FAST_RETRY = {"attempts": 2, "budget_s": 5, "backoff_initial_s": 0.05, "backoff_max_s": 0.1,
-              "retry_after_max_s": 2}
+FAST_RETRY = {
+    "attempts": 2,
+    "budget_s": 5,
+    "backoff_initial_s": 0.05,
+    "backoff_max_s": 0.1,
+    "retry_after_max_s": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,26 +33,44 @@ def vlm() -> Iterator[FakeVLMServer]:
 
 
 @pytest.fixture(scope="module")
-def gateway_with_vlm(tmp_path_factory: pytest.TempPathFactory,
-                     vlm: FakeVLMServer) -> Iterator[GatewayProcess]:
+def gateway_with_vlm(
+    tmp_path_factory: pytest.TempPathFactory, vlm: FakeVLMServer
+) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("vlm-gateway")
     config = write_config(
-        root / "config.yaml", root / "data",
-        providers={"vlm": {"kind": "openai_vision", "base_url": vlm.base_url, "model": "fake",
-                           "retry": FAST_RETRY,
-                           "breaker": {"failure_threshold": 50, "cooldown_s": 1}}},
-        routing={**EVERYTHING_COMPLEX,
-                 "tiers": {"simple": {"credits": 1, "providers": ["tesseract"]},
-                           "medium": {"credits": 3, "providers": ["tesseract"]},
-                           "complex": {"credits": 5, "providers": ["vlm", "tesseract"]}}})
+        root / "config.yaml",
+        root / "data",
+        providers={
+            "vlm": {
+                "kind": "openai_vision",
+                "base_url": vlm.base_url,
+                "model": "fake",
+                "retry": FAST_RETRY,
+                "breaker": {"failure_threshold": 50, "cooldown_s": 1},
+            }
+        },
+        routing={
+            **EVERYTHING_COMPLEX,
+            "tiers": {
+                "simple": {"credits": 1, "providers": ["tesseract"]},
+                "medium": {"credits": 3, "providers": ["tesseract"]},
+                "complex": {"credits": 5, "providers": ["vlm", "tesseract"]},
+            },
+        },
+    )
     process = GatewayProcess(config, root / "gateway.log").start()
     yield process
     process.stop()
 
 
 def submit(url: str, key: str, content: bytes, **fields: str) -> str:
-    response = httpx.post(f"{url}/v1/ocr", headers={"X-API-Key": key},
-                          files={"file": ("page", content)}, data=fields, timeout=60)
+    response = httpx.post(
+        f"{url}/v1/ocr",
+        headers={"X-API-Key": key},
+        files={"file": ("page", content)},
+        data=fields,
+        timeout=60,
+    )
     assert response.status_code == 202, response.text
     job_id: str = response.json()["jobId"]
     return job_id
@@ -58,13 +81,20 @@ def finished(url: str, key: str, job_id: str) -> dict[str, object]:
         return wait_for_job(client, job_id, key)
 
 
-def test_complex_page_is_read_by_the_vlm(gateway_with_vlm: GatewayProcess, vlm: FakeVLMServer,
-                                         corpus: Path) -> None:
+def test_complex_page_is_read_by_the_vlm(
+    gateway_with_vlm: GatewayProcess, vlm: FakeVLMServer, corpus: Path
+) -> None:
     vlm.reset()
     key = create_tenant(gateway_with_vlm.config, credits=50)
-    job = finished(gateway_with_vlm.url, key, submit(
-        gateway_with_vlm.url, key,
-        (corpus / "a_clean_printed/tesseract/phototest.tif").read_bytes()))
+    job = finished(
+        gateway_with_vlm.url,
+        key,
+        submit(
+            gateway_with_vlm.url,
+            key,
+            (corpus / "a_clean_printed/tesseract/phototest.tif").read_bytes(),
+        ),
+    )
     page = job["results"][0]  # type: ignore[index]
     meta = page["pipeline_metadata"]
     assert meta["provider_used"] == "vlm"
@@ -76,14 +106,21 @@ def test_complex_page_is_read_by_the_vlm(gateway_with_vlm: GatewayProcess, vlm: 
     assert vlm.stats()["requests"] >= 1
 
 
-def test_failing_vlm_falls_back_down_the_chain(gateway_with_vlm: GatewayProcess,
-                                               vlm: FakeVLMServer, corpus: Path) -> None:
+def test_failing_vlm_falls_back_down_the_chain(
+    gateway_with_vlm: GatewayProcess, vlm: FakeVLMServer, corpus: Path
+) -> None:
     vlm.reset()
     vlm.control(fail_next=10, status=503)
     key = create_tenant(gateway_with_vlm.config, credits=50)
-    job = finished(gateway_with_vlm.url, key, submit(
-        gateway_with_vlm.url, key,
-        (corpus / "a_clean_printed/tesseract/phototest.tif").read_bytes()))
+    job = finished(
+        gateway_with_vlm.url,
+        key,
+        submit(
+            gateway_with_vlm.url,
+            key,
+            (corpus / "a_clean_printed/tesseract/phototest.tif").read_bytes(),
+        ),
+    )
     meta = job["results"][0]["pipeline_metadata"]  # type: ignore[index]
     assert meta["provider_used"] == "tesseract"
     assert meta["attempts"][0]["provider"] == "vlm"
@@ -94,14 +131,21 @@ def test_failing_vlm_falls_back_down_the_chain(gateway_with_vlm: GatewayProcess,
     vlm.reset()
 
 
-def test_allow_remote_false_keeps_pages_local(gateway_with_vlm: GatewayProcess,
-                                              vlm: FakeVLMServer, corpus: Path) -> None:
+def test_allow_remote_false_keeps_pages_local(
+    gateway_with_vlm: GatewayProcess, vlm: FakeVLMServer, corpus: Path
+) -> None:
     vlm.reset()
     key = create_tenant(gateway_with_vlm.config, credits=50)
-    job = finished(gateway_with_vlm.url, key, submit(
-        gateway_with_vlm.url, key,
-        (corpus / "a_clean_printed/tesseract/phototest.tif").read_bytes(),
-        allow_remote="false"))
+    job = finished(
+        gateway_with_vlm.url,
+        key,
+        submit(
+            gateway_with_vlm.url,
+            key,
+            (corpus / "a_clean_printed/tesseract/phototest.tif").read_bytes(),
+            allow_remote="false",
+        ),
+    )
     meta = job["results"][0]["pipeline_metadata"]  # type: ignore[index]
     assert meta["provider_used"] == "tesseract"
     assert "allow_remote: false" in meta["provider_reason"]
@@ -122,30 +166,49 @@ def multipage_tiff(corpus: Path, pages: int) -> bytes:
 
 
 def test_upstream_gateway_killed_mid_job_falls_back(tmp_path: Path, corpus: Path) -> None:
-    upstream_config = write_config(tmp_path / "up.yaml", tmp_path / "up-data",
-                                   pipeline={"provider": "tesseract"},
-                                   worker={"processes": 1})
+    upstream_config = write_config(
+        tmp_path / "up.yaml",
+        tmp_path / "up-data",
+        pipeline={"provider": "tesseract"},
+        worker={"processes": 1},
+    )
     upstream_key = create_tenant(upstream_config, credits=100, plan="business")
     upstream = GatewayProcess(upstream_config, tmp_path / "up.log").start()
     config = write_config(
-        tmp_path / "down.yaml", tmp_path / "down-data", worker={"processes": 1},
-        providers={"big": {"kind": "gateway", "base_url": upstream.url,
-                           "api_key_env": "BIG_GATEWAY_KEY", "poll_wait_s": 2,
-                           "retry": FAST_RETRY, "concurrency": 1,
-                           "breaker": {"failure_threshold": 2, "cooldown_s": 30}}},
-        routing={**EVERYTHING_COMPLEX,
-                 "tiers": {"simple": {"credits": 1, "providers": ["tesseract"]},
-                           "medium": {"credits": 3, "providers": ["tesseract"]},
-                           "complex": {"credits": 5, "providers": ["big", "tesseract"]}}})
+        tmp_path / "down.yaml",
+        tmp_path / "down-data",
+        worker={"processes": 1},
+        providers={
+            "big": {
+                "kind": "gateway",
+                "base_url": upstream.url,
+                "api_key_env": "BIG_GATEWAY_KEY",
+                "poll_wait_s": 2,
+                "retry": FAST_RETRY,
+                "concurrency": 1,
+                "breaker": {"failure_threshold": 2, "cooldown_s": 30},
+            }
+        },
+        routing={
+            **EVERYTHING_COMPLEX,
+            "tiers": {
+                "simple": {"credits": 1, "providers": ["tesseract"]},
+                "medium": {"credits": 3, "providers": ["tesseract"]},
+                "complex": {"credits": 5, "providers": ["big", "tesseract"]},
+            },
+        },
+    )
     key = create_tenant(config, credits=100)
-    downstream = GatewayProcess(config, tmp_path / "down.log",
-                                env={"BIG_GATEWAY_KEY": upstream_key}).start()
+    downstream = GatewayProcess(
+        config, tmp_path / "down.log", env={"BIG_GATEWAY_KEY": upstream_key}
+    ).start()
     try:
         job_id = submit(downstream.url, key, multipage_tiff(corpus, 6))
         with httpx.Client(base_url=downstream.url, timeout=60) as client:
             while True:
-                job = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key},
-                                 params={"wait": 10}).json()
+                job = client.get(
+                    f"/v1/jobs/{job_id}", headers={"X-API-Key": key}, params={"wait": 10}
+                ).json()
                 if job["pages_processed"] >= 1:
                     break
             upstream.kill()

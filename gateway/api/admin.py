@@ -29,8 +29,10 @@ from gateway.store.tenants import (
 )
 
 ADMIN_TOKEN: list[SecurityRequirement] = [{"AdminToken": []}]
-ADMIN_ERRORS = {401: "Missing or wrong admin token (Authorization: Bearer ...)",
-                403: "The admin API is disabled: no admin token is configured"}
+ADMIN_ERRORS = {
+    401: "Missing or wrong admin token (Authorization: Bearer ...)",
+    403: "The admin API is disabled: no admin token is configured",
+}
 READ = (401, 403, 429, 500)
 WRITE = (*READ, 413)  # routes with a body: its size is limited
 # The request Structs forbid unknown fields; the schema says so.
@@ -71,53 +73,71 @@ class AdminController(Controller):
     tags = ["admin"]  # noqa: RUF012
 
     @post("/tenants", status_code=201, responses=error_responses(*WRITE, described=ADMIN_ERRORS))
-    async def create_tenant(self, data: Annotated[CreateTenantRequest, STRICT],
-                            services: Services) -> TenantCreated:
+    async def create_tenant(
+        self, data: Annotated[CreateTenantRequest, STRICT], services: Services
+    ) -> TenantCreated:
         check_plan(data.plan, services.settings.plans)
         tenant, key = await create_tenant(services.db, data.name, data.plan, data.credits)
         return TenantCreated(tenant=tenant, api_key=key)
 
     @get("/tenants", responses=error_responses(*READ, described=ADMIN_ERRORS))
-    async def list_tenants(self, services: Services,
-                           limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-                           offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
-                           ) -> list[Tenant]:
+    async def list_tenants(
+        self,
+        services: Services,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> list[Tenant]:
         return await list_tenants(services.db, limit, offset)
 
     @get("/tenants/{tenant_id:str}", responses=error_responses(*READ, 404, described=ADMIN_ERRORS))
     async def get_tenant(self, tenant_id: str, services: Services) -> Tenant:
         return await get_tenant(services.db, tenant_id)
 
-    @patch("/tenants/{tenant_id:str}",
-           responses=error_responses(*WRITE, 404, described=ADMIN_ERRORS))
-    async def change_tenant(self, tenant_id: str, data: Annotated[TenantChange, STRICT],
-                            services: Services) -> Tenant:
+    @patch(
+        "/tenants/{tenant_id:str}", responses=error_responses(*WRITE, 404, described=ADMIN_ERRORS)
+    )
+    async def change_tenant(
+        self, tenant_id: str, data: Annotated[TenantChange, STRICT], services: Services
+    ) -> Tenant:
         """Plan and remote-provider permission; take effect on the tenant's next request. An
         absent or null field is left as it is."""
         if data.plan is not None:
             check_plan(data.plan, services.settings.plans)
-        return await update_tenant(services.db, tenant_id, plan=data.plan,
-                                   allow_remote=data.allow_remote)
+        return await update_tenant(
+            services.db, tenant_id, plan=data.plan, allow_remote=data.allow_remote
+        )
 
-    @post("/tenants/{tenant_id:str}/credits", status_code=200,
-          responses=error_responses(*WRITE, 404, described=ADMIN_ERRORS))
-    async def grant(self, tenant_id: str, data: Annotated[CreditGrant, STRICT],
-                    services: Services) -> Tenant:
+    @post(
+        "/tenants/{tenant_id:str}/credits",
+        status_code=200,
+        responses=error_responses(*WRITE, 404, described=ADMIN_ERRORS),
+    )
+    async def grant(
+        self, tenant_id: str, data: Annotated[CreditGrant, STRICT], services: Services
+    ) -> Tenant:
         return await grant_credits(services.db, tenant_id, data.amount, data.note)
 
-    @post("/tenants/{tenant_id:str}/keys", status_code=201,
-          responses=error_responses(*READ, 404, described=ADMIN_ERRORS))
+    @post(
+        "/tenants/{tenant_id:str}/keys",
+        status_code=201,
+        responses=error_responses(*READ, 404, described=ADMIN_ERRORS),
+    )
     async def create_key(self, tenant_id: str, services: Services) -> KeyCreated:
         info, key = await create_key(services.db, tenant_id)
         return KeyCreated(key=info, api_key=key)
 
-    @get("/tenants/{tenant_id:str}/keys",
-         responses=error_responses(*READ, 404, described=ADMIN_ERRORS))
+    @get(
+        "/tenants/{tenant_id:str}/keys",
+        responses=error_responses(*READ, 404, described=ADMIN_ERRORS),
+    )
     async def list_keys(self, tenant_id: str, services: Services) -> list[ApiKeyInfo]:
         return await list_keys(services.db, tenant_id)
 
-    @delete("/keys/{key_id:str}", status_code=204,
-            responses=error_responses(*READ, 404, described=ADMIN_ERRORS))
+    @delete(
+        "/keys/{key_id:str}",
+        status_code=204,
+        responses=error_responses(*READ, 404, described=ADMIN_ERRORS),
+    )
     async def revoke_key(self, key_id: str, services: Services) -> None:
         """Revocation is immediate: the key's next request is 401."""
         await revoke_key(services.db, key_id)

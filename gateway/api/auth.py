@@ -31,8 +31,13 @@ def _services(connection: ASGIConnection) -> Services:  # type: ignore[type-arg]
     return services
 
 
-async def _spend(connection: ASGIConnection, scope: str, identity: str,  # type: ignore[type-arg]
-                 services: Services, rule: str) -> None:
+async def _spend(
+    connection: ASGIConnection,  # type: ignore[type-arg]
+    scope: str,
+    identity: str,
+    services: Services,
+    rule: str,
+) -> None:
     items = services.rate_items(rule)
     state = connection.scope.setdefault("state", {})
     try:
@@ -53,8 +58,7 @@ async def require_api_key(connection: ASGIConnection, handler: BaseRouteHandler)
     connection.state.tenant = auth.tenant
     structlog.contextvars.bind_contextvars(tenant_id=auth.tenant.id)
     if handler.opt.get("rate_limit") == "submit":
-        await _spend(connection, "submit", auth.tenant.id, services,
-                     f"plan:{auth.tenant.plan}")
+        await _spend(connection, "submit", auth.tenant.id, services, f"plan:{auth.tenant.plan}")
     else:
         await _spend(connection, "read", auth.key_id, services, "reads")
 

@@ -24,13 +24,17 @@ from gateway.errors import (
 log = structlog.get_logger(__name__)
 
 _BY_STATUS: dict[int, type[GatewayError]] = {
-    400: BadRequestError, 401: UnauthorizedError, 404: NotFoundError,
-    405: MethodNotAllowedError, 413: PayloadTooLargeError, 503: ServiceUnavailableError,
+    400: BadRequestError,
+    401: UnauthorizedError,
+    404: NotFoundError,
+    405: MethodNotAllowedError,
+    413: PayloadTooLargeError,
+    503: ServiceUnavailableError,
 }
 
 _DESCRIPTIONS = {
     400: "Bad request: a parameter or body field out of its schema, invalid page ranges, or a "
-         "document that cannot be read",
+    "document that cannot be read",
     401: "Missing or unknown API key",
     402: "Insufficient credits (details: required, available)",
     403: "Forbidden",
@@ -44,14 +48,17 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int, described: dict[int, str] | None = None
-                    ) -> dict[int, ResponseSpec]:
+def error_responses(
+    *statuses: int, described: dict[int, str] | None = None
+) -> dict[int, ResponseSpec]:
     """OpenAPI error responses in our shape; 400 always (any route can fail validation, and
     Litestar would otherwise document its own 400 shape, which we never send). `described`
     says what a status means on these routes where the generic description is not enough."""
     descriptions = {**_DESCRIPTIONS, **(described or {})}
-    return {s: ResponseSpec(data_container=ErrorBody, description=descriptions[s])
-            for s in sorted({400, *statuses})}
+    return {
+        s: ResponseSpec(data_container=ErrorBody, description=descriptions[s])
+        for s in sorted({400, *statuses})
+    }
 
 
 def _respond(error: GatewayError, headers: dict[str, str] | None = None) -> Response[ErrorBody]:

@@ -43,17 +43,28 @@ class NativeController(Controller):
     security = API_KEY
     tags = ["native"]  # noqa: RUF012
 
-    @post("/ocr", status_code=202, summary="Submit a document for OCR",
-          opt={"rate_limit": "submit"},
-          responses=error_responses(401, 402, 409, 413, 415, 429, 500))
-    async def submit(self, data: Annotated[SubmitForm, Body(
-                         media_type=RequestEncodingType.MULTI_PART)],
-                     tenant: Tenant, services: Services,
-                     idempotency_key: Annotated[str | None, Parameter(
-                         header="Idempotency-Key", required=False,
-                         description="a retry with the same key and file returns the "
-                         "original job and reserves nothing more")] = None,
-                     ) -> Response[SubmitResponse]:
+    @post(
+        "/ocr",
+        status_code=202,
+        summary="Submit a document for OCR",
+        opt={"rate_limit": "submit"},
+        responses=error_responses(401, 402, 409, 413, 415, 429, 500),
+    )
+    async def submit(
+        self,
+        data: Annotated[SubmitForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        tenant: Tenant,
+        services: Services,
+        idempotency_key: Annotated[
+            str | None,
+            Parameter(
+                header="Idempotency-Key",
+                required=False,
+                description="a retry with the same key and file returns the "
+                "original job and reserves nothing more",
+            ),
+        ] = None,
+    ) -> Response[SubmitResponse]:
         """Multipart `file` (PDF, PNG, JPEG, TIFF, WEBP, BMP; type detected from the bytes),
         optional `page_ranges`, `mode` (auto, fast, accurate) and `max_credits`. Every page is
         scored and its tier's credits (1, 3 or 5) reserved; the job is queued."""
@@ -61,75 +72,134 @@ class NativeController(Controller):
         queued = await services.store.queue_depth()
         allow_remote = tenant.allow_remote and given(data.allow_remote) is not False
         submitted = await submit_document(
-            settings=services.settings, plan=services.settings.plans[tenant.plan],
-            store=services.store, inspector=services.inspector, tenant=tenant,
-            available=services.available_providers(allow_remote), allow_remote=allow_remote,
-            content=content, file_name=data.file.filename, page_ranges=given(data.page_ranges),
-            idempotency_key=idempotency_key, mode=data.mode, max_credits=given(data.max_credits))
+            settings=services.settings,
+            plan=services.settings.plans[tenant.plan],
+            store=services.store,
+            inspector=services.inspector,
+            tenant=tenant,
+            available=services.available_providers(allow_remote),
+            allow_remote=allow_remote,
+            content=content,
+            file_name=data.file.filename,
+            page_ranges=given(data.page_ranges),
+            idempotency_key=idempotency_key,
+            mode=data.mode,
+            max_credits=given(data.max_credits),
+        )
         services.worker.wake()
         page_s = await services.store.mean_page_seconds() or DEFAULT_PAGE_SECONDS
         eta = (queued + submitted.page_count) * page_s / max(services.engines.size, 1)
-        body = SubmitResponse(jobId=submitted.job_id, status="pending",
-                              pageCount=submitted.page_count,
-                              creditsReserved=submitted.credits_reserved,
-                              estimatedCompletionSeconds=max(1, math.ceil(eta)))
+        body = SubmitResponse(
+            jobId=submitted.job_id,
+            status="pending",
+            pageCount=submitted.page_count,
+            creditsReserved=submitted.credits_reserved,
+            estimatedCompletionSeconds=max(1, math.ceil(eta)),
+        )
         headers = {"Idempotent-Replayed": "true"} if submitted.replayed else None
         return Response(body, status_code=202, headers=headers)
 
-    @get("/jobs/{job_id:str}", summary="Job status and the finished pages so far",
-         responses=error_responses(*READ_ERRORS, 404))
-    async def get_job(self, job_id: str, tenant: Tenant, services: Services,
-                      wait: Annotated[float, Parameter(
-                          ge=0, le=MAX_WAIT_S, description="hold the request until the job "
-                          "changes or this many seconds pass (at most 30)")] = 0.0,
-                      ) -> JobResult:
+    @get(
+        "/jobs/{job_id:str}",
+        summary="Job status and the finished pages so far",
+        responses=error_responses(*READ_ERRORS, 404),
+    )
+    async def get_job(
+        self,
+        job_id: str,
+        tenant: Tenant,
+        services: Services,
+        wait: Annotated[
+            float,
+            Parameter(
+                ge=0,
+                le=MAX_WAIT_S,
+                description="hold the request until the job "
+                "changes or this many seconds pass (at most 30)",
+            ),
+        ] = 0.0,
+    ) -> JobResult:
         """Another tenant's job is answered exactly like a missing one (404)."""
         if wait > 0:
             return await services.store.wait_for_change(tenant.id, job_id, wait)
         return await services.store.get_job(tenant.id, job_id)
 
-    @get("/jobs", summary="The tenant's jobs, newest first (summary fields)",
-         responses=error_responses(*READ_ERRORS))
-    async def list_jobs(self, tenant: Tenant, services: Services,
-                        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-                        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
-                        status: JobStatus | None = None) -> JobList:
-        return await services.store.list_jobs(tenant.id, limit=limit, offset=offset,
-                                              status=status)
+    @get(
+        "/jobs",
+        summary="The tenant's jobs, newest first (summary fields)",
+        responses=error_responses(*READ_ERRORS),
+    )
+    async def list_jobs(
+        self,
+        tenant: Tenant,
+        services: Services,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET)] = 0,
+        status: JobStatus | None = None,
+    ) -> JobList:
+        return await services.store.list_jobs(tenant.id, limit=limit, offset=offset, status=status)
 
-    @post("/jobs/{job_id:str}/cancel", status_code=200, summary="Cancel a job",
-          responses=error_responses(*READ_ERRORS, 404, 409))
+    @post(
+        "/jobs/{job_id:str}/cancel",
+        status_code=200,
+        summary="Cancel a job",
+        responses=error_responses(*READ_ERRORS, 404, 409),
+    )
     async def cancel_job(self, job_id: str, tenant: Tenant, services: Services) -> JobSummary:
         """Pages not read yet are not read; their credits are refunded at once."""
         await services.store.cancel_job(tenant.id, job_id)
         return await services.store.get_summary(tenant.id, job_id)
 
-    @delete("/jobs/{job_id:str}", status_code=204, summary="Delete a job, its upload and results",
-            responses=error_responses(*READ_ERRORS, 404))
+    @delete(
+        "/jobs/{job_id:str}",
+        status_code=204,
+        summary="Delete a job, its upload and results",
+        responses=error_responses(*READ_ERRORS, 404),
+    )
     async def delete_job(self, job_id: str, tenant: Tenant, services: Services) -> None:
         """A running job is cancelled first (unread pages refunded)."""
         await services.delete_job(tenant.id, job_id)
 
-    @get("/balance", summary="Credits available and reserved, plan, recent usage",
-         responses=error_responses(*READ_ERRORS))
+    @get(
+        "/balance",
+        summary="Credits available and reserved, plan, recent usage",
+        responses=error_responses(*READ_ERRORS),
+    )
     async def balance(self, tenant: Tenant, services: Services) -> Balance:
         return await get_balance(services.db, tenant)
 
-    @get("/usage", summary="Pages and credits per day and per tier",
-         responses=error_responses(*READ_ERRORS, described={
-             400: f"A date that is not YYYY-MM-DD or is outside {FIRST_DAY}..{LAST_DAY}, "
-                  f"`from` after `to`, or a range over {MAX_USAGE_DAYS} days"}))
-    async def usage(self, tenant: Tenant, services: Services,
-                    from_: Annotated[dt.date | None, Parameter(
-                        query="from", description="first day (UTC); default: 29 days before "
-                        "`to`")] = None,
-                    to: Annotated[dt.date | None, Parameter(
-                        description="last day, inclusive; default: today")] = None) -> Usage:
+    @get(
+        "/usage",
+        summary="Pages and credits per day and per tier",
+        responses=error_responses(
+            *READ_ERRORS,
+            described={
+                400: f"A date that is not YYYY-MM-DD or is outside {FIRST_DAY}..{LAST_DAY}, "
+                f"`from` after `to`, or a range over {MAX_USAGE_DAYS} days"
+            },
+        ),
+    )
+    async def usage(
+        self,
+        tenant: Tenant,
+        services: Services,
+        from_: Annotated[
+            dt.date | None,
+            Parameter(query="from", description="first day (UTC); default: 29 days before `to`"),
+        ] = None,
+        to: Annotated[
+            dt.date | None, Parameter(description="last day, inclusive; default: today")
+        ] = None,
+    ) -> Usage:
         for day in (from_, to):
             if day is not None and not FIRST_DAY <= day <= LAST_DAY:
                 raise BadRequestError(f"dates must be between {FIRST_DAY} and {LAST_DAY}")
-        return await get_usage(services.db, tenant, None if from_ is None else from_.isoformat(),
-                               None if to is None else to.isoformat())
+        return await get_usage(
+            services.db,
+            tenant,
+            None if from_ is None else from_.isoformat(),
+            None if to is None else to.isoformat(),
+        )
 
 
 @get("/health", summary="Service health", tags=["service"], responses=error_responses(500))
@@ -144,9 +214,13 @@ async def health(services: Services) -> HealthResponse:
         engines=EngineHealth(
             providers=sorted(services.settings.providers),
             default_provider=services.settings.pipeline.provider,
-            workers_ready=engines.ready, workers_total=engines.size, workers_busy=engines.busy,
-            worker_crashes=engines.crashes, devices=engine_devices(engines.described()),
-            remote={name: provider.state() for name, provider in services.remote.items()}),
+            workers_ready=engines.ready,
+            workers_total=engines.size,
+            workers_busy=engines.busy,
+            worker_crashes=engines.crashes,
+            devices=engine_devices(engines.described()),
+            remote={name: provider.state() for name, provider in services.remote.items()},
+        ),
     )
 
 

@@ -28,9 +28,11 @@ class RateLimitStatus(msgspec.Struct, frozen=True, kw_only=True):
     reset_epoch_s: int  # when the tightest window has room again
 
     def headers(self) -> dict[str, str]:
-        return {"X-RateLimit-Limit": str(self.limit),
-                "X-RateLimit-Remaining": str(self.remaining),
-                "X-RateLimit-Reset": str(self.reset_epoch_s)}
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_epoch_s),
+        }
 
 
 def parse_rule(rules: list[str] | str) -> tuple[RateLimitItem, ...]:
@@ -43,8 +45,9 @@ class RateLimiter:
         self._limiter = MovingWindowRateLimiter(storage_from_string(settings.storage_uri))
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def hit(self, scope: str, identity: str, items: tuple[RateLimitItem, ...]
-                  ) -> RateLimitStatus:
+    async def hit(
+        self, scope: str, identity: str, items: tuple[RateLimitItem, ...]
+    ) -> RateLimitStatus:
         """Count one request against every window, or raise RateLimitedError (Retry-After)."""
         key = f"{scope}:{identity}"
         async with self._locks[key]:
@@ -54,20 +57,28 @@ class RateLimiter:
                     retry_after = max(1, math.ceil(status.reset_epoch_s - time.time()))
                     raise RateLimitedError(
                         f"rate limit {item} exceeded; retry in {retry_after} s",
-                        status=status, retry_after_s=retry_after)
+                        status=status,
+                        retry_after_s=retry_after,
+                    )
             for item in items:
                 await self._limiter.hit(item, scope, identity)
             return await self._status(scope, identity, items)
 
-    async def _status(self, scope: str, identity: str,
-                      items: tuple[RateLimitItem, ...]) -> RateLimitStatus:
+    async def _status(
+        self, scope: str, identity: str, items: tuple[RateLimitItem, ...]
+    ) -> RateLimitStatus:
         tightest: RateLimitStatus | None = None
         for item in items:
             stats = await self._limiter.get_window_stats(item, scope, identity)
-            status = RateLimitStatus(limit=item.amount, remaining=max(0, stats.remaining),
-                                     reset_epoch_s=math.ceil(stats.reset_time))
+            status = RateLimitStatus(
+                limit=item.amount,
+                remaining=max(0, stats.remaining),
+                reset_epoch_s=math.ceil(stats.reset_time),
+            )
             if tightest is None or (status.remaining, -status.reset_epoch_s) < (
-                    tightest.remaining, -tightest.reset_epoch_s):
+                tightest.remaining,
+                -tightest.reset_epoch_s,
+            ):
                 tightest = status
         assert tightest is not None
         return tightest

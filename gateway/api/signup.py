@@ -34,14 +34,23 @@ class SignupResponse(msgspec.Struct, frozen=True, kw_only=True):
     credits: int
 
 
-@post("/api/signup", status_code=200, tags=["account"], summary="Create an account",
-      responses=error_responses(409, 413, 429, 500))
-async def create_account(data: SignupRequest, request: Request,  # type: ignore[type-arg]
-                         services: Services) -> SignupResponse:
+@post(
+    "/api/signup",
+    status_code=200,
+    tags=["account"],
+    summary="Create an account",
+    responses=error_responses(409, 413, 429, 500),
+)
+async def create_account(
+    data: SignupRequest,
+    request: Request,  # type: ignore[type-arg]
+    services: Services,
+) -> SignupResponse:
     """An email gets an API key and the configured free credits. 409 if the account exists."""
     client = request.client.host if request.client else "unknown"
     await services.rate_limiter.hit("signup", client, SIGNUPS_PER_ADDRESS)
     config = services.settings.signup
     tenant, key = await signup(services.db, data.email, config.plan, config.free_credits)
-    return SignupResponse(api_key=key, tenant_id=tenant.id, plan=tenant.plan,
-                          credits=tenant.credits_available)
+    return SignupResponse(
+        api_key=key, tenant_id=tenant.id, plan=tenant.plan, credits=tenant.credits_available
+    )

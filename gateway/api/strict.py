@@ -49,8 +49,11 @@ def boolean_fields(struct: type[msgspec.Struct]) -> list[str]:
 async def check_body_types(request: Request[Any, Any, Any]) -> None:
     """Litestar `before_request` hook: a 400 for a body whose values are not of their type."""
     field = request.route_handler.parsed_data_field
-    if field is None or not isinstance(field.annotation, type) \
-            or not issubclass(field.annotation, msgspec.Struct):
+    if (
+        field is None
+        or not isinstance(field.annotation, type)
+        or not issubclass(field.annotation, msgspec.Struct)
+    ):
         return
     struct: type[msgspec.Struct] = field.annotation
     media_type = request.content_type[0]
@@ -62,8 +65,9 @@ async def check_body_types(request: Request[Any, Any, Any]) -> None:
         try:
             msgspec.convert(whole_floats_as_ints(decoded), type=struct, strict=True)
         except msgspec.ValidationError as exc:
-            raise BadRequestError(f"Validation failed for {request.method} "
-                                  f"{request.url.path}: {exc}") from exc
+            raise BadRequestError(
+                f"Validation failed for {request.method} {request.url.path}: {exc}"
+            ) from exc
     elif media_type == RequestEncodingType.MULTI_PART:
         form = await request.form()
         for name in boolean_fields(struct):

@@ -25,50 +25,84 @@ def text_layer_stats(path: Path, index: int, page: PageImage) -> TextLayerStats 
     if layer is None:
         return None
     boxes = [quad_bounds(line.quad) for line in layer.lines]
-    return TextLayerStats(real_ratio=round(real_text_ratio(layer.text), 3),
-                          coverage=round(ink_coverage(page.pixels, boxes), 3),
-                          image_cover=layer.image_cover)
+    return TextLayerStats(
+        real_ratio=round(real_text_ratio(layer.text), 3),
+        coverage=round(ink_coverage(page.pixels, boxes), 3),
+        image_cover=layer.image_cover,
+    )
 
 
-def measure_page(page: PageImage, *, settings: Settings, path: Path, kind: DocumentKind,
-                 reading_scale: float = 1.0) -> PageEvidence:
+def measure_page(
+    page: PageImage,
+    *,
+    settings: Settings,
+    path: Path,
+    kind: DocumentKind,
+    reading_scale: float = 1.0,
+) -> PageEvidence:
     """Features of a rendered page (`reading_scale`: how much larger it will be read) and its
     PDF text layer's statistics. Nothing is measured when one provider reads every page."""
     if settings.pipeline.provider != AUTO:
         return PageEvidence()
     features = compute_features(page.pixels, page.dpi * reading_scale, reading_scale)
-    stats = (text_layer_stats(path, page.page_number - 1, page)
-             if kind == DocumentKind.PDF else None)
+    stats = text_layer_stats(path, page.page_number - 1, page) if kind == DocumentKind.PDF else None
     return PageEvidence(features=features, text_layer=stats)
 
 
-def assess_page(path: Path, kind: DocumentKind, page_number: int, settings: Settings,
-                thumbnail: Thumbnail | None = None) -> PageEvidence:
+def assess_page(
+    path: Path,
+    kind: DocumentKind,
+    page_number: int,
+    settings: Settings,
+    thumbnail: Thumbnail | None = None,
+) -> PageEvidence:
     """Submit-time evidence, on a thumbnail of the page (rendered here unless given)."""
     if settings.pipeline.provider != AUTO:
         return PageEvidence()
     if thumbnail is None:
-        thumbnail = render_thumbnail(path, kind, page_number - 1, settings.rendering.dpi,
-                                     settings.limits.max_pixels_per_page, SCORING_SIDE)
-    return measure_page(thumbnail.image, settings=settings, path=path, kind=kind,
-                        reading_scale=thumbnail.reading_scale)
+        thumbnail = render_thumbnail(
+            path,
+            kind,
+            page_number - 1,
+            settings.rendering.dpi,
+            settings.limits.max_pixels_per_page,
+            SCORING_SIDE,
+        )
+    return measure_page(
+        thumbnail.image,
+        settings=settings,
+        path=path,
+        kind=kind,
+        reading_scale=thumbnail.reading_scale,
+    )
 
 
-def plan_context(settings: Settings, *, available: frozenset[str] | None = None,
-                 mode: Mode = Mode.AUTO, max_credits: int | None = None,
-                 plan: str | None = None, allowed_tiers: frozenset[Tier] | None = None,
-                 allow_remote: bool = True) -> PlanContext:
+def plan_context(
+    settings: Settings,
+    *,
+    available: frozenset[str] | None = None,
+    mode: Mode = Mode.AUTO,
+    max_credits: int | None = None,
+    plan: str | None = None,
+    allowed_tiers: frozenset[Tier] | None = None,
+    allow_remote: bool = True,
+) -> PlanContext:
     """What the configuration and the request allow. `available`: the providers configured
     and healthy now (default: the local ones)."""
     local = frozenset(n for n, c in settings.providers.items() if is_local(c))
     forced = settings.pipeline.provider
     return PlanContext(
         available=local if available is None else available,
-        remote=frozenset(settings.providers) - local, mode=mode, max_credits=max_credits,
-        plan=plan, allowed_tiers=frozenset(Tier) if allowed_tiers is None else allowed_tiers,
-        allow_remote=allow_remote, orientation=settings.pipeline.orientation,
+        remote=frozenset(settings.providers) - local,
+        mode=mode,
+        max_credits=max_credits,
+        plan=plan,
+        allowed_tiers=frozenset(Tier) if allowed_tiers is None else allowed_tiers,
+        allow_remote=allow_remote,
+        orientation=settings.pipeline.orientation,
         forced_provider=None if forced == AUTO else forced,
-        forced_credits=settings.credits.credits_per_page)
+        forced_credits=settings.credits.credits_per_page,
+    )
 
 
 def plan_page(evidence: PageEvidence, settings: Settings, mode: Mode = Mode.AUTO) -> PageRoute:

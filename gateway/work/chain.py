@@ -64,8 +64,9 @@ def reading_confidence(page: RecognizedPage) -> float:
     return sum(line.confidence * len(line.text) for line in page.lines) / chars
 
 
-async def read_chain(page: PageImage, route: PageRoute, settings: ChainSettings,
-                     readers: Readers) -> ChainOutcome:
+async def read_chain(
+    page: PageImage, route: PageRoute, settings: ChainSettings, readers: Readers
+) -> ChainOutcome:
     """Read `page` along `route`; raises OcrFailedError when no provider could."""
     attempts: list[Attempt] = []
     rotation = 0
@@ -76,8 +77,12 @@ async def read_chain(page: PageImage, route: PageRoute, settings: ChainSettings,
     chain = route.providers
     for index, name in enumerate(chain):
         reading = await _attempt(readers, name, page, rotation, attempts)
-        if (reading is not None and reading.confidence < SUSPICIOUS_CONFIDENCE
-                and rotation == 0 and settings.orientation):
+        if (
+            reading is not None
+            and reading.confidence < SUSPICIOUS_CONFIDENCE
+            and rotation == 0
+            and settings.orientation
+        ):
             turned, turned_by = await readers.upright(page)
             if turned_by:
                 page, rotation = turned, turned_by
@@ -88,33 +93,52 @@ async def read_chain(page: PageImage, route: PageRoute, settings: ChainSettings,
             readings.append(reading)
         if route.best_of_chain:
             continue
-        good = reading is not None and (not route.escalate
-                                        or reading.confidence >= settings.min_confidence)
+        good = reading is not None and (
+            not route.escalate or reading.confidence >= settings.min_confidence
+        )
         if good or index == len(chain) - 1:
             break
-        why = (f"failed ({(attempts[-1].error or '').split(':')[0]})" if reading is None
-               else f"confidence {reading.confidence:.2f} < {settings.min_confidence:.2f}")
+        why = (
+            f"failed ({(attempts[-1].error or '').split(':')[0]})"
+            if reading is None
+            else f"confidence {reading.confidence:.2f} < {settings.min_confidence:.2f}"
+        )
         escalations.append(f"{name} {why}; {chain[index + 1]} read the page too")
     if not readings:
         errors = "; ".join(a.error or "" for a in attempts)
         raise OcrFailedError(f"no provider could read the page ({errors})"[:500])
-    return ChainOutcome(reading=max(readings, key=lambda r: r.confidence), attempts=attempts,
-                        escalation="; ".join(escalations) or None)
+    return ChainOutcome(
+        reading=max(readings, key=lambda r: r.confidence),
+        attempts=attempts,
+        escalation="; ".join(escalations) or None,
+    )
 
 
-async def _attempt(readers: Readers, name: str, page: PageImage, rotation: int,
-                   attempts: list[Attempt]) -> Reading | None:
+async def _attempt(
+    readers: Readers, name: str, page: PageImage, rotation: int, attempts: list[Attempt]
+) -> Reading | None:
     """One provider on the page, recorded; None when it failed."""
     started = time.perf_counter()
     try:
         recognized = await readers.recognize(name, page)
     except ProviderError as exc:
-        attempts.append(Attempt(provider=name, confidence=0.0,
-                                seconds=round(time.perf_counter() - started, 3),
-                                error=f"{exc.code}: {exc.message}"[:300]))
+        attempts.append(
+            Attempt(
+                provider=name,
+                confidence=0.0,
+                seconds=round(time.perf_counter() - started, 3),
+                error=f"{exc.code}: {exc.message}"[:300],
+            )
+        )
         return None
-    reading = Reading(provider=name, page=recognized, confidence=reading_confidence(recognized),
-                      rotation=rotation)
-    attempts.append(Attempt(provider=name, confidence=round(reading.confidence, 4),
-                            seconds=round(time.perf_counter() - started, 3)))
+    reading = Reading(
+        provider=name, page=recognized, confidence=reading_confidence(recognized), rotation=rotation
+    )
+    attempts.append(
+        Attempt(
+            provider=name,
+            confidence=round(reading.confidence, 4),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+    )
     return reading

@@ -113,8 +113,9 @@ def pdf_render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: in
     return scale
 
 
-def _render_pdf_page(path: Path, index: int, dpi: int, max_pixels: int,
-                     long_side: int | None = None) -> PageImage:
+def _render_pdf_page(
+    path: Path, index: int, dpi: int, max_pixels: int, long_side: int | None = None
+) -> PageImage:
     import pypdfium2 as pdfium
 
     pdf = _open_pdf(path)
@@ -133,7 +134,8 @@ def _render_pdf_page(path: Path, index: int, dpi: int, max_pixels: int,
             pixels = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8, copy=True)
         except pdfium.PdfiumError as exc:
             raise PageRenderFailedError(
-                f"page {index + 1} could not be rendered ({_pdfium_reason(exc)})") from exc
+                f"page {index + 1} could not be rendered ({_pdfium_reason(exc)})"
+            ) from exc
         if pixels.size == 0:
             raise PageRenderFailedError(f"page {index + 1} has no area")
         return PageImage(pixels=pixels, dpi=scale * 72.0, page_number=index + 1)
@@ -180,25 +182,31 @@ def read_text_layer(path: Path, index: int, dpi: float) -> TextLayer | None:
             # PDFium joins a word hyphenated across lines and leaves U+FFFE where the hyphen was
             line_text = " ".join(raw_line.replace("\ufffe", "").split())
             if line_text:
-                rects = [textpage.get_rect(i)
-                         for i in range(textpage.count_rects(start, units))]
+                rects = [textpage.get_rect(i) for i in range(textpage.count_rects(start, units))]
                 if rects:
                     left = min(r[0] for r in rects)
                     bottom = min(r[1] for r in rects)
                     right = max(r[2] for r in rects)
                     top = max(r[3] for r in rects)
                     (x1, y1), (x2, y2) = convert(left, top), convert(right, bottom)
-                    lines.append(TextLine(text=line_text, confidence=1.0,
-                                          quad=quad_from_box(min(x1, x2), min(y1, y2),
-                                                             max(x1, x2), max(y1, y2))))
+                    lines.append(
+                        TextLine(
+                            text=line_text,
+                            confidence=1.0,
+                            quad=quad_from_box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)),
+                        )
+                    )
             start += units + 2  # the "\r\n" PDFium generated between lines
         page_area = max(page.get_width() * page.get_height(), 1.0)
         cover = 0.0
         for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2):
             x0, y0, x1, y1 = obj.get_bounds()
             cover = max(cover, (x1 - x0) * (y1 - y0) / page_area)
-        return TextLayer(lines=tuple(lines), text=text.replace("\ufffe", ""),
-                         image_cover=round(min(cover, 1.0), 3))
+        return TextLayer(
+            lines=tuple(lines),
+            text=text.replace("\ufffe", ""),
+            image_cover=round(min(cover, 1.0), 3),
+        )
     except pdfium.PdfiumError:
         return None
     finally:
@@ -216,7 +224,8 @@ def _open_image(path: Path, max_pixels: int) -> Image.Image:
             image = Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(
-            f"the image declares more than {max_pixels} pixels", max_pixels=max_pixels) from exc
+            f"the image declares more than {max_pixels} pixels", max_pixels=max_pixels
+        ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise DocumentError(f"the image could not be read ({_pil_reason(exc)})") from exc
     return image
@@ -233,11 +242,15 @@ def _check_frame(image: Image.Image, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"the image is {width}x{height} pixels, more than the limit of {max_pixels}",
-            width=width, height=height, max_pixels=max_pixels)
+            width=width,
+            height=height,
+            max_pixels=max_pixels,
+        )
 
 
-def _image_page_count(path: Path, max_pixels: int,
-                      thumbnail_side: int | None = None) -> tuple[int, Thumbnail | None]:
+def _image_page_count(
+    path: Path, max_pixels: int, thumbnail_side: int | None = None
+) -> tuple[int, Thumbnail | None]:
     """Frames of the image, after decoding the first one: a truncated file is a 400, not a
     failed job. With `thumbnail_side` that decode is the first page's thumbnail (a JPEG
     decodes at a reduced scale), returned with the count."""
@@ -279,9 +292,10 @@ def _decode_frame(image: Image.Image, index: int, long_side: int | None) -> Page
     upright = ImageOps.exif_transpose(image).convert("RGB")
     if long_side is not None and max(upright.size) > long_side:
         ratio = long_side / max(upright.size)
-        upright = upright.resize((max(1, round(upright.width * ratio)),
-                                  max(1, round(upright.height * ratio))),
-                                 Image.Resampling.BOX)
+        upright = upright.resize(
+            (max(1, round(upright.width * ratio)), max(1, round(upright.height * ratio))),
+            Image.Resampling.BOX,
+        )
     dpi *= max(upright.size) / full_side
     return PageImage(pixels=np.asarray(upright, dtype=np.uint8), dpi=dpi, page_number=index + 1)
 
@@ -293,8 +307,9 @@ def _image_thumbnail(image: Image.Image, index: int, long_side: int) -> Thumbnai
     return Thumbnail(image=thumb, reading_scale=full_side / max(thumb.width, thumb.height))
 
 
-def _render_image_page(path: Path, index: int, max_pixels: int,
-                       long_side: int | None = None) -> PageImage:
+def _render_image_page(
+    path: Path, index: int, max_pixels: int, long_side: int | None = None
+) -> PageImage:
     with _open_image(path, max_pixels) as image:
         try:
             image.seek(index)
@@ -304,14 +319,16 @@ def _render_image_page(path: Path, index: int, max_pixels: int,
             raise PageRenderFailedError(f"page {index + 1}: {exc}") from exc
         except (OSError, ValueError, SyntaxError, MemoryError, Image.DecompressionBombError) as exc:
             raise PageRenderFailedError(
-                f"page {index + 1} could not be decoded ({_pil_reason(exc)})") from exc
+                f"page {index + 1} could not be decoded ({_pil_reason(exc)})"
+            ) from exc
 
 
 # --- Entry points (worker processes) --------------------------------------------------------
 
 
-def inspect_document(path: Path, kind: DocumentKind, max_pixels: int,
-                     thumbnail_side: int | None = None) -> DocumentInfo:
+def inspect_document(
+    path: Path, kind: DocumentKind, max_pixels: int, thumbnail_side: int | None = None
+) -> DocumentInfo:
     """Open the document and count its pages; raises DocumentError subclasses. For an image,
     `thumbnail_side` keeps its first page's thumbnail from the decode that checks it."""
     first_page = None
@@ -331,8 +348,9 @@ def inspect_document(path: Path, kind: DocumentKind, max_pixels: int,
     return DocumentInfo(kind=kind, page_count=count, first_page=first_page)
 
 
-def render_thumbnail(path: Path, kind: DocumentKind, index: int, dpi: int, max_pixels: int,
-                     long_side: int) -> Thumbnail:
+def render_thumbnail(
+    path: Path, kind: DocumentKind, index: int, dpi: int, max_pixels: int, long_side: int
+) -> Thumbnail:
     """A small copy of the page, and how many times larger it will be read."""
     thumb = render_page(path, kind, index, dpi, max_pixels, long_side)
     if kind == DocumentKind.PDF:
@@ -341,12 +359,19 @@ def render_thumbnail(path: Path, kind: DocumentKind, index: int, dpi: int, max_p
         return Thumbnail(image=thumb, reading_scale=reading_dpi / thumb.dpi)
     with _open_image(path, max_pixels) as image:
         image.seek(index)
-        return Thumbnail(image=thumb, reading_scale=max(image.size) / max(thumb.width,
-                                                                             thumb.height))
+        return Thumbnail(
+            image=thumb, reading_scale=max(image.size) / max(thumb.width, thumb.height)
+        )
 
 
-def render_page(path: Path, kind: DocumentKind, index: int, dpi: int,
-                max_pixels: int, long_side: int | None = None) -> PageImage:
+def render_page(
+    path: Path,
+    kind: DocumentKind,
+    index: int,
+    dpi: int,
+    max_pixels: int,
+    long_side: int | None = None,
+) -> PageImage:
     """Render page `index` (0-based); raises PageError subclasses only. `long_side` caps the
     longer side in pixels (a thumbnail; JPEGs then decode at a reduced scale)."""
     try:
@@ -361,4 +386,5 @@ def render_page(path: Path, kind: DocumentKind, index: int, dpi: int,
         raise page_error_for_document(exc) from exc
     except Exception as exc:  # broad on purpose: any decoder failure on hostile input: bad page
         raise PageRenderFailedError(
-            f"page {index + 1} could not be rendered ({_pil_reason(exc)})") from exc
+            f"page {index + 1} could not be rendered ({_pil_reason(exc)})"
+        ) from exc

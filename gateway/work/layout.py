@@ -64,16 +64,22 @@ def _xy_cut(items: list[_Item], line_h: float) -> list[list[_Item]]:
     if len(items) <= 1:
         return [items]
     region_width = max(it.right for it in items) - min(it.left for it in items)
-    x_gaps = [g for g in _gaps([(it.left, it.right) for it in items])
-              if g[1] - g[0] >= COLUMN_GAP * line_h]
+    x_gaps = [
+        g
+        for g in _gaps([(it.left, it.right) for it in items])
+        if g[1] - g[0] >= COLUMN_GAP * line_h
+    ]
     for gap in sorted(x_gaps, key=lambda g: g[0] - g[1]):
         cut = (gap[0] + gap[1]) / 2
         first = [it for it in items if it.right <= cut]
         second = [it for it in items if it.left >= cut]
         if _is_column(first, region_width) and _is_column(second, region_width):
             return _xy_cut(first, line_h) + _xy_cut(second, line_h)
-    y_gaps = [g for g in _gaps([(it.top, it.bottom) for it in items])
-              if g[1] - g[0] >= PARAGRAPH_GAP * line_h]
+    y_gaps = [
+        g
+        for g in _gaps([(it.top, it.bottom) for it in items])
+        if g[1] - g[0] >= PARAGRAPH_GAP * line_h
+    ]
     if y_gaps:
         widest = max(y_gaps, key=lambda g: g[1] - g[0])
         cut = (widest[0] + widest[1]) / 2
@@ -101,12 +107,16 @@ def _rows(items: list[_Item]) -> list[_Item]:
     for row in rows:
         row.sort(key=lambda i: i.left)
         chars = sum(len(r.text) for r in row) or 1
-        merged.append(_Item(
-            text=" ".join(r.text for r in row),
-            confidence=sum(r.confidence * len(r.text) for r in row) / chars,
-            left=min(r.left for r in row), top=min(r.top for r in row),
-            right=max(r.right for r in row), bottom=max(r.bottom for r in row),
-        ))
+        merged.append(
+            _Item(
+                text=" ".join(r.text for r in row),
+                confidence=sum(r.confidence * len(r.text) for r in row) / chars,
+                left=min(r.left for r in row),
+                top=min(r.top for r in row),
+                right=max(r.right for r in row),
+                bottom=max(r.bottom for r in row),
+            )
+        )
     return merged
 
 
@@ -114,12 +124,12 @@ def _clamp(v: float) -> float:
     return round(min(1.0, max(0.0, v)), 5)
 
 
-def _geometry(left: float, top: float, right: float, bottom: float,
-              width: int, height: int) -> Geometry:
+def _geometry(
+    left: float, top: float, right: float, bottom: float, width: int, height: int
+) -> Geometry:
     x, y = _clamp(left / width), _clamp(top / height)
     x2, y2 = _clamp(right / width), _clamp(bottom / height)
-    return Geometry(x=x, y=y, width=round(max(x2 - x, 0.0), 5),
-                    height=round(max(y2 - y, 0.0), 5))
+    return Geometry(x=x, y=y, width=round(max(x2 - x, 0.0), 5), height=round(max(y2 - y, 0.0), 5))
 
 
 def build_blocks(lines: Sequence[TextLine], width: int, height: int) -> list[ContentBlock]:
@@ -130,8 +140,16 @@ def build_blocks(lines: Sequence[TextLine], width: int, height: int) -> list[Con
         if not text:
             continue
         left, top, right, bottom = quad_bounds(line.quad)
-        items.append(_Item(text=text, confidence=line.confidence,
-                           left=left, top=top, right=right, bottom=max(bottom, top + 1)))
+        items.append(
+            _Item(
+                text=text,
+                confidence=line.confidence,
+                left=left,
+                top=top,
+                right=right,
+                bottom=max(bottom, top + 1),
+            )
+        )
     if not items:
         return []
     line_h = statistics.median(it.height for it in items)
@@ -141,18 +159,30 @@ def build_blocks(lines: Sequence[TextLine], width: int, height: int) -> list[Con
         chars = sum(len(r.text) for r in rows) or 1
         row_h = statistics.median(r.height for r in rows)
         is_title = len(rows) <= 2 and row_h >= TITLE_HEIGHT * line_h
-        blocks.append(ContentBlock(
-            block_id=len(blocks) + 1,
-            type="title" if is_title else "text",
-            geometry=_geometry(min(r.left for r in rows), min(r.top for r in rows),
-                               max(r.right for r in rows), max(r.bottom for r in rows),
-                               width, height),
-            text="\n".join(r.text for r in rows),
-            confidence=round(sum(r.confidence * len(r.text) for r in rows) / chars, 4),
-            lines=[BlockLine(text=r.text, confidence=round(r.confidence, 4),
-                             geometry=_geometry(r.left, r.top, r.right, r.bottom, width, height))
-                   for r in rows],
-        ))
+        blocks.append(
+            ContentBlock(
+                block_id=len(blocks) + 1,
+                type="title" if is_title else "text",
+                geometry=_geometry(
+                    min(r.left for r in rows),
+                    min(r.top for r in rows),
+                    max(r.right for r in rows),
+                    max(r.bottom for r in rows),
+                    width,
+                    height,
+                ),
+                text="\n".join(r.text for r in rows),
+                confidence=round(sum(r.confidence * len(r.text) for r in rows) / chars, 4),
+                lines=[
+                    BlockLine(
+                        text=r.text,
+                        confidence=round(r.confidence, 4),
+                        geometry=_geometry(r.left, r.top, r.right, r.bottom, width, height),
+                    )
+                    for r in rows
+                ],
+            )
+        )
     return blocks
 
 

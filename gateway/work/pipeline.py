@@ -67,8 +67,10 @@ def run_local(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def chain_settings(settings: Settings) -> ChainSettings:
-    return ChainSettings(min_confidence=settings.routing.escalation.min_confidence,
-                         orientation=settings.pipeline.orientation)
+    return ChainSettings(
+        min_confidence=settings.routing.escalation.min_confidence,
+        orientation=settings.pipeline.orientation,
+    )
 
 
 def upright(page: PageImage, settings: Settings) -> tuple[PageImage, int]:
@@ -80,12 +82,23 @@ def upright(page: PageImage, settings: Settings) -> tuple[PageImage, int]:
 
 
 def render(task: PageTask, settings: Settings) -> PageImage:
-    return render_page(Path(task.path), task.kind, task.page_number - 1, settings.rendering.dpi,
-                       settings.limits.max_pixels_per_page)
+    return render_page(
+        Path(task.path),
+        task.kind,
+        task.page_number - 1,
+        settings.rendering.dpi,
+        settings.limits.max_pixels_per_page,
+    )
 
 
-def page_result(task: PageTask, route: PageRoute, page: PageImage, outcome: ChainOutcome,
-                started: float, rendered: float) -> PageResult:
+def page_result(
+    task: PageTask,
+    route: PageRoute,
+    page: PageImage,
+    outcome: ChainOutcome,
+    started: float,
+    rendered: float,
+) -> PageResult:
     """The normalized result of a page read along its route (the one place that builds it)."""
     reading = outcome.reading
     read = time.perf_counter()
@@ -133,10 +146,14 @@ def text_layer_reading(task: PageTask, page: PageImage) -> ChainOutcome:
     layer = read_text_layer(Path(task.path), page.page_number - 1, page.dpi)
     if layer is None:
         raise TextLayerMissingError("the page's text layer could not be read")
-    recognized = RecognizedPage(lines=layer.lines, model=TEXT_LAYER_MODEL, width=page.width,
-                                height=page.height)
-    return ChainOutcome(reading=Reading(provider=TEXT_LAYER, page=recognized, confidence=1.0),
-                        attempts=[], escalation=None)
+    recognized = RecognizedPage(
+        lines=layer.lines, model=TEXT_LAYER_MODEL, width=page.width, height=page.height
+    )
+    return ChainOutcome(
+        reading=Reading(provider=TEXT_LAYER, page=recognized, confidence=1.0),
+        attempts=[],
+        escalation=None,
+    )
 
 
 class LocalReaders:
@@ -158,7 +175,8 @@ class PageEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.providers: dict[str, Provider] = {
-            name: build_provider(name, cfg) for name, cfg in settings.providers.items()
+            name: build_provider(name, cfg)
+            for name, cfg in settings.providers.items()
             if is_local(cfg)  # remote kinds run in the server's event loop, not here
         }
         self._readers = LocalReaders(self)
@@ -168,13 +186,14 @@ class PageEngine:
 
     def describe(self) -> dict[str, str]:
         """The device each local engine runs on (RapidOCR: "cuda" or "cpu")."""
-        return {name: str(getattr(provider, "device", "cpu"))
-                for name, provider in sorted(self.providers.items())}
+        return {
+            name: str(getattr(provider, "device", "cpu"))
+            for name, provider in sorted(self.providers.items())
+        }
 
     def plan(self, task: PageTask, page: PageImage) -> PageRoute:
         """The route of a task that came without one, planned on the full render."""
-        evidence = measure_page(page, settings=self.settings, path=Path(task.path),
-                                kind=task.kind)
+        evidence = measure_page(page, settings=self.settings, path=Path(task.path), kind=task.kind)
         return plan_page(evidence, self.settings, task.mode)
 
     def read_page(self, task: PageTask, phase: Phase = _no_phase) -> PageResult:
@@ -188,8 +207,9 @@ class PageEngine:
         if route.providers == [TEXT_LAYER]:
             outcome = text_layer_reading(task, page)
         else:
-            outcome = run_local(read_chain(page, route, chain_settings(self.settings),
-                                           self._readers))
+            outcome = run_local(
+                read_chain(page, route, chain_settings(self.settings), self._readers)
+            )
         return page_result(task, route, page, outcome, started, rendered)
 
     def recognize(self, name: str, page: PageImage) -> RecognizedPage:

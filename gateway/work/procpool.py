@@ -49,8 +49,11 @@ def _heap_trimmer() -> Callable[[], None]:
     return trim
 
 
-def _worker_main(conn: multiprocessing.connection.Connection, initializer: Initializer | None,
-                 init_args: tuple[Any, ...]) -> None:
+def _worker_main(
+    conn: multiprocessing.connection.Connection,
+    initializer: Initializer | None,
+    init_args: tuple[Any, ...],
+) -> None:
     trim_heap = _heap_trimmer()
     try:
         state = initializer(*init_args) if initializer is not None else None
@@ -91,9 +94,12 @@ class _Slot:
     def __init__(self, pool: WorkerPool) -> None:
         parent, child = _CTX.Pipe(duplex=True)
         self.conn = parent
-        self.process = _CTX.Process(target=_worker_main, daemon=True,
-                                    args=(child, pool.initializer, pool.init_args),
-                                    name=f"{pool.name}-worker")
+        self.process = _CTX.Process(
+            target=_worker_main,
+            daemon=True,
+            args=(child, pool.initializer, pool.init_args),
+            name=f"{pool.name}-worker",
+        )
         self.process.start()
         child.close()
         self.described: Any = None  # what the process said of itself when it started
@@ -106,8 +112,14 @@ class _Slot:
 
 
 class WorkerPool:
-    def __init__(self, name: str, size: int, initializer: Initializer | None = None,
-                 init_args: tuple[Any, ...] = (), start_timeout_s: float = 180.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        initializer: Initializer | None = None,
+        init_args: tuple[Any, ...] = (),
+        start_timeout_s: float = 180.0,
+    ) -> None:
         self.name = name
         self.size = size
         self.initializer = initializer
@@ -157,12 +169,12 @@ class WorkerPool:
         try:
             message: tuple[str, Any] = slot.conn.recv()
         except (EOFError, OSError) as exc:
-            raise WorkerCrashedError(
-                f"worker exited with code {slot.process.exitcode}") from exc
+            raise WorkerCrashedError(f"worker exited with code {slot.process.exitcode}") from exc
         return message
 
-    async def run(self, func: Callable[..., Any], *args: Any,
-                  deadlines: Mapping[str, float], total_s: float) -> Any:
+    async def run(
+        self, func: Callable[..., Any], *args: Any, deadlines: Mapping[str, float], total_s: float
+    ) -> Any:
         """Run `func(state, *args, phase=...)` in a worker process.
 
         `deadlines` maps a phase name to its own limit; `total_s` bounds the whole task. Raises
@@ -184,8 +196,9 @@ class WorkerPool:
                 limit_phase = phase if phase_left < total_left else "task"
                 limit = deadlines.get(phase, total_s) if phase_left < total_left else total_s
                 try:
-                    kind, value = await self._recv(slot, max(min(phase_left, total_left), 0.0),
-                                                   limit_phase)
+                    kind, value = await self._recv(
+                        slot, max(min(phase_left, total_left), 0.0), limit_phase
+                    )
                 except TaskTimeoutError:
                     raise TaskTimeoutError(limit_phase, limit) from None
                 if kind == "phase":
@@ -211,8 +224,9 @@ class WorkerPool:
         self.ready -= 1
         if self._closed:
             return
-        log.warning("worker_replaced", pool=self.name, pid=slot.process.pid,
-                    exitcode=slot.process.exitcode)
+        log.warning(
+            "worker_replaced", pool=self.name, pid=slot.process.pid, exitcode=slot.process.exitcode
+        )
         try:
             self._idle.put_nowait(await self._spawn())
         except Exception:  # broad on purpose: logged with the pool's name, then raised as it is

@@ -41,16 +41,18 @@ class RenderedPage(msgspec.Struct, frozen=True, kw_only=True):
     line_boxes: tuple[TextLine, ...] | None  # a local engine's lines, as hints
 
 
-def render_task(engine: PageEngine, task: PageTask, with_lines: bool, *,
-                phase: Phase) -> RenderedPage:
+def render_task(
+    engine: PageEngine, task: PageTask, with_lines: bool, *, phase: Phase
+) -> RenderedPage:
     """Worker-process task: the rendered page, and local line boxes when asked."""
     phase("render")
     page = render(task, engine.settings)
     lines = None
     if with_lines:
         phase("ocr")
-        detector = engine.providers.get(GEOMETRY_ENGINE) or next(iter(engine.providers.values()),
-                                                                 None)
+        detector = engine.providers.get(GEOMETRY_ENGINE) or next(
+            iter(engine.providers.values()), None
+        )
         if detector is not None:
             try:
                 lines = detector.recognize(page).lines
@@ -59,8 +61,9 @@ def render_task(engine: PageEngine, task: PageTask, with_lines: bool, *,
     return RenderedPage(page=page, line_boxes=lines)
 
 
-def recognize_task(engine: PageEngine, name: str, page: PageImage, *,
-                   phase: Phase) -> RecognizedPage:
+def recognize_task(
+    engine: PageEngine, name: str, page: PageImage, *, phase: Phase
+) -> RecognizedPage:
     """Worker-process task: one local provider on a page rendered earlier."""
     phase("ocr")
     return engine.recognize(name, page)
@@ -74,8 +77,13 @@ def upright_task(engine: PageEngine, page: PageImage, *, phase: Phase) -> tuple[
 class PoolReaders:
     """Remote providers in this event loop, local ones in the worker pool."""
 
-    def __init__(self, pool: WorkerPool, remote: Mapping[str, RemoteProvider],
-                 rendered: RenderedPage, timeout_s: float) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        remote: Mapping[str, RemoteProvider],
+        rendered: RenderedPage,
+        timeout_s: float,
+    ) -> None:
         self.pool = pool
         self.remote = remote
         self.rendered = rendered
@@ -84,8 +92,9 @@ class PoolReaders:
     async def recognize(self, name: str, page: PageImage) -> RecognizedPage:
         provider = self.remote.get(name)
         if provider is None:
-            result: RecognizedPage = await self.pool.run(recognize_task, name, page, deadlines={},
-                                                         total_s=self.timeout_s)
+            result: RecognizedPage = await self.pool.run(
+                recognize_task, name, page, deadlines={}, total_s=self.timeout_s
+            )
             return result
         hints = None
         if provider.wants_line_boxes and page is self.rendered.page:  # boxes of these pixels
@@ -93,22 +102,28 @@ class PoolReaders:
         return await provider.recognize(page, hints)
 
     async def upright(self, page: PageImage) -> tuple[PageImage, int]:
-        turned: tuple[PageImage, int] = await self.pool.run(upright_task, page, deadlines={},
-                                                            total_s=self.timeout_s)
+        turned: tuple[PageImage, int] = await self.pool.run(
+            upright_task, page, deadlines={}, total_s=self.timeout_s
+        )
         return turned
 
 
-async def read_with_remote(task: PageTask, pool: WorkerPool,
-                           remote: Mapping[str, RemoteProvider], settings: Settings) -> PageResult:
+async def read_with_remote(
+    task: PageTask, pool: WorkerPool, remote: Mapping[str, RemoteProvider], settings: Settings
+) -> PageResult:
     """Read a page whose route names remote providers (`task.route` is set)."""
     route = task.route
     assert route is not None, "a page is read from the event loop only along its stored route"
     limits = settings.limits
     started = time.perf_counter()
     wants_lines = any(remote[n].wants_line_boxes for n in route.providers if n in remote)
-    rendered: RenderedPage = await pool.run(render_task, task, wants_lines,
-                                            deadlines={"render": limits.render_timeout_s},
-                                            total_s=limits.page_timeout_s)
+    rendered: RenderedPage = await pool.run(
+        render_task,
+        task,
+        wants_lines,
+        deadlines={"render": limits.render_timeout_s},
+        total_s=limits.page_timeout_s,
+    )
     rendered_at = time.perf_counter()
     readers = PoolReaders(pool, remote, rendered, limits.page_timeout_s)
     outcome = await read_chain(rendered.page, route, chain_settings(settings), readers)

@@ -40,8 +40,13 @@ def read_page(engine: PageEngine, task: PageTask, *, phase: Phase) -> PageResult
 
 
 class Worker:
-    def __init__(self, store: JobStore, pool: WorkerPool, settings: Settings,
-                 remote: dict[str, RemoteProvider] | None = None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        pool: WorkerPool,
+        settings: Settings,
+        remote: dict[str, RemoteProvider] | None = None,
+    ) -> None:
         self.store = store
         self.pool = pool
         self.settings = settings
@@ -54,8 +59,9 @@ class Worker:
         swept = await self.store.sweep(self.settings.worker.max_page_attempts)
         if swept:
             log.info("pages_requeued", count=swept)
-        self._loops = [asyncio.create_task(self._run(), name=f"worker-{i}")
-                       for i in range(self.pool.size)]
+        self._loops = [
+            asyncio.create_task(self._run(), name=f"worker-{i}") for i in range(self.pool.size)
+        ]
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -78,8 +84,9 @@ class Worker:
                 claim = None
             if claim is None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(),
-                                           self.settings.worker.poll_interval_s)
+                    await asyncio.wait_for(
+                        self._wakeup.wait(), self.settings.worker.poll_interval_s
+                    )
                 continue
             try:
                 await self._process(claim)
@@ -94,34 +101,45 @@ class Worker:
             return await read_with_remote(task, self.pool, self.remote, self.settings)
         limits = self.settings.limits
         result: PageResult = await self.pool.run(
-            read_page, task, deadlines={"render": limits.render_timeout_s},
-            total_s=limits.page_timeout_s)
+            read_page,
+            task,
+            deadlines={"render": limits.render_timeout_s},
+            total_s=limits.page_timeout_s,
+        )
         return result
 
     async def _process(self, claim: ClaimedPage) -> None:
         logger = log.bind(job_id=claim.job_id, tenant_id=claim.tenant_id, page=claim.page_number)
-        task = PageTask(path=claim.file_path, kind=DocumentKind(claim.file_kind),
-                        page_number=claim.page_number, route=claim.route)
+        task = PageTask(
+            path=claim.file_path,
+            kind=DocumentKind(claim.file_kind),
+            page_number=claim.page_number,
+            route=claim.route,
+        )
         started = time.perf_counter()
         try:
             result = await self._read(task)
         except Exception as exc:  # noqa: BLE001 - one page never stops the worker: mapped below
-            error = page_error_for_pool(exc, claim.page_number, claim.attempts,
-                                        self.settings.worker.max_page_attempts)
+            error = page_error_for_pool(
+                exc, claim.page_number, claim.attempts, self.settings.worker.max_page_attempts
+            )
             if error is None:  # its process died and attempts remain: read it again
                 logger.warning("page_worker_crashed", attempts=claim.attempts, reason=str(exc))
                 await self.store.release_page(claim)
                 self.wake()
                 return
             if isinstance(error, PageInternalError):
-                logger.error("page_error", error_type=type(exc).__name__,
-                             detail=str(exc)[:2000])
+                logger.error("page_error", error_type=type(exc).__name__, detail=str(exc)[:2000])
             else:
                 logger.info("page_failed", code=error.code, reason=error.message)
             await self.store.fail_page(claim, error.detail())
         else:
             seconds = time.perf_counter() - started
             await self.store.complete_page(claim, result, seconds)
-            logger.info("page_completed", seconds=round(seconds, 3),
-                        provider=result.pipeline_metadata.provider_used
-                        if result.pipeline_metadata else None)
+            logger.info(
+                "page_completed",
+                seconds=round(seconds, 3),
+                provider=result.pipeline_metadata.provider_used
+                if result.pipeline_metadata
+                else None,
+            )

@@ -111,8 +111,9 @@ class _DropConnectionError(Exception):
 def lines_to_markdown(lines: list[TextLine]) -> str:
     """Paragraphs separated by a blank line, each paragraph's lines joined into one. A
     paragraph starts after a gap clearly wider than the usual gap between lines."""
-    boxes = sorted(((quad_bounds(line.quad), line.text) for line in lines),
-                   key=lambda item: item[0][1])
+    boxes = sorted(
+        ((quad_bounds(line.quad), line.text) for line in lines), key=lambda item: item[0][1]
+    )
     if not boxes:
         return ""
     line_h = statistics.median(box[3] - box[1] for box, _ in boxes)
@@ -159,8 +160,9 @@ class FakeVLM:
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 try:
-                    status, payload, extra = await self.dispatch(method, target.split("?")[0],
-                                                                 headers, body)
+                    status, payload, extra = await self.dispatch(
+                        method, target.split("?")[0], headers, body
+                    )
                 except _DropConnectionError:
                     writer.transport.abort()
                     return
@@ -170,19 +172,25 @@ class FakeVLM:
         finally:
             writer.close()
 
-    async def respond(self, writer: asyncio.StreamWriter, status: int, payload: bytes,
-                      extra: dict[str, str]) -> None:
+    async def respond(
+        self, writer: asyncio.StreamWriter, status: int, payload: bytes, extra: dict[str, str]
+    ) -> None:
         try:
             reason = HTTPStatus(status).phrase
         except ValueError:  # a status made up for a test
             reason = "Unknown"
-        lines = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json",
-                 f"Content-Length: {len(payload)}", *(f"{k}: {v}" for k, v in extra.items())]
+        lines = [
+            f"HTTP/1.1 {status} {reason}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(payload)}",
+            *(f"{k}: {v}" for k, v in extra.items()),
+        ]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
         await writer.drain()
 
-    async def dispatch(self, method: str, path: str, headers: dict[str, str],
-                       body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    async def dispatch(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes, dict[str, str]]:
         if (method, path) == ("POST", "/v1/chat/completions"):
             return await self.chat(headers, body)
         if (method, path) == ("GET", "/v1/models"):
@@ -225,8 +233,11 @@ class FakeVLM:
             if self._take(faults, "drop_next"):
                 raise _DropConnectionError()
             if self._take(faults, "rate_limit_next"):
-                return 429, _error("rate_limit_exceeded", "slow down"), {
-                    "Retry-After": f"{faults.retry_after_s:g}"}
+                return (
+                    429,
+                    _error("rate_limit_exceeded", "slow down"),
+                    {"Retry-After": f"{faults.retry_after_s:g}"},
+                )
             if self._take(faults, "fail_next"):
                 return faults.status, _error("injected", "injected failure"), {}
             if self._take(faults, "malformed_next"):
@@ -264,14 +275,26 @@ def _error(code: str, message: str) -> bytes:
 
 
 def _completion(model: str, markdown: str, finish: str) -> bytes:
-    return msgspec.json.encode({
-        "id": f"chatcmpl-{time.monotonic_ns()}", "object": "chat.completion",
-        "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "finish_reason": finish,
-                     "message": {"role": "assistant", "content": markdown}}],
-        "usage": {"prompt_tokens": 0, "completion_tokens": len(markdown.split()),
-                  "total_tokens": len(markdown.split())},
-    })
+    return msgspec.json.encode(
+        {
+            "id": f"chatcmpl-{time.monotonic_ns()}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": finish,
+                    "message": {"role": "assistant", "content": markdown},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 0,
+                "completion_tokens": len(markdown.split()),
+                "total_tokens": len(markdown.split()),
+            },
+        }
+    )
 
 
 async def serve(host: str, port: int) -> None:
@@ -314,8 +337,11 @@ class FakeVLMServer:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.support.fake_vlm_server", "--port", "0"],
-                stdout=subprocess.PIPE, stderr=log, cwd=REPO,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=REPO,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         finally:
             if not isinstance(log, int):
                 log.close()

@@ -52,9 +52,21 @@ class GatewayProcess:
         env.pop("OCR_GATEWAY_DATA_DIR", None)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve", "--config", str(self.config),
-                 "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=REPO)
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "serve",
+                    "--config",
+                    str(self.config),
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -89,28 +101,47 @@ class GatewayProcess:
 
 
 def _children(pid: int) -> list[int]:
-    out = subprocess.run(["/bin/ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                         text=True, check=False).stdout
+    out = subprocess.run(
+        ["/bin/ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    ).stdout
     return [int(p) for p in out.split()]
 
 
-def create_tenant(config: Path, name: str = "tenant", credits: int = 1000,
-                  plan: str = "starter") -> str:
+def create_tenant(
+    config: Path, name: str = "tenant", credits: int = 1000, plan: str = "starter"
+) -> str:
     """Create a tenant through the CLI; returns its API key (the last line of stdout)."""
     out = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(config), "tenants", "create",
-         "--name", name, "--plan", plan, "--credits", str(credits)],
-        capture_output=True, text=True, check=True, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--config",
+            str(config),
+            "tenants",
+            "create",
+            "--name",
+            name,
+            "--plan",
+            plan,
+            "--credits",
+            str(credits),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
-def wait_for_job(client: httpx.Client, job_id: str, key: str,
-                 timeout_s: float = 300.0) -> dict[str, Any]:
+def wait_for_job(
+    client: httpx.Client, job_id: str, key: str, timeout_s: float = 300.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         # long-poll: the server answers as soon as the job changes
-        response = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key},
-                              params={"wait": 10})
+        response = client.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key}, params={"wait": 10})
         response.raise_for_status()
         job: dict[str, Any] = response.json()
         if job["status"] in ("completed", "failed", "cancelled"):
