@@ -32,7 +32,7 @@ class Database:
         self._writer = await self._connect()
         try:
             await migrate(self._writer, self.path)
-        except BaseException:
+        except BaseException:  # a failed migration leaves no open connection behind
             await self._writer.close()
             self._writer = None
             raise
@@ -60,7 +60,7 @@ class Database:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
                 yield self._writer
-            except BaseException:
+            except BaseException:  # any failure, cancellation included: undo, then re-raise
                 await self._writer.execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")

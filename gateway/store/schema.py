@@ -187,7 +187,7 @@ async def migrate(
                     await conn.execute(statement)
                 # PRAGMA takes no parameters; the version is an int from the list above.
                 await conn.execute(f"PRAGMA user_version = {int(migration.version)}")
-        except BaseException:
+        except BaseException:  # any failure, cancellation included: undo, then re-raise
             await conn.execute("ROLLBACK")
             raise
         await conn.execute("COMMIT")

@@ -94,7 +94,7 @@ def assess_in_worker(
             )
         except PageError as exc:  # read (and fail, refunded) by the worker like any page
             evidence.append(PageEvidence(unassessed=exc.message))
-        except Exception as exc:
+        except Exception as exc:  # a scoring defect must not refuse the upload: bill simple
             log.exception("page_assessment_failed", path=path, page=number)
             evidence.append(PageEvidence(unassessed=f"{type(exc).__name__}: {exc}"))
     return evidence
@@ -227,7 +227,7 @@ async def submit_document(
         replay = await _replay(store, tenant, idempotency)
         assert replay is not None
         return replay
-    except BaseException:
+    except BaseException:  # refused or cancelled: keep no upload, then re-raise as it was
         with contextlib.suppress(OSError):
             path.unlink()
         raise

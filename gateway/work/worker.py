@@ -79,7 +79,7 @@ class Worker:
             self._wakeup.clear()
             try:
                 claim = await self.store.claim_page()
-            except Exception:
+            except Exception:  # a store hiccup must not end the claiming loop: logged, retried
                 log.exception("page_claim_failed")
                 claim = None
             if claim is None:
