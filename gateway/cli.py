@@ -144,8 +144,8 @@ def cmd_ocr(args: argparse.Namespace) -> int:
     from gateway.errors import DocumentError, PageError
     from gateway.results import failed_page
     from gateway.work.documents import detect_kind, inspect_document
+    from gateway.work.inspection import parse_page_ranges
     from gateway.work.pipeline import PageEngine, PageTask
-    from gateway.work.submissions import parse_page_ranges
 
     settings = _settings(args)
     if args.provider:
@@ -187,6 +187,51 @@ def cmd_ocr(args: argparse.Namespace) -> int:
         assert r.error is not None
         print(f"page {r.page_number}: {r.error.code}: {r.error.message}", file=sys.stderr)
     return 1 if failed and len(failed) == len(results) else 0
+
+
+def cmd_quote(args: argparse.Namespace) -> int:
+    """Each page's tier, credits and reason, as the server would bill them (local providers)."""
+    from gateway.errors import DocumentError
+    from gateway.work.assess import plan_context
+    from gateway.work.documents import detect_kind
+    from gateway.work.inspection import prepare_in_worker
+    from router.plan import plan_document
+    from router.policy import Mode
+
+    settings = _settings(args)
+    plan = settings.plans.get(args.plan) if args.plan else None
+    if args.plan and plan is None:
+        raise CLIError(f"unknown plan {args.plan!r}; configured: {', '.join(settings.plans)}")
+    path = Path(args.file)
+    try:
+        kind = detect_kind(path.open("rb").read(2048))
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror}") from exc
+    if kind is None:
+        raise CLIError(f"{path}: not a supported document type")
+    max_pages = min(settings.limits.max_pages, plan.max_pages_per_document if plan else 10**9)
+    try:
+        prepared = prepare_in_worker(
+            None, str(path), kind, args.page_ranges, max_pages, settings, phase=lambda _: None
+        )
+    except DocumentError as exc:
+        raise CLIError(f"{path}: {exc.message}") from exc
+    context = plan_context(
+        settings,
+        mode=Mode(args.mode),
+        max_credits=args.max_credits,
+        plan=args.plan,
+        allowed_tiers=frozenset(plan.allowed_tiers) if plan else None,
+    )
+    planned = plan_document(prepared.evidence, settings.routing, context)
+    if not planned.fits(args.max_credits):
+        raise CLIError(f"max_credits {args.max_credits} is below the {planned.credits} needed")
+    for number, route in zip(prepared.pages, planned.routes, strict=True):
+        first = route.providers[0] if route.providers else "-"
+        print(f"page {number:4d}  {route.tier.value:7s} {route.credits} credits  {first:10s}"
+              f"  {route.reason}")  # fmt: skip
+    print(f"total: {planned.credits} credits for {len(planned.routes)} pages")
+    return 0
 
 
 def plugin_commands() -> dict[str, EntryPoint]:
@@ -271,6 +316,15 @@ def build_parser(plugins: Mapping[str, EntryPoint] | None = None) -> argparse.Ar
     ocr.add_argument("--provider", help="read every page with this configured provider")
     ocr.add_argument("--page-ranges", help='JSON, e.g. [{"start":1,"end":3}]')
     ocr.set_defaults(func=cmd_ocr)
+
+    quote = sub.add_parser("quote", help="price a file as the server would bill it, no server")
+    quote.add_argument("--config", default=argparse.SUPPRESS)
+    quote.add_argument("file")
+    quote.add_argument("--page-ranges", help='JSON, e.g. [{"start":1,"end":3}]')
+    quote.add_argument("--mode", choices=["auto", "fast", "accurate"], default="auto")
+    quote.add_argument("--max-credits", type=int)
+    quote.add_argument("--plan", help="apply this plan's allowed tiers and page limit")
+    quote.set_defaults(func=cmd_quote)
 
     plugins = plugin_commands() if plugins is None else plugins
     for name in sorted(OPTIONAL_COMMANDS.keys() | plugins.keys()):

@@ -169,6 +169,26 @@ class RetentionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     sweep_interval_s: float = 3600.0
 
 
+class CacheSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The same bytes with the same options, from the same tenant within retention, are
+    answered from the earlier job at once (form field `cache=false` reads them again)."""
+
+    enabled: bool = True
+    credits_per_page: int = msgspec.field(default=0)  # the price of a page answered from cache
+
+    def __post_init__(self) -> None:
+        if self.credits_per_page < 0:
+            raise ValueError("cache.credits_per_page must be >= 0")
+
+
+class QuoteSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    hold_s: float = 3600.0  # a submit naming the quote is billed by it for this long
+
+    def __post_init__(self) -> None:
+        if self.hold_s <= 0:
+            raise ValueError("quotes.hold_s must be > 0")
+
+
 class LogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json: bool = True
@@ -193,6 +213,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     admin: AdminSettings = AdminSettings()
     signup: SignupSettings = SignupSettings()
     retention: RetentionSettings = RetentionSettings()
+    cache: CacheSettings = CacheSettings()
+    quotes: QuoteSettings = QuoteSettings()
     routing: RoutingPolicy = RoutingPolicy()
 
     def __post_init__(self) -> None:

@@ -13,12 +13,14 @@
     ├── InsufficientCreditsError      402 insufficient_credits
     ├── ForbiddenError                403 forbidden
     ├── NotFoundError                 404 not_found
-    │   └── JobNotFoundError          404 job_not_found
+    │   ├── JobNotFoundError          404 job_not_found
+    │   └── QuoteNotFoundError        404 quote_not_found
     ├── MethodNotAllowedError         405 method_not_allowed
     ├── ConflictError                 409 conflict
     │   ├── IdempotencyKeyReusedError 409 idempotency_key_reused
     │   ├── JobNotCancellableError    409 job_not_cancellable
-    │   └── AccountExistsError        409 account_exists
+    │   ├── AccountExistsError        409 account_exists
+    │   └── QuoteMismatchError        409 quote_mismatch  (another file, other options, expired)
     ├── PayloadTooLargeError          413 payload_too_large
     ├── UnsupportedMediaTypeError     415 unsupported_media_type
     ├── RateLimitedError              429 rate_limited          (Retry-After)
@@ -162,6 +164,11 @@ class JobNotFoundError(NotFoundError):
     default_message = "job not found"
 
 
+class QuoteNotFoundError(NotFoundError):
+    code = "quote_not_found"
+    default_message = "quote not found"
+
+
 class MethodNotAllowedError(GatewayError):
     status_code = 405
     code = "method_not_allowed"
@@ -191,6 +198,10 @@ class IdempotencyKeyReusedError(ConflictError):
 class JobNotCancellableError(ConflictError):
     code = "job_not_cancellable"
     default_message = "the job has already finished"
+
+
+class QuoteMismatchError(ConflictError):
+    code = "quote_mismatch"
 
 
 class AccountExistsError(ConflictError):
@@ -299,23 +310,11 @@ class PageInternalError(PageError):
     code = "internal_error"
 
 
-PAGE_ERRORS: dict[str, type[PageError]] = {
-    cls.code: cls
-    for cls in (
-        PageNotFoundError,
-        PageRenderFailedError,
-        PageDocumentError,
-        PageEncryptedError,
-        PageImageTooLargeError,
-        TextLayerMissingError,
-        OcrFailedError,
-        PageTimeoutError,
-        RenderTimeoutError,
-        PageCrashedError,
-        PageAttemptsExhaustedError,
-        PageInternalError,
-    )
-}
+def _descendants(cls: type[PageError]) -> list[type[PageError]]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_descendants(sub))]
+
+
+PAGE_ERRORS: dict[str, type[PageError]] = {cls.code: cls for cls in _descendants(PageError)}
 
 
 def page_error_for_document(exc: DocumentError) -> PageError:

@@ -76,6 +76,7 @@ class PipelineMetadata(msgspec.Struct, frozen=True, kw_only=True):
     attempts: list[Attempt] = []  # every provider that read the page, in order
     escalation: str | None = None  # why a next provider read the page
     capped: bool = False  # the request's max_credits or the plan's tiers lowered this page's tier
+    cached: bool = False  # answered from an earlier job of the same file and options
 
 
 class PageResult(msgspec.Struct, frozen=True, kw_only=True):

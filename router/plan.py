@@ -45,6 +45,7 @@ class PageEvidence(msgspec.Struct, frozen=True, kw_only=True):
     features: PageFeatures | None = None  # None: not measured (forced provider, or it failed)
     text_layer: TextLayerStats | None = None  # PDF pages with a text layer
     unassessed: str | None = None  # why the page could not be measured
+    turned_deg: int = 0  # the features were measured on the page turned by this (vertical lines)
 
 
 class PlanContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,10 +128,12 @@ def _route_page(
         and route.providers != [TEXT_LAYER]
         and page.features.vertical_text >= policy.orientation.min_vertical_text
     )
-    if upright:
+    if upright or page.turned_deg:
+        done = [f"scored turned {page.turned_deg} degrees"] if page.turned_deg else []
+        done += ["turned upright before reading"] if upright else []
         notes.append(
             f"lines run vertically (vertical_text {page.features.vertical_text:.2f}): "
-            "the page is turned upright before reading"
+            + " and ".join(done)
         )
     if not notes:
         return route

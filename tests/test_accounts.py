@@ -328,16 +328,21 @@ def test_balance_and_usage_count_pages_and_credits(
     http: httpx.Client, admin: dict[str, str], line_png: bytes
 ) -> None:
     _, key = tenant(http, admin, plan="business", credits=10)
-    for _ in range(2):
-        wait_for_job(http, submit(http, key, line_png).json()["jobId"], key["X-API-Key"])
+    for _ in range(2):  # read twice: `cache=false` asks not to be answered from the first
+        fresh = http.post(
+            "/v1/ocr", headers=key, files={"file": ("f", line_png)}, data={"cache": "false"}
+        )
+        wait_for_job(http, fresh.json()["jobId"], key["X-API-Key"])
+    cached = submit(http, key, line_png).json()  # the same again: answered from the cache, free
+    assert (cached["cached"], cached["creditsReserved"]) == (True, 0)
     balance = http.get("/v1/balance", headers=key).json()
     assert balance["credits_available"] == 8
     assert balance["credits_reserved"] == 0
-    assert balance["usage_last_24h"] == {"pages": 2, "credits": 2}
-    assert balance["usage_this_month"] == {"pages": 2, "credits": 2}
+    assert balance["usage_last_24h"] == {"pages": 3, "credits": 2}
+    assert balance["usage_this_month"] == {"pages": 3, "credits": 2}
     usage = http.get("/v1/usage", headers=key).json()
-    assert usage["total"] == {"pages": 2, "credits": 2}
-    assert usage["days"][-1]["tiers"] == {"simple": {"pages": 2, "credits": 2}}
+    assert usage["total"] == {"pages": 3, "credits": 2}
+    assert usage["days"][-1]["tiers"] == {"simple": {"pages": 3, "credits": 2}}
     assert http.get("/v1/usage?from=2026-02-01&to=2026-01-01", headers=key).status_code == 400
 
 

@@ -28,10 +28,15 @@ enabled = false
 
 # The file's bytes and the pages it has are not in the schema: a range outside the document, a
 # max_credits below what its pages need, a file that is no document (400) or no supported
-# type (415).
+# type (415); nor which quotes exist (a quote_id of no quote: 404; of another file: 409).
 [[operations]]
 include-name = "POST /v1/ocr"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "409", "415", "429"]
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "400", "401", "404", "409", "415", "429"]
+
+[[operations]]
+include-name = "POST /v1/quote"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "415", "429"]
 
 # A long poll holds the request until the job changes or `wait` (at most 30 s) passes.
 [[operations]]

@@ -18,6 +18,9 @@ from gateway.api.schemas import (
     MAX_OFFSET,
     EngineHealth,
     HealthResponse,
+    QuotedPageResponse,
+    QuoteForm,
+    QuoteResponse,
     SubmitForm,
     SubmitResponse,
     given,
@@ -27,7 +30,8 @@ from gateway.services import VERSION, Services
 from gateway.store.models import JobList, JobResult, JobStatus, JobSummary
 from gateway.store.tenants import Tenant
 from gateway.store.usage import MAX_USAGE_DAYS, Balance, Usage, get_balance, get_usage
-from gateway.work.submissions import submit_document
+from gateway.work.reuse import SubmitOptions
+from gateway.work.submissions import Intake
 
 DEFAULT_PAGE_SECONDS = 3.0
 MAX_WAIT_S = 30.0
@@ -48,7 +52,7 @@ class NativeController(Controller):
         status_code=202,
         summary="Submit a document for OCR",
         opt={"rate_limit": "submit"},
-        responses=error_responses(401, 402, 409, 413, 415, 429, 500),
+        responses=error_responses(401, 402, 404, 409, 413, 415, 429, 500),
     )
     async def submit(
         self,
@@ -70,34 +74,60 @@ class NativeController(Controller):
         scored and its tier's credits (1, 3 or 5) reserved; the job is queued."""
         content = await data.file.read()
         queued = await services.store.queue_depth()
-        allow_remote = tenant.allow_remote and given(data.allow_remote) is not False
-        submitted = await submit_document(
-            settings=services.settings,
-            plan=services.settings.plans[tenant.plan],
-            store=services.store,
-            inspector=services.inspector,
-            tenant=tenant,
-            available=services.available_providers(allow_remote),
-            allow_remote=allow_remote,
-            content=content,
-            file_name=data.file.filename,
-            page_ranges=given(data.page_ranges),
-            idempotency_key=idempotency_key,
-            mode=data.mode,
-            max_credits=given(data.max_credits),
+        submitted = await intake(services, tenant, data).submit(
+            content, data.file.filename, options(tenant, data), idempotency_key
         )
         services.worker.wake()
         page_s = await services.store.mean_page_seconds() or DEFAULT_PAGE_SECONDS
         eta = (queued + submitted.page_count) * page_s / max(services.engines.size, 1)
         body = SubmitResponse(
             jobId=submitted.job_id,
-            status="pending",
+            status="completed" if submitted.cached else "pending",
             pageCount=submitted.page_count,
             creditsReserved=submitted.credits_reserved,
-            estimatedCompletionSeconds=max(1, math.ceil(eta)),
+            estimatedCompletionSeconds=0 if submitted.cached else max(1, math.ceil(eta)),
+            cached=submitted.cached,
         )
         headers = {"Idempotent-Replayed": "true"} if submitted.replayed else None
         return Response(body, status_code=202, headers=headers)
+
+    @post(
+        "/quote",
+        status_code=200,
+        summary="Price a document before reading it",
+        opt={"rate_limit": "submit"},
+        responses=error_responses(401, 413, 415, 429, 500),
+    )
+    async def quote(
+        self,
+        data: Annotated[QuoteForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        tenant: Tenant,
+        services: Services,
+    ) -> QuoteResponse:
+        """The same form as `POST /v1/ocr`, answered at once with each page's tier, credits and
+        reason and the total; nothing is reserved and no job is made. A submit of the same file
+        and options is billed the same; with `quote_id` it is billed by this quote while it
+        holds (`quotes.hold_s`), whatever changed meanwhile."""
+        quote = await intake(services, tenant, data).quote(
+            await data.file.read(), options(tenant, data)
+        )
+        return QuoteResponse(
+            quoteId=quote.quote_id,
+            pageCount=quote.page_count,
+            credits=quote.credits,
+            expiresAt=quote.expires_at,
+            pages=[
+                QuotedPageResponse(
+                    pageNumber=p.page_number,
+                    tier=p.tier,
+                    credits=p.credits,
+                    provider=p.provider,
+                    reason=p.reason,
+                    cached=p.cached,
+                )
+                for p in quote.pages
+            ],
+        )
 
     @get(
         "/jobs/{job_id:str}",
@@ -235,3 +265,27 @@ def engine_devices(described: list[dict[str, str]]) -> dict[str, str]:
 
 
 SERVICES = {"services": Provide(provide_services, sync_to_thread=False)}
+
+
+def intake(services: Services, tenant: Tenant, data: QuoteForm) -> Intake:
+    allow_remote = tenant.allow_remote and given(data.allow_remote) is not False
+    return Intake(
+        settings=services.settings,
+        plan=services.settings.plans[tenant.plan],
+        store=services.store,
+        inspector=services.inspector,
+        tenant=tenant,
+        available=services.available_providers(allow_remote),
+    )
+
+
+def options(tenant: Tenant, data: QuoteForm) -> SubmitOptions:
+    """What the form asks of the reading (the tenant may forbid remote providers)."""
+    return SubmitOptions(
+        page_ranges=given(data.page_ranges),
+        mode=data.mode,
+        max_credits=given(data.max_credits),
+        allow_remote=tenant.allow_remote and given(data.allow_remote) is not False,
+        cache=given(data.cache) is not False,
+        quote_id=given(data.quote_id) if isinstance(data, SubmitForm) else None,
+    )

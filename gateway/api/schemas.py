@@ -18,11 +18,13 @@ MAX_CREDITS = 1_000_000_000  # one grant, an opening balance, a document's max_c
 MAX_OFFSET = 1_000_000_000  # list offsets
 
 Credits = Annotated[int, msgspec.Meta(ge=1, le=MAX_CREDITS)]
+QuoteId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class SubmitForm(msgspec.Struct, frozen=True, kw_only=True):
-    """multipart/form-data body of `POST /v1/ocr`. Optional fields are absent or have a value;
-    a form field cannot be null (the text "null" is not a mode, a number or a boolean)."""
+class QuoteForm(msgspec.Struct, frozen=True, kw_only=True):
+    """multipart/form-data body of `POST /v1/quote` (and the first fields of `POST /v1/ocr`).
+    Optional fields are absent or have a value; a form field cannot be null (the text "null" is
+    not a mode, a number or a boolean)."""
 
     file: UploadFile
     # JSON, e.g. [{"start":1,"end":3}], 1-based inclusive; absent or blank: every page
@@ -30,6 +32,13 @@ class SubmitForm(msgspec.Struct, frozen=True, kw_only=True):
     mode: Mode = Mode.AUTO
     max_credits: Credits | UnsetType = UNSET  # cap on the credits of the whole document
     allow_remote: bool | UnsetType = UNSET  # false: remote providers never see this document
+    cache: bool | UnsetType = UNSET  # false: read again, even if an earlier job could answer
+
+
+class SubmitForm(QuoteForm, frozen=True, kw_only=True):
+    """multipart/form-data body of `POST /v1/ocr`."""
+
+    quote_id: QuoteId | UnsetType = UNSET  # bill by this quote (same file and options)
 
 
 def given(value: T | UnsetType) -> T | None:
@@ -43,6 +52,24 @@ class SubmitResponse(msgspec.Struct, frozen=True, kw_only=True):
     pageCount: int  # noqa: N815
     creditsReserved: int  # noqa: N815
     estimatedCompletionSeconds: int  # noqa: N815
+    cached: bool = False  # answered at once from an earlier job of the same file and options
+
+
+class QuotedPageResponse(msgspec.Struct, frozen=True, kw_only=True):
+    pageNumber: int  # noqa: N815 - the native API's field names
+    tier: str
+    credits: int
+    provider: str  # who reads it first (`pdf_text`: the PDF's own text layer)
+    reason: str  # the features and values that decided tier and provider
+    cached: bool  # answered from an earlier job of the same file and options
+
+
+class QuoteResponse(msgspec.Struct, frozen=True, kw_only=True):
+    quoteId: str  # noqa: N815 - pass it to POST /v1/ocr as `quote_id` to be billed by it
+    pageCount: int  # noqa: N815
+    credits: int  # what a submit of the same file and options reserves
+    expiresAt: int  # noqa: N815 - epoch ms
+    pages: list[QuotedPageResponse]
 
 
 class EngineHealth(msgspec.Struct, frozen=True, kw_only=True):

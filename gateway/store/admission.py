@@ -8,6 +8,7 @@ import msgspec
 from gateway.clock import now_ms
 from gateway.errors import IdempotencyKeyReusedError, TooManyJobsError
 from gateway.store import ledger
+from gateway.store.cache import CacheKey
 from gateway.store.db import Database
 from gateway.store.models import ACTIVE_JOB, Idempotency, JobStatus, PageStatus
 from router.policy import PageRoute
@@ -40,6 +41,7 @@ async def create_job(
     routes: dict[int, PageRoute],
     max_active_jobs: int,
     idempotency: Idempotency | None = None,
+    key: CacheKey | None = None,
 ) -> int:
     """Insert the job and its pages and reserve their credits; returns credits reserved.
 
@@ -69,7 +71,8 @@ async def create_job(
         await ledger.reserve(tx, tenant_id, reserved, job_id)
         await tx.execute(
             "INSERT INTO jobs (id, tenant_id, status, file_path, file_kind, file_name,"
-            " page_count, credits_reserved, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " page_count, credits_reserved, created_at, file_sha256, options_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job_id,
                 tenant_id,
@@ -80,6 +83,8 @@ async def create_job(
                 len(routes),
                 reserved,
                 now,
+                key.file_sha256 if key else None,
+                key.options_key if key else None,
             ),
         )
         await tx.executemany(

@@ -20,6 +20,7 @@ from gateway.clock import now_ms
 from gateway.errors import ErrorDetail, JobNotCancellableError, JobNotFoundError
 from gateway.results import PageResult
 from gateway.store import admission, ledger, reads, retention, stats
+from gateway.store.cache import CacheKey, CacheStore
 from gateway.store.db import Database
 from gateway.store.models import (
     ACTIVE_JOB,
@@ -48,6 +49,7 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.events = reads.JobEvents()
+        self.cache = CacheStore(db)  # quotes and answers from earlier jobs
 
     async def claim_page(self) -> ClaimedPage | None:
         now = now_ms()
@@ -308,6 +310,7 @@ class JobStore:
         routes: dict[int, PageRoute],
         max_active_jobs: int,
         idempotency: Idempotency | None = None,
+        key: CacheKey | None = None,
     ) -> int:
         """Admit the job: see `admission.create_job`. Returns the credits reserved."""
         return await admission.create_job(
@@ -320,6 +323,7 @@ class JobStore:
             routes=routes,
             max_active_jobs=max_active_jobs,
             idempotency=idempotency,
+            key=key,
         )
 
     async def get_job(self, tenant_id: str, job_id: str) -> JobResult:

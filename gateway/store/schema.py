@@ -122,6 +122,28 @@ CREATE INDEX pages_timed ON pages(updated_at) WHERE seconds IS NOT NULL;
 CREATE INDEX jobs_tenant_status ON jobs(tenant_id, status);
 """
 
+# A job remembers what it read (the upload's digest and the options that shape the reading),
+# so the same bytes with the same options can be answered from it; a quote holds the routes it
+# priced until it expires.
+_QUOTES_AND_CACHE = """
+ALTER TABLE jobs ADD COLUMN file_sha256 TEXT;
+ALTER TABLE jobs ADD COLUMN options_key TEXT;
+ALTER TABLE jobs ADD COLUMN cached_from TEXT;
+CREATE INDEX jobs_cache ON jobs(tenant_id, file_sha256, options_key)
+    WHERE file_sha256 IS NOT NULL;
+CREATE TABLE quotes (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    file_sha256 TEXT NOT NULL,
+    options_key TEXT NOT NULL,
+    routes BLOB NOT NULL,
+    credits INTEGER NOT NULL CHECK (credits >= 0),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX quotes_expiry ON quotes(expires_at);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's tables", _FIRST_RELEASE),
     Migration(
@@ -129,6 +151,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "indexes for the two queries of every submission that scanned all history",
         _SUBMIT_PATH_INDEXES,
     ),
+    Migration(3, "quotes, and what each job read for the result cache", _QUOTES_AND_CACHE),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+import numpy as np
+
 from gateway.config import AUTO, Settings
 from gateway.work.documents import DocumentKind, Thumbnail, read_text_layer, render_thumbnail
 from providers.factory import is_local
@@ -45,8 +48,17 @@ def measure_page(
     if settings.pipeline.provider != AUTO:
         return PageEvidence()
     features = compute_features(page.pixels, page.dpi * reading_scale, reading_scale)
+    turned = 0
+    if features.vertical_text >= settings.routing.orientation.min_vertical_text:
+        # Its lines run vertically: it will be read turned upright, so it is measured (and
+        # billed) turned too, and costs what the upright page costs. A quarter turn either way
+        # measures alike: the features do not change with a half turn.
+        pixels = np.ascontiguousarray(np.rot90(page.pixels))
+        upright = compute_features(pixels, page.dpi * reading_scale, reading_scale)
+        features = msgspec.structs.replace(upright, vertical_text=features.vertical_text)
+        turned = 90
     stats = text_layer_stats(path, page.page_number - 1, page) if kind == DocumentKind.PDF else None
-    return PageEvidence(features=features, text_layer=stats)
+    return PageEvidence(features=features, text_layer=stats, turned_deg=turned)
 
 
 def assess_page(

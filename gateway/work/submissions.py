@@ -1,4 +1,5 @@
-"""Accepting a document: detect, store, inspect, select pages, reserve credits, queue.
+"""Accepting a document: detect, store, inspect, select pages, plan, reserve credits, queue;
+or answer it from the cache, or bill it by a quote; or only quote it.
 
 Nothing is charged and nothing is kept when any step refuses the document.
 """
@@ -7,46 +8,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import structlog
 
+from gateway.clock import now_ms
 from gateway.config import PlanSettings, Settings
 from gateway.errors import (
     BadRequestError,
     DocumentError,
-    InvalidPageRangesError,
-    PageError,
     PayloadTooLargeError,
-    TaskTimeoutError,
-    TooManyPagesError,
     UnsupportedMediaTypeError,
-    WorkerCrashedError,
-    document_error_for_pool,
 )
+from gateway.store.cache import StoredQuote
 from gateway.store.models import Idempotency
 from gateway.store.queue import JobStore, new_job_id
 from gateway.store.tenants import Tenant
-from gateway.work.assess import assess_page, plan_context
-from gateway.work.documents import DocumentKind, Thumbnail, detect_kind, inspect_document
+from gateway.work.assess import plan_context
+from gateway.work.documents import DocumentKind, detect_kind
+from gateway.work.inspection import inspect_and_measure
 from gateway.work.procpool import WorkerPool
-from router.plan import PageEvidence, plan_document
-from router.policy import Mode, Tier
-from scoring.features import SCORING_SIDE
+from gateway.work.reuse import (
+    SubmitOptions,
+    answer_from_cache,
+    cache_key,
+    cached_answer,
+    quoted_routes,
+)
+from router.plan import plan_document
+from router.policy import PageRoute, Tier
 
 log = structlog.get_logger(__name__)
 
 SUPPORTED = "PDF, PNG, JPEG, TIFF, WEBP or BMP"
-ASSESS_SECONDS_PER_PAGE = 2.0  # budget for scoring one page at submit, on top of the inspection
-
-
-class PageRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    start: int
-    end: int
 
 
 class Submitted(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,184 +50,206 @@ class Submitted(msgspec.Struct, frozen=True, kw_only=True):
     page_count: int
     credits_reserved: int
     replayed: bool = False  # an Idempotency-Key retry answered with the original job
+    cached: bool = False  # answered from an earlier job of the same file and options
 
 
-def parse_page_ranges(raw: str | None, page_count: int) -> list[int]:
-    """1-based inclusive ranges as JSON, e.g. `[{"start":1,"end":3}]`; None means every page."""
-    if raw is None or not raw.strip():
-        return list(range(1, page_count + 1))
-    try:
-        ranges = msgspec.json.decode(raw, type=list[PageRange])
-    except msgspec.DecodeError as exc:
-        raise InvalidPageRangesError(
-            f'page_ranges must be JSON like [{{"start": 1, "end": 3}}]: {exc}'
-        ) from exc
-    if not ranges:
-        raise InvalidPageRangesError("page_ranges is empty")
-    pages: set[int] = set()
-    for r in ranges:
-        if not 1 <= r.start <= r.end <= page_count:
-            raise InvalidPageRangesError(
-                f"page range {r.start}-{r.end} is outside the document's pages 1-{page_count}",
-                page_count=page_count,
+PlannedPages = dict[int, PageRoute]  # page number -> its route
+
+
+class QuotedPage(msgspec.Struct, frozen=True, kw_only=True):
+    page_number: int
+    tier: str
+    credits: int
+    provider: str  # who reads it first (`pdf_text`: its own text layer)
+    reason: str
+    cached: bool  # answered from an earlier job
+
+
+class Quote(msgspec.Struct, frozen=True, kw_only=True):
+    quote_id: str
+    page_count: int
+    credits: int
+    expires_at: int  # epoch ms: until then a submit naming the quote is billed by it
+    pages: list[QuotedPage]
+
+
+class Intake:
+    """Accepting documents for one tenant's request: check, detect, plan (or reuse), admit."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        plan: PlanSettings,
+        store: JobStore,
+        inspector: WorkerPool,
+        tenant: Tenant,
+        available: frozenset[str],
+    ) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.store = store
+        self.inspector = inspector
+        self.tenant = tenant
+        self.available = available
+
+    def _check(self, content: bytes, options: SubmitOptions) -> DocumentKind:
+        limits = self.settings.limits
+        max_bytes = min(limits.max_upload_bytes, int(self.plan.max_upload_mb * 1024 * 1024))
+        if len(content) > max_bytes:
+            raise PayloadTooLargeError(
+                f"the file is {len(content)} bytes; the limit is {max_bytes}",
+                limit_bytes=max_bytes,
             )
-        pages.update(range(r.start, r.end + 1))
-    return sorted(pages)
-
-
-def assess_in_worker(
-    path: str,
-    kind: DocumentKind,
-    pages: list[int],
-    settings: Settings,
-    first_page: Thumbnail | None = None,
-) -> list[PageEvidence]:
-    evidence = []
-    for number in pages:
-        try:
-            evidence.append(
-                assess_page(Path(path), kind, number, settings, first_page if number == 1 else None)
+        if not content:
+            raise DocumentError("the file is empty")
+        if options.max_credits is not None and options.max_credits < 1:
+            raise BadRequestError("max_credits must be >= 1")
+        kind = detect_kind(content[:2048])
+        if kind is None:
+            raise UnsupportedMediaTypeError(
+                f"the file is not a supported document type ({SUPPORTED}); "
+                "the type is detected from the file's bytes"
             )
-        except PageError as exc:  # read (and fail, refunded) by the worker like any page
-            evidence.append(PageEvidence(unassessed=exc.message))
-        except Exception as exc:  # a scoring defect must not refuse the upload: bill simple
-            log.exception("page_assessment_failed", path=path, page=number)
-            evidence.append(PageEvidence(unassessed=f"{type(exc).__name__}: {exc}"))
-    return evidence
+        return kind
 
-
-class Prepared(msgspec.Struct, frozen=True, kw_only=True):
-    pages: list[int]  # the selected page numbers, in order
-    evidence: list[PageEvidence]  # measured on each of them
-
-
-def prepare_in_worker(
-    _state: Any,
-    path: str,
-    kind: DocumentKind,
-    page_ranges: str | None,
-    max_pages: int,
-    settings: Settings,
-    *,
-    phase: Any,
-) -> Prepared:
-    """Inspector-process task: open the document, select its pages, measure each one."""
-    phase("inspect")
-    info = inspect_document(
-        Path(path), kind, settings.limits.max_pixels_per_page, thumbnail_side=SCORING_SIDE
-    )
-    phase("assess")
-    pages = parse_page_ranges(page_ranges, info.page_count)
-    if len(pages) > max_pages:
-        raise TooManyPagesError(
-            f"{len(pages)} pages selected; the limit is {max_pages} per document",
-            pages=len(pages),
-            max_pages=max_pages,
-        )
-    return Prepared(
-        pages=pages, evidence=assess_in_worker(path, kind, pages, settings, info.first_page)
-    )
-
-
-def parse_mode(raw: str | None) -> Mode:
-    try:
-        return Mode((raw or Mode.AUTO.value).strip().lower())
-    except ValueError as exc:
-        raise BadRequestError(f"mode must be one of {', '.join(m.value for m in Mode)}") from exc
-
-
-async def submit_document(
-    *,
-    settings: Settings,
-    plan: PlanSettings,
-    store: JobStore,
-    inspector: WorkerPool,
-    tenant: Tenant,
-    content: bytes,
-    file_name: str | None,
-    page_ranges: str | None,
-    available: frozenset[str],
-    allow_remote: bool = True,
-    idempotency_key: str | None = None,
-    mode: str | None = None,
-    max_credits: int | None = None,
-) -> Submitted:
-    limits = settings.limits
-    max_bytes = min(limits.max_upload_bytes, int(plan.max_upload_mb * 1024 * 1024))
-    if len(content) > max_bytes:
-        raise PayloadTooLargeError(
-            f"the file is {len(content)} bytes; the limit is {max_bytes}", limit_bytes=max_bytes
-        )
-    if not content:
-        raise DocumentError("the file is empty")
-    chosen_mode = parse_mode(mode)
-    if max_credits is not None and max_credits < 1:
-        raise BadRequestError("max_credits must be >= 1")
-    idempotency = None
-    if idempotency_key:
-        idempotency = Idempotency(
-            key=idempotency_key[:200], file_sha256=hashlib.sha256(content).hexdigest()
-        )
-        replay = await _replay(store, tenant, idempotency)
-        if replay is not None:
-            return replay
-    kind = detect_kind(content[:2048])
-    if kind is None:
-        raise UnsupportedMediaTypeError(
-            f"the file is not a supported document type ({SUPPORTED}); "
-            "the type is detected from the file's bytes"
-        )
-    job_id = new_job_id()
-    path = settings.uploads_dir / f"{job_id}.{kind.value}"
-    await asyncio.to_thread(_write, path, content)
-    try:
-        prepared = await _prepare(
-            inspector,
-            path,
-            kind,
-            page_ranges,
-            min(limits.max_pages, plan.max_pages_per_document),
-            settings,
+    async def _plan(self, path: Path, kind: DocumentKind, options: SubmitOptions) -> PlannedPages:
+        limits = self.settings.limits
+        max_pages = min(limits.max_pages, self.plan.max_pages_per_document)
+        prepared = await inspect_and_measure(
+            self.inspector, path, kind, options.page_ranges, max_pages, self.settings
         )
         context = plan_context(
-            settings,
-            available=available,
-            mode=chosen_mode,
-            max_credits=max_credits,
-            plan=tenant.plan,
-            allowed_tiers=frozenset(plan.allowed_tiers),
-            allow_remote=allow_remote,
+            self.settings,
+            available=self.available,
+            mode=options.mode,
+            max_credits=options.max_credits,
+            plan=self.tenant.plan,
+            allowed_tiers=frozenset(self.plan.allowed_tiers),
+            allow_remote=options.allow_remote,
         )
-        planned = plan_document(prepared.evidence, settings.routing, context)
-        if not planned.fits(max_credits):
+        planned = plan_document(prepared.evidence, self.settings.routing, context)
+        if not planned.fits(options.max_credits):
             raise BadRequestError(
-                f"max_credits {max_credits} is below the {planned.credits} credits these pages "
-                f"need even at the {Tier.SIMPLE.value} tier",
-                max_credits=max_credits,
+                f"max_credits {options.max_credits} is below the {planned.credits} credits "
+                f"these pages need even at the {Tier.SIMPLE.value} tier",
+                max_credits=options.max_credits,
                 minimum=planned.credits,
             )
-        routes = dict(zip(prepared.pages, planned.routes, strict=True))
-        reserved = await store.create_job(
-            job_id=job_id,
-            tenant_id=tenant.id,
-            file_path=str(path),
-            kind=kind,
-            file_name=file_name,
-            routes=routes,
-            max_active_jobs=plan.max_concurrent_jobs,
-            idempotency=idempotency,
+        return dict(zip(prepared.pages, planned.routes, strict=True))
+
+    async def submit(
+        self,
+        content: bytes,
+        file_name: str | None,
+        options: SubmitOptions,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
+        kind = self._check(content, options)
+        store, tenant = self.store, self.tenant
+        key = cache_key(content, options, tenant.plan)
+        idempotency = None
+        if idempotency_key:
+            idempotency = Idempotency(key=idempotency_key[:200], file_sha256=key.file_sha256)
+            replay = await _replay(store, tenant, idempotency)
+            if replay is not None:
+                return replay
+        quoted = (
+            await quoted_routes(store, tenant, key, options.quote_id) if options.quote_id else None
         )
-    except sqlite3.IntegrityError:
-        path.unlink(missing_ok=True)
-        assert idempotency is not None  # the only unique key a new job can collide on
-        replay = await _replay(store, tenant, idempotency)
-        assert replay is not None
-        return replay
-    except BaseException:  # refused or cancelled: keep no upload, then re-raise as it was
-        with contextlib.suppress(OSError):
-            path.unlink()
-        raise
-    return Submitted(job_id=job_id, page_count=len(prepared.pages), credits_reserved=reserved)
+        job_id = new_job_id()
+        path = self.settings.uploads_dir / f"{job_id}.{kind.value}"
+        await asyncio.to_thread(_write, path, content)
+        try:
+            if options.cache and self.settings.cache.enabled:
+                cached = await answer_from_cache(
+                    store,
+                    tenant,
+                    key,
+                    self.settings,
+                    job_id=job_id,
+                    path=path,
+                    kind=kind,
+                    file_name=file_name,
+                    idempotency=idempotency,
+                )
+                if cached is not None:
+                    pages, charged = cached
+                    return Submitted(
+                        job_id=job_id, page_count=pages, credits_reserved=charged, cached=True
+                    )
+            routes = quoted if quoted is not None else await self._plan(path, kind, options)
+            reserved = await store.create_job(
+                job_id=job_id,
+                tenant_id=tenant.id,
+                file_path=str(path),
+                kind=kind,
+                file_name=file_name,
+                routes=routes,
+                max_active_jobs=self.plan.max_concurrent_jobs,
+                idempotency=idempotency,
+                key=key,
+            )
+        except sqlite3.IntegrityError:
+            path.unlink(missing_ok=True)
+            assert idempotency is not None  # the only unique key a new job can collide on
+            replay = await _replay(store, tenant, idempotency)
+            assert replay is not None
+            return replay
+        except BaseException:  # refused or cancelled: keep no upload, then re-raise as it was
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        return Submitted(job_id=job_id, page_count=len(routes), credits_reserved=reserved)
+
+    async def quote(self, content: bytes, options: SubmitOptions) -> Quote:
+        """Each page's tier, credits and reason, as a submit of the same bytes and options
+        would bill them; nothing reserved, no job, no upload kept."""
+        kind = self._check(content, options)
+        key = cache_key(content, options, self.tenant.plan)
+        path = self.settings.uploads_dir / f"quote-{new_job_id()}.{kind.value}"
+        await asyncio.to_thread(_write, path, content)
+        try:
+            routes = await self._plan(path, kind, options)
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        cached: dict[int, str] = {}
+        if options.cache and self.settings.cache.enabled:
+            source, pages = await cached_answer(self.store, self.tenant, key, self.settings)
+            if len(pages) == len(routes):
+                price = self.settings.cache.credits_per_page
+                cached = {p.page_number: source for p in pages}
+                routes = {
+                    n: msgspec.structs.replace(
+                        r, credits=price, reason=f"{r.reason}; answered from job {source}"
+                    )
+                    for n, r in routes.items()
+                }
+        quote_id = new_job_id()
+        expires_at = now_ms() + int(self.settings.quotes.hold_s * 1000)
+        total = sum(r.credits for r in routes.values())
+        await self.store.cache.save_quote(
+            self.tenant.id,
+            StoredQuote(id=quote_id, key=key, routes=routes, credits=total, expires_at=expires_at),
+        )
+        return Quote(
+            quote_id=quote_id,
+            page_count=len(routes),
+            credits=total,
+            expires_at=expires_at,
+            pages=[
+                QuotedPage(
+                    page_number=n,
+                    tier=r.tier.value,
+                    credits=r.credits,
+                    provider=r.providers[0] if r.providers else "",
+                    reason=r.reason,
+                    cached=n in cached,
+                )
+                for n, r in sorted(routes.items())
+            ],
+        )
 
 
 async def _replay(store: JobStore, tenant: Tenant, idempotency: Idempotency) -> Submitted | None:
@@ -245,34 +263,6 @@ async def _replay(store: JobStore, tenant: Tenant, idempotency: Idempotency) -> 
         credits_reserved=job.credits_reserved,
         replayed=True,
     )
-
-
-async def _prepare(
-    inspector: WorkerPool,
-    path: Path,
-    kind: DocumentKind,
-    page_ranges: str | None,
-    max_pages: int,
-    settings: Settings,
-) -> Prepared:
-    """Inspect and score in the inspector process: a hostile file costs that process only.
-    Opening the document has its own deadline; scoring gets a budget per page allowed."""
-    limits = settings.limits
-    timeout = limits.inspect_timeout_s + ASSESS_SECONDS_PER_PAGE * max_pages
-    try:
-        prepared: Prepared = await inspector.run(
-            prepare_in_worker,
-            str(path),
-            kind,
-            page_ranges,
-            max_pages,
-            settings,
-            deadlines={"inspect": limits.inspect_timeout_s},
-            total_s=timeout,
-        )
-    except (TaskTimeoutError, WorkerCrashedError) as exc:
-        raise document_error_for_pool(exc) from exc
-    return prepared
 
 
 def _write(path: Path, content: bytes) -> None:
