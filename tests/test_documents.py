@@ -26,7 +26,7 @@ from gateway.work.documents import (
     render_page,
     render_thumbnail,
 )
-from gateway.work.submissions import parse_page_ranges
+from gateway.work.inspection import parse_page_ranges
 
 
 @pytest.mark.parametrize(
