@@ -23,9 +23,9 @@ from tests.support.gateway_process import (
 )
 
 FORM = "b_forms/funsd/82250337_0338.png"
-# Scanned sideways, each of these was once billed another tier than upright (a form simple ->
-# medium, another form medium -> complex, a receipt medium -> complex). A lone text line is left
-# out: its row and column profiles do not tell which way it runs (README, orientation).
+# Turned four ways in one PDF, before this was fixed: the first form billed 1/3/1/3 credits (the
+# cardinal.pdf pattern), the receipt 3/5/3/5; the second form was a tier apart as a 200 DPI image.
+# A lone text line is left out: its row and column profiles do not tell which way it runs.
 TURNED_ONCE_PRICED_APART = [
     "b_forms/funsd/82254765.png",
     "b_forms/funsd/82252956_2958.png",
