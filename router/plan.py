@@ -157,6 +157,16 @@ def text_layer_trusted(stats: TextLayerStats | None, policy: TextLayerPolicy) ->
         )
     if stats.coverage < policy.min_coverage:
         return False, f"the text layer covers only {stats.coverage:.0%} of the page's ink"
+    if stats.unmapped_chars > policy.max_unmapped_chars:
+        return False, (
+            f"the text layer has {stats.unmapped_chars} characters PDFium could not map to "
+            f"Unicode (more than {policy.max_unmapped_chars}): it would answer wrong letters"
+        )
+    if stats.dropped_runs > policy.max_dropped_runs:
+        return False, (
+            f"the text layer drops {stats.dropped_runs} runs of text drawn on the page (glyphs "
+            f"PDFium could not map to Unicode; more than {policy.max_dropped_runs})"
+        )
     return True, (
         f"the PDF's own text layer is real text ({stats.real_ratio:.0%}) covering "
         f"{stats.coverage:.0%} of the page's ink"

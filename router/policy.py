@@ -52,6 +52,8 @@ class TextLayerPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     min_real_ratio: float = 0.9  # letters, digits and punctuation among its characters
     min_coverage: float = 0.6  # share of the page's ink under its line boxes
     max_image_cover: float = 0.5  # a page under one big image is a scan
+    max_unmapped_chars: int = 0  # PDFium could not map them to Unicode: wrong letters
+    max_dropped_runs: int = 0  # text drawn on the page that PDFium gives no text for
 
 
 class OrientationPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -94,6 +96,8 @@ class TextLayerStats(msgspec.Struct, frozen=True, kw_only=True):
     real_ratio: float
     coverage: float
     image_cover: float
+    unmapped_chars: int = 0  # with no Unicode mapping, in runs of 2+ (a lone bullet not counted)
+    dropped_runs: int = 0  # visible text runs that give no text (emoji drawn by Type 3 fonts)
 
 
 class PageRoute(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,7 +24,7 @@ from scoring.score import real_text_ratio
 
 
 def text_layer_stats(path: Path, index: int, page: PageImage) -> TextLayerStats | None:
-    layer = read_text_layer(path, index, page.dpi)
+    layer = read_text_layer(path, index, page.dpi, check_glyphs=True)
     if layer is None:
         return None
     boxes = [quad_bounds(line.quad) for line in layer.lines]
@@ -32,6 +32,8 @@ def text_layer_stats(path: Path, index: int, page: PageImage) -> TextLayerStats 
         real_ratio=round(real_text_ratio(layer.text), 3),
         coverage=round(ink_coverage(page.pixels, boxes), 3),
         image_cover=layer.image_cover,
+        unmapped_chars=layer.unmapped_chars or 0,
+        dropped_runs=layer.dropped_runs or 0,
     )
 
 
