@@ -44,14 +44,9 @@ from benchmarks.corpus import CorpusDocument, load_documents
 from benchmarks.environment import git_commit
 from gateway.config import Settings, load_settings
 from gateway.work.assess import assess_page, plan_page
-from gateway.work.documents import (
-    DocumentKind,
-    TextLayer,
-    inspect_document,
-    read_text_layer,
-    render_page,
-)
+from gateway.work.documents import DocumentKind, inspect_document, render_page
 from gateway.work.layout import build_blocks, to_markdown
+from gateway.work.textlayer import TextLayer, read_text_layer
 from providers.base import Provider
 from providers.factory import build_provider, is_local
 from providers.types import PageImage, TextLine

@@ -343,9 +343,16 @@ def test_handwritten_pages_are_scored_complex(corpus: Path, settings: Settings) 
     assert tiers == {Tier.COMPLEX: len(manifest(corpus, "e_handwriting"))}
 
 
+# PDFium decodes these wrongly; they go to OCR (tests/test_text_layer.py)
+WRONGLY_DECODED = {
+    "born_digital/google-doc-document.pdf": "emoji flags PDFium gives no text for",
+    "born_digital/habibi.pdf": "an Arabic run PDFium decodes to Greek-block glyph codes",
+}
+
+
 def test_born_digital_pages_go_to_the_text_layer(corpus: Path, settings: Settings) -> None:
     for entry in manifest(corpus, "f_pdfs"):
-        if entry["kind"].startswith("born_digital"):
+        if entry["kind"].startswith("born_digital") and entry["file"] not in WRONGLY_DECODED:
             route = route_of(corpus, "f_pdfs", entry["file"], settings)
             assert route.providers == [TEXT_LAYER], (entry["file"], route.reason)
             assert route.credits == 1

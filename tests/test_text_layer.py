@@ -10,7 +10,8 @@ import pytest
 
 from gateway.config import Settings, load_settings
 from gateway.work.assess import assess_page, plan_page
-from gateway.work.documents import DocumentKind, read_text_layer, unmapped_in_runs
+from gateway.work.documents import DocumentKind
+from gateway.work.textlayer import read_text_layer, unmapped_in_runs
 from router.plan import text_layer_trusted
 from router.policy import TEXT_LAYER, TextLayerPolicy, TextLayerStats
 from tests.support.gateway_process import REPO

@@ -14,7 +14,8 @@ import msgspec
 import numpy as np
 
 from gateway.config import AUTO, Settings
-from gateway.work.documents import DocumentKind, Thumbnail, read_text_layer, render_thumbnail
+from gateway.work.documents import DocumentKind, Thumbnail, render_thumbnail
+from gateway.work.textlayer import read_text_layer
 from providers.factory import is_local
 from providers.types import PageImage, quad_bounds
 from router.plan import PageEvidence, PlanContext, plan_document

@@ -10,9 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -28,7 +26,7 @@ from gateway.errors import (
     PageRenderFailedError,
     page_error_for_document,
 )
-from providers.types import PageImage, TextLine, quad_from_box
+from providers.types import PageImage
 
 DEFAULT_IMAGE_DPI = 300.0  # assumed when an image does not state a plausible resolution
 
@@ -53,18 +51,6 @@ class DocumentInfo(msgspec.Struct, frozen=True, kw_only=True):
     first_page: Thumbnail | None = None  # an image's first page, from the decode that checked it
 
 
-class TextLayer(msgspec.Struct, frozen=True, kw_only=True):
-    """A PDF page's own text, as lines in the pixel space of the page rendered at `dpi`."""
-
-    lines: tuple[TextLine, ...]
-    text: str
-    image_cover: float  # share of the page under its largest image (1.0: a scanned page)
-    # With `check_glyphs` (None: not checked): characters PDFium could not map to Unicode, in
-    # runs (`unmapped_in_runs`); text runs drawn on the page that give no text at all.
-    unmapped_chars: int | None = None
-    dropped_runs: int | None = None
-
-
 def detect_kind(head: bytes) -> DocumentKind | None:
     """The document type from its first bytes; None when it is not a supported type."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -85,7 +71,7 @@ def detect_kind(head: bytes) -> DocumentKind | None:
 # --- PDF -----------------------------------------------------------------------------------
 
 
-def _open_pdf(path: Path):  # type: ignore[no-untyped-def]  # pypdfium2 ships no stubs
+def open_pdf(path: Path):  # type: ignore[no-untyped-def]  # pypdfium2 ships no stubs
     import pypdfium2 as pdfium
 
     try:
@@ -103,7 +89,7 @@ def _pdfium_reason(exc: Exception) -> str:
 
 
 def _pdf_page_count(path: Path) -> int:
-    pdf = _open_pdf(path)
+    pdf = open_pdf(path)
     try:
         return len(pdf)
     finally:
@@ -124,7 +110,7 @@ def _render_pdf_page(
 ) -> PageImage:
     import pypdfium2 as pdfium
 
-    pdf = _open_pdf(path)
+    pdf = open_pdf(path)
     try:
         if not 0 <= index < len(pdf):
             raise PageNotFoundError(f"the document has no page {index + 1}")
@@ -149,7 +135,7 @@ def _render_pdf_page(
         pdf.close()
 
 
-def _to_pixels(page, scale: float):  # type: ignore[no-untyped-def]
+def to_pixels(page, scale: float):  # type: ignore[no-untyped-def]
     """Map PDF user-space points to rendered pixels, honouring the page's /Rotate."""
     left, bottom, right, top = page.get_cropbox()
     width, height = right - left, top - bottom
@@ -166,153 +152,6 @@ def _to_pixels(page, scale: float):  # type: ignore[no-untyped-def]
         return u * scale, v * scale
 
     return convert
-
-
-def unmapped_in_runs(is_unmapped: Callable[[int], bool], count: int) -> int:
-    """How many of a page's `count` characters PDFium could not map to Unicode
-    (`is_unmapped(i)`) stand in runs of two or more. PDFium then hands out the glyph's code
-    instead, so a run is a word decoded to wrong letters (an Arabic word of `habibi.pdf` reads
-    as Greek). A lone one is a symbol lost (a bullet, the circle of a (c)): too little to read
-    the whole page with OCR for. Every run of two holds an even index, so only those are asked
-    about, and a run found is followed both ways (each question costs a call into PDFium)."""
-    total = reached = 0
-    for i in range(0, count, 2):
-        if i < reached or not is_unmapped(i):
-            continue
-        first, reached = i, i + 1
-        while first > 0 and is_unmapped(first - 1):
-            first -= 1
-        while reached < count and is_unmapped(reached):
-            reached += 1
-        if reached - first >= 2:
-            total += reached - first
-    return total
-
-
-class _PageObjects:
-    """The objects of a PDF page and of the Form XObjects on it (one level down, as drawn),
-    walked through PDFium's raw handles: wrapping each in a pypdfium2 object costs more than
-    the checks made on it, and a page may draw every glyph as an object of its own."""
-
-    def __init__(self, page: Any, textpage: Any) -> None:  # pypdfium2 ships no stubs
-        import pypdfium2.raw as pdfium_c
-
-        self.raw = pdfium_c
-        self.page = page
-        self.textpage = textpage
-
-    def walk(self) -> Iterator[tuple[Any, int, tuple[Any, ...]]]:
-        """(handle, type, the forms around it, outermost first) for each object."""
-        c = self.raw
-        page = self.page.raw
-        for i in range(c.FPDFPage_CountObjects(page)):
-            handle = c.FPDFPage_GetObject(page, i)
-            kind = c.FPDFPageObj_GetType(handle)
-            yield handle, kind, ()
-            if kind == c.FPDF_PAGEOBJ_FORM:
-                for j in range(c.FPDFFormObj_CountObjects(handle)):
-                    inner = c.FPDFFormObj_GetObject(handle, j)
-                    yield inner, c.FPDFPageObj_GetType(inner), (handle,)
-
-    def bounds(self, handle: Any, forms: tuple[Any, ...]) -> tuple[float, float, float, float]:
-        """In page space: PDFium gives the bounds of a form's content in the form's space."""
-        import ctypes
-
-        import pypdfium2 as pdfium
-
-        c = self.raw
-        left, bottom, right, top = (ctypes.c_float() for _ in range(4))
-        if not c.FPDFPageObj_GetBounds(handle, left, bottom, right, top):
-            return 0.0, 0.0, 0.0, 0.0
-        box = (left.value, bottom.value, right.value, top.value)
-        for form in reversed(forms):
-            matrix = c.FS_MATRIX()
-            if c.FPDFPageObj_GetMatrix(form, matrix):
-                box = pdfium.PdfMatrix.from_raw(matrix).on_rect(*box)
-        return box
-
-    def drops_its_text(self, handle: Any, forms: tuple[Any, ...]) -> bool:
-        """A visible text run that gives no text while no other text lies over it: glyphs
-        PDFium has no Unicode for (the emoji flags of `google-doc-document.pdf`, drawn by a
-        Type 3 font). A run drawn a second time over itself (fake bold) gives none either:
-        PDFium keeps the text of the first copy, which lies under it."""
-        c = self.raw
-        if c.FPDFTextObj_GetText(handle, self.textpage.raw, None, 0) > 2:  # UTF-16, NUL ended
-            return False
-        mode = c.FPDFTextObj_GetTextRenderMode(handle)
-        if mode in (c.FPDF_TEXTRENDERMODE_INVISIBLE, c.FPDF_TEXTRENDERMODE_CLIP):
-            return False
-        left, bottom, right, top = self.bounds(handle, forms)
-        if right <= left or top <= bottom:  # nothing drawn: spaces
-            return False
-        return not self.textpage.get_text_bounded(left, bottom, right, top).strip()
-
-
-def read_text_layer(
-    path: Path, index: int, dpi: float, *, check_glyphs: bool = False
-) -> TextLayer | None:
-    """The text layer of PDF page `index` with line boxes at `dpi`; None when it has none.
-    `check_glyphs` counts the characters PDFium decoded wrongly or dropped, for the assessment
-    (a call into PDFium for every other character and every text run: 2-6 ms on a full page)."""
-    import pypdfium2 as pdfium
-    import pypdfium2.raw as pdfium_c
-
-    pdf = _open_pdf(path)
-    try:
-        page = pdf[index]
-        textpage = page.get_textpage()
-        if textpage.count_chars() == 0:
-            return None
-        convert = _to_pixels(page, dpi / 72.0)
-        text = textpage.get_text_range()
-        lines = []
-        start = 0  # PDFium indexes characters in UTF-16 code units
-        for raw_line in text.split("\r\n"):
-            units = len(raw_line.encode("utf-16-le")) // 2
-            # PDFium joins a word hyphenated across lines and leaves U+FFFE where the hyphen was
-            line_text = " ".join(raw_line.replace("\ufffe", "").split())
-            if line_text:
-                rects = [textpage.get_rect(i) for i in range(textpage.count_rects(start, units))]
-                if rects:
-                    left = min(r[0] for r in rects)
-                    bottom = min(r[1] for r in rects)
-                    right = max(r[2] for r in rects)
-                    top = max(r[3] for r in rects)
-                    (x1, y1), (x2, y2) = convert(left, top), convert(right, bottom)
-                    lines.append(
-                        TextLine(
-                            text=line_text,
-                            confidence=1.0,
-                            quad=quad_from_box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)),
-                        )
-                    )
-            start += units + 2  # the "\r\n" PDFium generated between lines
-        page_area = max(page.get_width() * page.get_height(), 1.0)
-        cover, dropped = 0.0, 0
-        objects = _PageObjects(page, textpage)
-        for handle, kind, forms in objects.walk():
-            if kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
-                x0, y0, x1, y1 = objects.bounds(handle, forms)
-                cover = max(cover, (x1 - x0) * (y1 - y0) / page_area)
-            elif check_glyphs and kind == pdfium_c.FPDF_PAGEOBJ_TEXT:
-                dropped += objects.drops_its_text(handle, forms)
-        unmapped = None
-        if check_glyphs:
-            has_error = pdfium_c.FPDFText_HasUnicodeMapError
-            unmapped = unmapped_in_runs(
-                lambda i: bool(has_error(textpage.raw, i)), textpage.count_chars()
-            )
-        return TextLayer(
-            lines=tuple(lines),
-            text=text.replace("\ufffe", ""),
-            image_cover=round(min(cover, 1.0), 3),
-            unmapped_chars=unmapped,
-            dropped_runs=dropped if check_glyphs else None,
-        )
-    except pdfium.PdfiumError:
-        return None
-    finally:
-        pdf.close()
 
 
 # --- Images --------------------------------------------------------------------------------

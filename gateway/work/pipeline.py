@@ -28,8 +28,9 @@ from gateway.results import (
 )
 from gateway.work.assess import measure_page, plan_page
 from gateway.work.chain import ChainOutcome, ChainSettings, Reading, read_chain
-from gateway.work.documents import DocumentKind, read_text_layer, render_page
+from gateway.work.documents import DocumentKind, render_page
 from gateway.work.layout import build_blocks, global_confidence, to_markdown
+from gateway.work.textlayer import read_text_layer
 from providers.base import Provider
 from providers.factory import build_provider, is_local
 from providers.orientation import detect_orientation, rotate_upright
