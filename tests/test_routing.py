@@ -435,3 +435,25 @@ def test_rotated_scan_reason_names_its_features(corpus: Path, settings: Settings
     if route.features.vertical_text >= settings.routing.orientation.min_vertical_text:
         assert route.upright_first
         assert "lines run vertically" in route.reason
+
+
+@pytest.mark.parametrize(
+    "file", ["crazyones.pdf", "002-trivial-libre-office-writer.pdf", "tracemonkey.pdf"]
+)
+def test_a_page_routed_to_its_text_layer_is_answered_without_rendering_alike(
+    corpus: Path, engine: PageEngine, file: str
+) -> None:
+    """Submit stored the text-layer route: the worker computes the page's frame instead of
+    rendering it, and answers exactly what the rendered path answers."""
+    path = str(corpus / "f_pdfs/born_digital" / file)
+    rendered = engine.read_page(PageTask(path=path, kind=DocumentKind.PDF, page_number=1))
+    assert rendered.pipeline_metadata is not None
+    assert rendered.pipeline_metadata.provider_used == TEXT_LAYER
+    evidence = assess_page(Path(path), DocumentKind.PDF, 1, engine.settings)
+    route = plan_page(evidence, engine.settings)
+    framed = engine.read_page(
+        PageTask(path=path, kind=DocumentKind.PDF, page_number=1, route=route)
+    )
+    assert framed.document_metadata == rendered.document_metadata
+    assert framed.content_blocks == rendered.content_blocks
+    assert framed.raw_markdown == rendered.raw_markdown

@@ -105,6 +105,31 @@ def pdf_render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: in
     return scale
 
 
+def pdf_page_frame(path: Path, index: int, dpi: int, max_pixels: int) -> tuple[int, int, float]:
+    """(width, height, dpi) of PDF page `index` as `render_page` renders it, without rendering:
+    what the geometry of a page answered from its text layer refers to."""
+    import pypdfium2 as pdfium
+
+    pdf = open_pdf(path)
+    try:
+        if not 0 <= index < len(pdf):
+            raise PageNotFoundError(f"the document has no page {index + 1}")
+        try:
+            page = pdf[index]
+            width_pt, height_pt = page.get_size()
+            if page.get_rotation() in (90, 270):
+                width_pt, height_pt = height_pt, width_pt
+        except pdfium.PdfiumError as exc:
+            raise PageRenderFailedError(
+                f"page {index + 1} could not be read ({_pdfium_reason(exc)})"
+            ) from exc
+        scale = pdf_render_scale(width_pt, height_pt, dpi, max_pixels)
+        # as pypdfium2 sizes its bitmap: each side rounded up
+        return math.ceil(width_pt * scale), math.ceil(height_pt * scale), scale * 72.0
+    finally:
+        pdf.close()
+
+
 def _render_pdf_page(
     path: Path, index: int, dpi: int, max_pixels: int, long_side: int | None = None
 ) -> PageImage:

@@ -28,7 +28,7 @@ from gateway.results import (
 )
 from gateway.work.assess import measure_page, plan_page
 from gateway.work.chain import ChainOutcome, ChainSettings, Reading, read_chain
-from gateway.work.documents import DocumentKind, render_page
+from gateway.work.documents import DocumentKind, pdf_page_frame, render_page
 from gateway.work.layout import build_blocks, global_confidence, to_markdown
 from gateway.work.textlayer import read_text_layer
 from providers.base import Provider
@@ -95,7 +95,7 @@ def render(task: PageTask, settings: Settings) -> PageImage:
 def page_result(
     task: PageTask,
     route: PageRoute,
-    page: PageImage,
+    dpi: float,
     outcome: ChainOutcome,
     started: float,
     rendered: float,
@@ -117,7 +117,7 @@ def page_result(
             source_model=reading.page.model,
             page_dimensions=PageDimensions(width=reading.page.width, height=reading.page.height),
             global_confidence=global_confidence(blocks),
-            dpi=round(page.dpi, 1),
+            dpi=round(dpi, 1),
             rotation_deg=reading.rotation,
         ),
         content_blocks=blocks,
@@ -142,13 +142,14 @@ def page_result(
     )
 
 
-def text_layer_reading(task: PageTask, page: PageImage) -> ChainOutcome:
-    """A page answered from its PDF's own text layer (no engine runs)."""
-    layer = read_text_layer(Path(task.path), page.page_number - 1, page.dpi)
+def text_layer_reading(task: PageTask, width: int, height: int, dpi: float) -> ChainOutcome:
+    """A page answered from its PDF's own text layer (no engine runs), its geometry in the
+    pixels of the page rendered at `dpi`."""
+    layer = read_text_layer(Path(task.path), task.page_number - 1, dpi)
     if layer is None:
         raise TextLayerMissingError("the page's text layer could not be read")
     recognized = RecognizedPage(
-        lines=layer.lines, model=TEXT_LAYER_MODEL, width=page.width, height=page.height
+        lines=layer.lines, model=TEXT_LAYER_MODEL, width=width, height=height
     )
     return ChainOutcome(
         reading=Reading(provider=TEXT_LAYER, page=recognized, confidence=1.0),
@@ -201,17 +202,29 @@ class PageEngine:
         """Read one page along its route in this process; raises PageError."""
         started = time.perf_counter()
         phase("render")
+        if task.route is not None and task.route.providers == [TEXT_LAYER]:
+            return self._read_text_layer(task, task.route, started)  # nothing to render
         page = render(task, self.settings)
         rendered = time.perf_counter()
         route = task.route or self.plan(task, page)
         phase("ocr")
         if route.providers == [TEXT_LAYER]:
-            outcome = text_layer_reading(task, page)
+            outcome = text_layer_reading(task, page.width, page.height, page.dpi)
         else:
             outcome = run_local(
                 read_chain(page, route, chain_settings(self.settings), self._readers)
             )
-        return page_result(task, route, page, outcome, started, rendered)
+        return page_result(task, route, page.dpi, outcome, started, rendered)
+
+    def _read_text_layer(self, task: PageTask, route: PageRoute, started: float) -> PageResult:
+        """A page routed to its text layer at submit: its frame is computed, not rendered."""
+        rendering, limits = self.settings.rendering, self.settings.limits
+        width, height, dpi = pdf_page_frame(
+            Path(task.path), task.page_number - 1, rendering.dpi, limits.max_pixels_per_page
+        )
+        framed = time.perf_counter()
+        outcome = text_layer_reading(task, width, height, dpi)
+        return page_result(task, route, dpi, outcome, started, framed)
 
     def recognize(self, name: str, page: PageImage) -> RecognizedPage:
         """One provider on an already rendered page (a route read from the event loop)."""

@@ -127,7 +127,7 @@ async def read_with_remote(
     rendered_at = time.perf_counter()
     readers = PoolReaders(pool, remote, rendered, limits.page_timeout_s)
     outcome = await read_chain(rendered.page, route, chain_settings(settings), readers)
-    return page_result(task, route, rendered.page, outcome, started, rendered_at)
+    return page_result(task, route, rendered.page.dpi, outcome, started, rendered_at)
 
 
 def has_remote(task: PageTask, remote: Mapping[str, Any]) -> bool:
