@@ -21,10 +21,17 @@ class Geometry(msgspec.Struct, frozen=True, kw_only=True):
     height: float
 
 
+class Word(msgspec.Struct, frozen=True, kw_only=True):
+    text: str
+    confidence: float  # 0..1
+    geometry: Geometry
+
+
 class BlockLine(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     confidence: float
     geometry: Geometry
+    words: list[Word] = []  # in reading order; their texts joined by spaces are the line's text
 
 
 class ContentBlock(msgspec.Struct, frozen=True, kw_only=True):
