@@ -7,10 +7,13 @@ through PDFium and Pillow. They run only inside worker processes (see
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -105,9 +108,9 @@ def pdf_render_scale(width_pt: float, height_pt: float, dpi: int, max_pixels: in
     return scale
 
 
-def pdf_page_frame(path: Path, index: int, dpi: int, max_pixels: int) -> tuple[int, int, float]:
-    """(width, height, dpi) of PDF page `index` as `render_page` renders it, without rendering:
-    what the geometry of a page answered from its text layer refers to."""
+@contextlib.contextmanager
+def _pdf_page_at(path: Path, index: int) -> Iterator[tuple[Any, float, float]]:
+    """PDF page `index` and its size in points as it is shown (its /Rotate applied)."""
     import pypdfium2 as pdfium
 
     pdf = open_pdf(path)
@@ -117,17 +120,25 @@ def pdf_page_frame(path: Path, index: int, dpi: int, max_pixels: int) -> tuple[i
         try:
             page = pdf[index]
             width_pt, height_pt = page.get_size()
-            if page.get_rotation() in (90, 270):
-                width_pt, height_pt = height_pt, width_pt
+            rotation = page.get_rotation()
         except pdfium.PdfiumError as exc:
             raise PageRenderFailedError(
                 f"page {index + 1} could not be read ({_pdfium_reason(exc)})"
             ) from exc
+        if rotation in (90, 270):
+            width_pt, height_pt = height_pt, width_pt
+        yield page, width_pt, height_pt
+    finally:
+        pdf.close()
+
+
+def pdf_page_frame(path: Path, index: int, dpi: int, max_pixels: int) -> tuple[int, int, float]:
+    """(width, height, dpi) of PDF page `index` as `render_page` renders it, without rendering:
+    what the geometry of a page answered from its text layer refers to."""
+    with _pdf_page_at(path, index) as (_, width_pt, height_pt):
         scale = pdf_render_scale(width_pt, height_pt, dpi, max_pixels)
         # as pypdfium2 sizes its bitmap: each side rounded up
         return math.ceil(width_pt * scale), math.ceil(height_pt * scale), scale * 72.0
-    finally:
-        pdf.close()
 
 
 def _render_pdf_page(
@@ -135,29 +146,20 @@ def _render_pdf_page(
 ) -> PageImage:
     import pypdfium2 as pdfium
 
-    pdf = open_pdf(path)
-    try:
-        if not 0 <= index < len(pdf):
-            raise PageNotFoundError(f"the document has no page {index + 1}")
+    with _pdf_page_at(path, index) as (page, width_pt, height_pt):
+        scale = pdf_render_scale(width_pt, height_pt, dpi, max_pixels)
+        if long_side is not None:
+            scale = min(scale, long_side / max(width_pt, height_pt, 1.0))
         try:
-            page = pdf[index]
-            width_pt, height_pt = page.get_size()
-            if page.get_rotation() in (90, 270):
-                width_pt, height_pt = height_pt, width_pt
-            scale = pdf_render_scale(width_pt, height_pt, dpi, max_pixels)
-            if long_side is not None:
-                scale = min(scale, long_side / max(width_pt, height_pt, 1.0))
             bitmap = page.render(scale=scale, rev_byteorder=True)
             pixels = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8, copy=True)
         except pdfium.PdfiumError as exc:
             raise PageRenderFailedError(
                 f"page {index + 1} could not be rendered ({_pdfium_reason(exc)})"
             ) from exc
-        if pixels.size == 0:
-            raise PageRenderFailedError(f"page {index + 1} has no area")
-        return PageImage(pixels=pixels, dpi=scale * 72.0, page_number=index + 1)
-    finally:
-        pdf.close()
+    if pixels.size == 0:
+        raise PageRenderFailedError(f"page {index + 1} has no area")
+    return PageImage(pixels=pixels, dpi=scale * 72.0, page_number=index + 1)
 
 
 def to_pixels(page, scale: float):  # type: ignore[no-untyped-def]
