@@ -34,6 +34,7 @@ from gateway.store.models import (
     JobSummary,
     PageStatus,
 )
+from gateway.store.reads import JobPage
 from router.policy import PageRoute
 
 _ERROR_DECODER = msgspec.json.Decoder(ErrorDetail)
@@ -349,6 +350,10 @@ class JobStore:
 
     async def get_summary(self, tenant_id: str, job_id: str) -> JobSummary:
         return await reads.get_summary(self.db, tenant_id, job_id)
+
+    async def get_job_page(self, tenant_id: str, job_id: str, page_number: int) -> JobPage:
+        """A page of the job and the job's upload; another tenant's job is not found."""
+        return await reads.get_job_page(self.db, tenant_id, job_id, page_number)
 
     async def expired_jobs(self, before_ms: int) -> list[tuple[str, str]]:
         """(tenant_id, job_id) of finished jobs completed before `before_ms`."""

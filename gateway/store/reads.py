@@ -1,4 +1,5 @@
-"""The read side of the queue: a job with its results, the job list, and the long poll.
+"""The read side of the queue: a job with its results, one page with the job's upload (for
+its preview), the job list, and the long poll.
 
 Read-only. Every write is the queue's (`JobStore`), which tells `JobEvents` when a job
 changes, so a long-polling reader wakes as soon as there is something new to see.
@@ -151,3 +152,33 @@ async def get_summary(db: Database, tenant_id: str, job_id: str) -> JobSummary:
     if not page.jobs:
         raise JobNotFoundError()
     return page.jobs[0]
+
+
+class JobPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a job, with the upload it is read from (a preview renders it again)."""
+
+    file_path: str
+    file_kind: str  # a DocumentKind value
+    page_status: PageStatus | None  # None: the job has no such page
+    result: PageResult | None  # a completed page's result
+    error: ErrorDetail | None  # a failed page's error
+
+
+async def get_job_page(db: Database, tenant_id: str, job_id: str, page_number: int) -> JobPage:
+    """Page `page_number` of the job and the job's upload; another tenant's job is not found."""
+    row = await db.fetch_one(
+        "SELECT j.file_path, j.file_kind, p.status AS page_status,"
+        " p.result, p.error FROM jobs j LEFT JOIN pages p"
+        " ON p.job_id = j.id AND p.page_number = ? WHERE j.id = ? AND j.tenant_id = ?",
+        (page_number, job_id, tenant_id),
+    )
+    if row is None:
+        raise JobNotFoundError()
+    completed = row["page_status"] == PageStatus.COMPLETED
+    return JobPage(
+        file_path=row["file_path"],
+        file_kind=row["file_kind"],
+        page_status=PageStatus(row["page_status"]) if row["page_status"] else None,
+        result=_RESULT_DECODER.decode(row["result"]) if completed else None,
+        error=_ERROR_DECODER.decode(row["error"]) if row["error"] else None,
+    )
