@@ -22,6 +22,7 @@ from gateway.api.auth import RATE_LIMIT_STATE
 from gateway.api.errors import handle_gateway_error, handle_http_exception, handle_unexpected
 from gateway.api.native import SERVICES, NativeController, health
 from gateway.api.previews import PreviewController
+from gateway.api.results import ResultController
 from gateway.api.signup import create_account
 from gateway.api.strict import check_body_types
 from gateway.config import Settings
@@ -127,6 +128,7 @@ def create_app(settings: Settings) -> Litestar:
 
     handlers: list[object] = [NativeController, AdminController, health]
     handlers.append(PreviewController)  # GET /v1/jobs/{id}/pages/{n}/preview
+    handlers.append(ResultController)  # GET /v1/jobs/{id}/result?format=
     if settings.signup.enabled:
         handlers.append(create_account)
     allowed: dict[str, str] = {}  # path template -> Allow, filled once the routes exist

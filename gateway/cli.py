@@ -141,13 +141,25 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_ocr(args: argparse.Namespace) -> int:
+    """Read a file with the server's pipeline, in this process, and write it in any result
+    format (gateway.outputs); a binary format (pdf) goes to --out only."""
+    import functools
+
     from gateway.errors import DocumentError, PageError
+    from gateway.logs import configure_logging
+    from gateway.outputs.formats import OutputFormat, write_text_format
+    from gateway.outputs.pdf import Source, write_searchable_pdf
     from gateway.results import failed_page
-    from gateway.work.documents import detect_kind, inspect_document
+    from gateway.services import VERSION
+    from gateway.work.documents import DocumentKind, detect_kind, inspect_document, render_page
     from gateway.work.inspection import parse_page_ranges
     from gateway.work.pipeline import PageEngine, PageTask
 
+    fmt = OutputFormat(args.format)
+    if fmt == OutputFormat.PDF and not args.out:
+        raise CLIError("--format pdf writes a binary file: name it with --out FILE")
     settings = _settings(args)
+    configure_logging(settings.logging)  # log lines to stderr: stdout carries the result
     if args.provider:
         if args.provider not in settings.providers:
             raise CLIError(f"unknown provider {args.provider!r}")
@@ -176,12 +188,29 @@ def cmd_ocr(args: argparse.Namespace) -> int:
             )
         except PageError as exc:
             results.append(failed_page(number, exc.detail()))
-    if args.format == "json":
-        print(msgspec.json.format(msgspec.json.encode(results), indent=2).decode())
-    elif args.format == "markdown":
-        print("\n\n---\n\n".join(r.raw_markdown for r in results))
+    if fmt == OutputFormat.PDF:
+        render = functools.partial(
+            render_page,
+            path,
+            kind,
+            dpi=settings.rendering.dpi,
+            max_pixels=settings.limits.max_pixels_per_page,
+        )
+        source = Source(
+            pdf_path=str(path) if kind == DocumentKind.PDF else None,
+            render=render,
+            lossy=kind == DocumentKind.JPEG,
+        )
+        write_searchable_pdf(results, args.out, source, producer=f"ocr-gateway {VERSION}")
     else:
-        print("\n\f\n".join("\n\n".join(b.text for b in r.content_blocks) for r in results))
+        if fmt == OutputFormat.JSON:
+            text = msgspec.json.format(msgspec.json.encode(results), indent=2).decode() + "\n"
+        else:
+            text = write_text_format(fmt, results, path.name, ("ocr-gateway", VERSION))
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         assert r.error is not None
@@ -312,7 +341,13 @@ def build_parser(plugins: Mapping[str, EntryPoint] | None = None) -> argparse.Ar
     ocr = sub.add_parser("ocr", help="read one file locally with the same pipeline, no server")
     ocr.add_argument("--config", default=argparse.SUPPRESS)
     ocr.add_argument("file")
-    ocr.add_argument("--format", choices=["json", "markdown", "text"], default="markdown")
+    ocr.add_argument(
+        "--format",
+        choices=["json", "markdown", "text", "hocr", "alto", "pdf"],
+        default="markdown",
+        help="what to write (pdf: a searchable PDF, needs --out)",
+    )
+    ocr.add_argument("--out", help="write the result to this file instead of stdout")
     ocr.add_argument("--provider", help="read every page with this configured provider")
     ocr.add_argument("--page-ranges", help='JSON, e.g. [{"start":1,"end":3}]')
     ocr.set_defaults(func=cmd_ocr)

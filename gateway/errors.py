@@ -1,6 +1,7 @@
 """One error tree for the whole gateway.
 
     GatewayError                      status_code, code, message, details
+    ├── ResultNotReadyError           202 result_not_ready  (not a failure: poll again)
     ├── BadRequestError               400 bad_request
     │   ├── InvalidPageRangesError    400 invalid_page_ranges
     │   ├── DocumentError             400 invalid_document   (the file cannot be read)
@@ -96,6 +97,17 @@ class GatewayError(Exception):
 
     def body(self) -> ErrorBody:
         return ErrorBody(error=self.detail())
+
+
+class ResultNotReadyError(GatewayError):
+    """The job's result is asked for before the job has finished: 202, in the error shape."""
+
+    status_code = 202
+    code = "result_not_ready"
+    default_message = "the job has not finished yet; poll again in a second"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 class BadRequestError(GatewayError):

@@ -1,5 +1,6 @@
 """Imports point one way: scoring <- router <- gateway -> providers, and inside gateway
-api -> work -> store with the core modules below them all; nothing in the product uses
+api -> work -> store with the core modules below them all, and outputs (the result formats)
+beside them, using none of them; nothing in the product uses
 benchmarks or tests; no product module grows past MAX_LINES."""
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ RULES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("gateway",), OUTSIDE),
     (("gateway.store",), ("gateway.work", "gateway.api", *COMPOSITION)),
     (("gateway.work",), ("gateway.api", *COMPOSITION)),
+    # result formats are pure functions of the results: callers hand them what they need
+    (("gateway.outputs",), ("gateway.api", "gateway.work", "gateway.store", *COMPOSITION)),
 ]
 
 
@@ -111,6 +114,9 @@ SYNTHETIC = {
     "gateway/store/queue.py": "",
     "gateway/work/__init__.py": "",
     "gateway/work/pool.py": "from gateway.store import db\n",
+    "gateway/outputs/__init__.py": "",
+    "gateway/outputs/pdf.py": "from gateway.results import PageResult\n",
+    "gateway/outputs/markdown.py": "",
     "providers/__init__.py": "",
     "router/__init__.py": "",
     "scoring/__init__.py": "",
@@ -157,6 +163,16 @@ SYNTHETIC = {
             "providers.base imports benchmarks",
         ),
         ("scoring/score.py", "from router.policy import Tier\n", "scoring.score imports router"),
+        (
+            "gateway/outputs/pdf.py",
+            "from gateway.work.documents import render_page\n",
+            "gateway.outputs.pdf imports gateway.work",
+        ),
+        (
+            "gateway/outputs/markdown.py",
+            "from ..store import reads\n",
+            "gateway.outputs.markdown imports gateway.store",
+        ),
     ],
 )
 def test_checker_reports_a_forbidden_import(
