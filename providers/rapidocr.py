@@ -10,7 +10,10 @@
 3. recognize each crop on its own (CTC): one crop per run needs no padding, and on one CPU
    thread batching is slower per pixel, not faster (`rec_batch_size`; raise it on a GPU);
 4. put back the word spaces the recognizer drops ("TAMANDAYA"): a space goes where the crop
-   has a blank vertical gap wide for the line's character pitch (`respace`);
+   has a blank vertical gap wide for the line's character pitch (`space_after`); each word is
+   boxed by the ink around its characters' CTC frames in the crop, mapped back along the
+   detected quad to the page (`crop_words`, `place_words`), its confidence the mean of its
+   characters';
 5. no per-line angle classifier by default: it squeezes a long line into 48 x 192 pixels and
    then turns upright lines upside down. Instead, a page whose reading is unsure is re-read
    turned by 180 degrees on a few crops, and the turn is kept only when it reads clearly better.
@@ -35,15 +38,19 @@ from providers.errors import ProviderError, ProviderUnavailableError
 from providers.ppocr_geometry import (
     REC_STRIDE,
     Box,
+    CropWord,
     Image,
     blank_columns,
     content_bounds,
     crop_box,
+    crop_words,
+    join_chars,
     order_clockwise,
-    respace,
+    reading_order,
     sort_boxes,
+    space_after,
 )
-from providers.types import PageImage, Quad, RecognizedPage, TextLine
+from providers.types import PageImage, Quad, RecognizedPage, TextLine, TextWord, quad_span
 
 log = structlog.get_logger(__name__)
 
@@ -84,10 +91,12 @@ class RapidOCRConfig(
 
 
 class Reading(msgspec.Struct, frozen=True, kw_only=True):
-    """One crop as recognized: text (spaces restored) and the mean of its characters' scores."""
+    """One crop as recognized: text (spaces restored), the mean of its characters' scores, and
+    its words."""
 
     text: str
     confidence: float
+    words: tuple[CropWord, ...] = ()
 
 
 def select_device(use_cuda: Literal["auto"] | bool, available: list[str]) -> str:
@@ -184,20 +193,28 @@ class RapidOCRProvider:
         if not boxes:
             return []
         crops = [crop_box(work, box) for box in boxes]
+        turned = [False] * len(crops)
         if self.config.use_angle_cls:
-            crops = self._classify_lines(crops)
+            crops, turned = self._classify_lines(crops)
         readings = self._recognize_all(crops)
-        readings = self._check_orientation(crops, readings)
+        readings, page_turned = self._check_orientation(crops, readings)
         lines = []
-        for box, reading in zip(boxes, readings, strict=True):
+        for box, reading, crop_turned in zip(boxes, readings, turned, strict=True):
             text = reading.text.strip()
             if not text or reading.confidence < self.config.text_score:
                 continue
             points = (box - MARGIN) / scale + np.array([left, top], dtype=np.float32)
             points[:, 0] = points[:, 0].clip(0, width)
             points[:, 1] = points[:, 1].clip(0, height)
-            quad: Quad = tuple((float(x), float(y)) for x, y in points)  # type: ignore[assignment]
-            lines.append(TextLine(text=text, confidence=reading.confidence, quad=quad))
+            along = _quad(points[reading_order(box, crop_turned != page_turned)])
+            lines.append(
+                TextLine(
+                    text=text,
+                    confidence=reading.confidence,
+                    quad=_quad(points),
+                    words=place_words(reading.words, along),
+                )
+            )
         return lines
 
     def _detect(self, image: Image) -> list[Box]:
@@ -222,8 +239,9 @@ class RapidOCRProvider:
 
     # --- orientation --------------------------------------------------------------------------
 
-    def _classify_lines(self, crops: list[Image]) -> list[Image]:
-        """Stock behaviour: turn each crop the classifier calls upside down (score > 0.9)."""
+    def _classify_lines(self, crops: list[Image]) -> tuple[list[Image], list[bool]]:
+        """Stock behaviour: turn each crop the classifier calls upside down (score > 0.9); which
+        were turned."""
         cls_h, cls_w = CLS_SHAPE
         batch = np.zeros((len(crops), 3, cls_h, cls_w), dtype=np.float32)
         for i, crop in enumerate(crops):
@@ -231,23 +249,27 @@ class RapidOCRProvider:
             resized = cv2.resize(crop, (resized_w, cls_h)).astype(np.float32)
             batch[i, :, :, :resized_w] = (resized / 127.5 - 1.0).transpose(2, 0, 1)
         probs = self._cls.run(None, {self._cls.get_inputs()[0].name: batch})[0]
+        turned = [bool(p[1] > 0.9 and p[1] > p[0]) for p in probs]
         return [
-            cv2.rotate(crop, cv2.ROTATE_180) if p[1] > 0.9 and p[1] > p[0] else crop
-            for crop, p in zip(crops, probs, strict=True)
-        ]
+            cv2.rotate(crop, cv2.ROTATE_180) if turn else crop
+            for crop, turn in zip(crops, turned, strict=True)
+        ], turned
 
-    def _check_orientation(self, crops: list[Image], readings: list[Reading]) -> list[Reading]:
-        """Re-read an unsure page turned 180 degrees; keep the turn if it reads clearly better."""
+    def _check_orientation(
+        self, crops: list[Image], readings: list[Reading]
+    ) -> tuple[list[Reading], bool]:
+        """Re-read an unsure page turned 180 degrees; keep the turn if it reads clearly better
+        (and say so)."""
         if mean_confidence(readings) >= self.config.orientation_check_below:
-            return readings
+            return readings, False
         sample = sorted(range(len(crops)), key=lambda i: -crops[i].shape[1])[:FLIP_SAMPLE]
         upright = mean_confidence([readings[i] for i in sample])
         turned = mean_confidence(
             self._recognize_all([cv2.rotate(crops[i], cv2.ROTATE_180) for i in sample])
         )
         if turned < upright + FLIP_MARGIN:
-            return readings
-        return self._recognize_all([cv2.rotate(crop, cv2.ROTATE_180) for crop in crops])
+            return readings, False
+        return self._recognize_all([cv2.rotate(crop, cv2.ROTATE_180) for crop in crops]), True
 
     # --- recognition --------------------------------------------------------------------------
 
@@ -291,12 +313,36 @@ class RapidOCRProvider:
             previous = index
         if not chars:
             return Reading(text="", confidence=0.0)
-        text = (
-            respace(chars, spans, blank_columns(crop))
+        blank = blank_columns(crop)
+        breaks = (
+            space_after(chars, spans, blank)
             if self.config.restore_spaces
-            else "".join(chars)
+            else [False] * (len(chars) - 1)
         )
-        return Reading(text=text, confidence=sum(scores) / len(scores))
+        return Reading(
+            text=join_chars(chars, breaks),
+            confidence=sum(scores) / len(scores),
+            words=tuple(crop_words(chars, spans, scores, breaks, blank)),
+        )
+
+
+def place_words(words: tuple[CropWord, ...], along: Quad) -> tuple[TextWord, ...]:
+    """A crop's words on the page: `along` is the line's quad in page pixels, corners in the
+    order the crop reads them (`reading_order`); each word takes its share of it."""
+    return tuple(
+        TextWord(
+            text=word.text,
+            confidence=word.confidence,
+            quad=_quad(
+                order_clockwise(np.array(quad_span(along, word.start, word.end), np.float32))
+            ),
+        )
+        for word in words
+    )
+
+
+def _quad(points: Box) -> Quad:
+    return tuple((float(x), float(y)) for x, y in points)  # type: ignore[return-value]
 
 
 def mean_confidence(readings: list[Reading]) -> float:

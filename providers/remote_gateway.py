@@ -4,8 +4,8 @@ bigger one.
 Per page: `POST /v1/ocr` with the page as PNG (so the upstream's geometry refers to the same
 pixels) and an Idempotency-Key, so a retried submit after a dropped connection neither starts
 nor charges a second job; then `GET /v1/jobs/{id}?wait=...` long polls until the job ends; the
-upstream's relative line geometry becomes page-pixel TextLines. Each request is retried on
-its own (see `providers.resilience`); the whole page is capped by `total_timeout_s`.
+upstream's relative geometry of lines and words becomes page-pixel TextLines. Each request is
+retried on its own (see `providers.resilience`); the whole page is capped by `total_timeout_s`.
 
 An upstream page failure, or a failed or cancelled job, is an UpstreamPageError
 (`providers.errors`) naming the upstream's error code. A page given up here (total timeout,
@@ -39,7 +39,16 @@ from providers.resilience import (
     encode_png,
     read_api_key,
 )
-from providers.types import PageHints, PageImage, RecognizedPage, TextLine, quad_from_box
+from providers.types import (
+    PageHints,
+    PageImage,
+    Quad,
+    RecognizedPage,
+    TextLine,
+    TextWord,
+    quad_from_box,
+    words_by_share,
+)
 
 T = TypeVar("T")
 MAX_POLL_WAIT_S = 30.0  # the native API holds a poll at most this long
@@ -92,10 +101,17 @@ class _Geometry(msgspec.Struct, frozen=True, kw_only=True):
     height: float
 
 
+class _Word(msgspec.Struct, frozen=True, kw_only=True):
+    text: str
+    confidence: float
+    geometry: _Geometry
+
+
 class _Line(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     confidence: float
     geometry: _Geometry
+    words: list[_Word] = msgspec.field(default_factory=list)  # absent from older upstreams
 
 
 class _Block(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,22 +158,43 @@ def page_from_job(job: UpstreamJob, width: int, height: int) -> RecognizedPage:
         error = job.error or UpstreamError(code="unknown", message="no page result")
         raise UpstreamPageError(f"upstream job {job.status} ({error.code}): {error.message}")
     lines = tuple(
-        TextLine(
-            text=line.text,
-            confidence=min(1.0, max(0.0, line.confidence)),
-            quad=quad_from_box(
-                line.geometry.x * width,
-                line.geometry.y * height,
-                (line.geometry.x + line.geometry.width) * width,
-                (line.geometry.y + line.geometry.height) * height,
-            ),
-        )
-        for block in page.content_blocks
-        for line in block.lines
+        _line(line, width, height) for block in page.content_blocks for line in block.lines
     )
     return RecognizedPage(
         lines=lines, model=page.document_metadata.source_model, width=width, height=height
     )
+
+
+def _in_pixels(geometry: _Geometry, width: int, height: int) -> Quad:
+    return quad_from_box(
+        geometry.x * width,
+        geometry.y * height,
+        (geometry.x + geometry.width) * width,
+        (geometry.y + geometry.height) * height,
+    )
+
+
+def _confidence(value: float) -> float:
+    return min(1.0, max(0.0, value))
+
+
+def _line(line: _Line, width: int, height: int) -> TextLine:
+    """An upstream line in page pixels, with the upstream's words when it gave words that
+    spell the line; else the line's box split in proportion to character counts (approximate)."""
+    quad = _in_pixels(line.geometry, width, height)
+    confidence = _confidence(line.confidence)
+    if line.words and " ".join(w.text for w in line.words) == " ".join(line.text.split()):
+        words = tuple(
+            TextWord(
+                text=w.text,
+                confidence=_confidence(w.confidence),
+                quad=_in_pixels(w.geometry, width, height),
+            )
+            for w in line.words
+        )
+    else:
+        words = words_by_share(line.text, confidence, quad)
+    return TextLine(text=line.text, confidence=confidence, quad=quad, words=words)
 
 
 # --- The provider -----------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 import numpy as np
 import numpy.typing as npt
@@ -66,3 +68,32 @@ def quad_bounds(quad: Quad) -> tuple[float, float, float, float]:
     xs = [p[0] for p in quad]
     ys = [p[1] for p in quad]
     return min(xs), min(ys), max(xs), max(ys)
+
+
+def quad_span(quad: Quad, start: float, end: float) -> Quad:
+    """The part of a line's quad between shares `start` and `end` (0..1) of its length, along
+    its top and bottom edges (from the quad's first corner to its second, and fourth to third)."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = quad
+
+    def top(t: float) -> Point:
+        return x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+
+    def bottom(t: float) -> Point:
+        return x3 + t * (x2 - x3), y3 + t * (y2 - y3)
+
+    return top(start), top(end), bottom(end), bottom(start)
+
+
+def words_by_share(text: str, confidence: float, quad: Quad) -> tuple[TextWord, ...]:
+    """The words of a line whose engine gave none (a VLM, an upstream without words): its quad
+    split in proportion to character counts, spaces included. Approximate: a word of wide
+    letters gets too little room, one of narrow letters too much."""
+    length = len(text)
+    return tuple(
+        TextWord(
+            text=match.group(),
+            confidence=confidence,
+            quad=quad_span(quad, match.start() / length, match.end() / length),
+        )
+        for match in re.finditer(r"\S+", text)
+    )

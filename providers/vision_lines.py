@@ -6,7 +6,8 @@ local engine detected on the same page. A markdown line takes the union of the d
 it contains (a paragraph spans several visual lines), or else the part of the one detected line
 that contains it (a table cell inside a row). Lines found neither way are stacked in bands
 between their located neighbours, or down the whole page when nothing was located. The source
-says which happened: "detected" (every line located), "mixed", or "page" (none).
+says which happened: "detected" (every line located), "mixed", or "page" (none). A line's words
+share its box in proportion to their characters: approximate, as a VLM places no words.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Literal
 import msgspec
 from rapidfuzz import fuzz
 
-from providers.types import TextLine, quad_bounds, quad_from_box
+from providers.types import TextLine, quad_bounds, quad_from_box, words_by_share
 
 GeometrySource = Literal["detected", "mixed", "page"]
 MATCH_THRESHOLD = 80.0  # rapidfuzz partial_ratio needed to tie a markdown line to a detected one
@@ -257,8 +258,14 @@ def locate_lines(
         limit = after[1] if after is not None else float(height)
         placed.extend(_stack(lines[i:end], top, limit, nominal, width, height))
         i = end
+    # a VLM gives no word boxes: each line's box is split by character counts (approximate)
     result = [
-        TextLine(text=line.text, confidence=confidence, quad=quad_from_box(*box))
+        TextLine(
+            text=line.text,
+            confidence=confidence,
+            quad=quad_from_box(*box),
+            words=words_by_share(line.text, confidence, quad_from_box(*box)),
+        )
         for line, box in zip(lines, placed, strict=True)
     ]
     source: GeometrySource = (

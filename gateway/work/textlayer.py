@@ -6,6 +6,7 @@ Runs only inside worker processes, like the rest of `gateway.work.documents`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import msgspec
 
 from gateway.work.documents import open_pdf, to_pixels
-from providers.types import TextLine, quad_from_box
+from providers.types import Point, TextLine, TextWord, quad_from_box
 
 
 class TextLayer(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,6 +109,56 @@ class _PageObjects:
         return not self.textpage.get_text_bounded(left, bottom, right, top).strip()
 
 
+Box = tuple[float, float, float, float]
+
+
+def _pixel_box(rects: list[Box], convert: Callable[[float, float], Point]) -> Box:
+    """(left, top, right, bottom) in pixels of PDF boxes given as (left, bottom, right, top)."""
+    x1, y1 = convert(min(r[0] for r in rects), max(r[3] for r in rects))
+    x2, y2 = convert(max(r[2] for r in rects), min(r[1] for r in rects))
+    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+
+
+def line_words(
+    textpage: Any, start: int, raw_line: str, convert: Callable[[float, float], Point], line: Box
+) -> tuple[TextWord, ...]:
+    """The words of a text-layer line (`raw_line`, its first character at index `start`): the
+    text between whitespace, each boxed by the union of its characters' tight boxes (those with
+    an area, where any has), kept inside the line's box. U+FFFE (a hyphen PDFium took out of a
+    word) is dropped, as from the line's text; PDFium then gives the two rows as one line, and
+    the word joined across them is boxed by its first part, where it starts. A word none of
+    whose boxes PDFium gives takes the line's."""
+    import pypdfium2 as pdfium
+
+    words: list[tuple[str, list[Box]]] = []
+    current: list[str] = []
+    boxes: list[Box] = []
+    broken = False  # the rest of this word is on the next row
+    offset = 0  # in UTF-16 code units, as PDFium indexes characters
+    for char in [*raw_line, " "]:
+        if char.isspace():
+            if current:
+                words.append(("".join(current), boxes))
+            current, boxes, broken = [], [], False
+        elif char == "\ufffe":
+            broken = bool(boxes)
+        else:
+            current.append(char)
+            if not broken:
+                with contextlib.suppress(pdfium.PdfiumError):
+                    boxes.append(textpage.get_charbox(start + offset))
+        offset += len(char.encode("utf-16-le")) // 2
+    left, top, right, bottom = line
+    placed = []
+    for text, char_boxes in words:
+        solid = [b for b in char_boxes if b[2] > b[0] and b[3] > b[1]] or char_boxes
+        x1, y1, x2, y2 = _pixel_box(solid, convert) if solid else line
+        x1, x2 = (min(max(x, left), right) for x in (x1, x2))
+        y1, y2 = (min(max(y, top), bottom) for y in (y1, y2))
+        placed.append(TextWord(text=text, confidence=1.0, quad=quad_from_box(x1, y1, x2, y2)))
+    return tuple(placed)
+
+
 def read_text_layer(
     path: Path, index: int, dpi: float, *, check_glyphs: bool = False
 ) -> TextLayer | None:
@@ -134,16 +185,13 @@ def read_text_layer(
             if line_text:
                 rects = [textpage.get_rect(i) for i in range(textpage.count_rects(start, units))]
                 if rects:
-                    left = min(r[0] for r in rects)
-                    bottom = min(r[1] for r in rects)
-                    right = max(r[2] for r in rects)
-                    top = max(r[3] for r in rects)
-                    (x1, y1), (x2, y2) = convert(left, top), convert(right, bottom)
+                    box = _pixel_box(rects, convert)
                     lines.append(
                         TextLine(
                             text=line_text,
                             confidence=1.0,
-                            quad=quad_from_box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)),
+                            quad=quad_from_box(*box),
+                            words=line_words(textpage, start, raw_line, convert, box),
                         )
                     )
             start += units + 2  # the "\r\n" PDFium generated between lines
