@@ -6,6 +6,7 @@ import datetime as dt
 import math
 from typing import Annotated
 
+import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
@@ -30,6 +31,7 @@ from gateway.services import VERSION, Services
 from gateway.store.models import JobList, JobResult, JobStatus, JobSummary
 from gateway.store.tenants import Tenant
 from gateway.store.usage import MAX_USAGE_DAYS, Balance, Usage, get_balance, get_usage
+from gateway.work.layout import without_words
 from gateway.work.reuse import SubmitOptions
 from gateway.work.submissions import Intake
 
@@ -148,11 +150,19 @@ class NativeController(Controller):
                 "changes or this many seconds pass (at most 30)",
             ),
         ] = 0.0,
+        words: Annotated[
+            bool,
+            Parameter(description="false leaves the words of every line out (large documents)"),
+        ] = True,
     ) -> JobResult:
         """Another tenant's job is answered exactly like a missing one (404)."""
         if wait > 0:
-            return await services.store.wait_for_change(tenant.id, job_id, wait)
-        return await services.store.get_job(tenant.id, job_id)
+            job = await services.store.wait_for_change(tenant.id, job_id, wait)
+        else:
+            job = await services.store.get_job(tenant.id, job_id)
+        if words:
+            return job
+        return msgspec.structs.replace(job, results=[without_words(page) for page in job.results])
 
     @get(
         "/jobs",

@@ -4,7 +4,8 @@ Pure functions. Reading order comes from a recursive XY-cut: a vertical gap spli
 (read left to right, each to its end) when both sides look like columns of text (several lines
 filling their width, which tables and key-value forms do not); otherwise the widest horizontal
 gap splits paragraphs. Each leaf region is one block; fragments on the same row inside it are
-joined into one line.
+joined into one line. Each line carries its words, in reading order, from its engine's words (or
+its box split by characters, where the engine gave none).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from gateway.results import BlockLine, ContentBlock, Geometry
-from providers.types import TextLine, quad_bounds
+from gateway.results import BlockLine, ContentBlock, Geometry, PageResult, Word
+from providers.types import TextLine, TextWord, quad_bounds, words_by_share
 
 PARAGRAPH_GAP = 0.8  # vertical gap, in median line heights, that starts a new block
 COLUMN_GAP = 1.0  # horizontal gap, in median line heights, that may separate columns
@@ -32,6 +33,7 @@ class _Item(msgspec.Struct, kw_only=True):
     top: float
     right: float
     bottom: float
+    words: list[TextWord]
 
     @property
     def height(self) -> float:
@@ -115,6 +117,7 @@ def _rows(items: list[_Item]) -> list[_Item]:
                 top=min(r.top for r in row),
                 right=max(r.right for r in row),
                 bottom=max(r.bottom for r in row),
+                words=[word for r in row for word in r.words],
             )
         )
     return merged
@@ -130,6 +133,14 @@ def _geometry(
     x, y = _clamp(left / width), _clamp(top / height)
     x2, y2 = _clamp(right / width), _clamp(bottom / height)
     return Geometry(x=x, y=y, width=round(max(x2 - x, 0.0), 5), height=round(max(y2 - y, 0.0), 5))
+
+
+def _word(word: TextWord, width: int, height: int) -> Word:
+    return Word(
+        text=word.text,
+        confidence=round(word.confidence, 4),
+        geometry=_geometry(*quad_bounds(word.quad), width, height),
+    )
 
 
 def build_blocks(lines: Sequence[TextLine], width: int, height: int) -> list[ContentBlock]:
@@ -148,6 +159,7 @@ def build_blocks(lines: Sequence[TextLine], width: int, height: int) -> list[Con
                 top=top,
                 right=right,
                 bottom=max(bottom, top + 1),
+                words=list(line.words or words_by_share(text, line.confidence, line.quad)),
             )
         )
     if not items:
@@ -178,12 +190,25 @@ def build_blocks(lines: Sequence[TextLine], width: int, height: int) -> list[Con
                         text=r.text,
                         confidence=round(r.confidence, 4),
                         geometry=_geometry(r.left, r.top, r.right, r.bottom, width, height),
+                        words=[_word(word, width, height) for word in r.words],
                     )
                     for r in rows
                 ],
             )
         )
     return blocks
+
+
+def without_words(page: PageResult) -> PageResult:
+    """The page with every line's words left out (`GET /v1/jobs/{id}?words=false`)."""
+    replace = msgspec.structs.replace
+    return replace(
+        page,
+        content_blocks=[
+            replace(block, lines=[replace(line, words=[]) for line in block.lines])
+            for block in page.content_blocks
+        ],
+    )
 
 
 def to_markdown(blocks: Sequence[ContentBlock]) -> str:
