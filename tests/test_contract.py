@@ -68,8 +68,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def api_key(gateway: GatewayProcess) -> str:
+    """A tenant of its own for each test: schemathesis, holding the admin token, may change
+    the plan of a tenant it was given (down to the free plan's 10 submissions an hour)."""
     return create_tenant(gateway.config, name="contract", credits=1_000_000, plan="business")
 
 
