@@ -8,6 +8,10 @@ import msgspec
 
 from gateway.errors import ErrorDetail, PageError
 
+# Bumped when a page result gains what earlier results lack (2: words): the result cache
+# answers only from results of the current shape.
+RESULT_SHAPE = 2
+
 BlockType = Literal["text", "title", "table", "list", "figure"]
 PageStatus = Literal["completed", "failed"]
 
@@ -27,7 +31,7 @@ class Word(msgspec.Struct, frozen=True, kw_only=True):
     geometry: Geometry
 
 
-class BlockLine(msgspec.Struct, frozen=True, kw_only=True):
+class BlockLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     text: str
     confidence: float
     geometry: Geometry

@@ -17,7 +17,7 @@ import msgspec
 from gateway.clock import now_ms
 from gateway.config import Settings
 from gateway.errors import QuoteMismatchError, QuoteNotFoundError
-from gateway.results import PageResult
+from gateway.results import RESULT_SHAPE, PageResult
 from gateway.store.cache import CachedPage, CacheKey
 from gateway.store.models import Idempotency
 from gateway.store.queue import JobStore
@@ -37,6 +37,7 @@ class SubmitOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _KeyedOptions(msgspec.Struct, frozen=True, kw_only=True):
+    shape: int  # the page result's shape: an upgrade that adds to it reads again
     pages: object
     mode: str
     max_credits: int | None
@@ -51,6 +52,7 @@ def cache_key(content: bytes, options: SubmitOptions, plan: str) -> CacheKey:
     except msgspec.DecodeError:
         pages = raw
     keyed = _KeyedOptions(
+        shape=RESULT_SHAPE,
         pages=pages,
         mode=options.mode.value,
         max_credits=options.max_credits,
