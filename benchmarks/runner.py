@@ -29,7 +29,8 @@ from benchmarks.metrics import cell_f1, parse_markdown_tables, score_text, table
 from benchmarks.progress import Progress
 from benchmarks.results import ORACLE, ROUTED, PageRow
 from gateway.config import Settings
-from gateway.errors import GatewayError, PageError, TaskTimeoutError, WorkerCrashedError
+from gateway.errors import GatewayError
+from gateway.page_errors import PageError, TaskTimeoutError, WorkerCrashedError
 from gateway.work.documents import DocumentInfo
 from gateway.work.procpool import WorkerPool
 from providers.errors import ProviderError

@@ -145,10 +145,11 @@ def cmd_ocr(args: argparse.Namespace) -> int:
     format (gateway.outputs); a binary format (pdf) goes to --out only."""
     import functools
 
-    from gateway.errors import DocumentError, PageError
+    from gateway.errors import DocumentError
     from gateway.logs import configure_logging
     from gateway.outputs.formats import OutputFormat, write_text_format
     from gateway.outputs.pdf import Source, write_searchable_pdf
+    from gateway.page_errors import PageError
     from gateway.results import failed_page
     from gateway.services import VERSION
     from gateway.work.documents import DocumentKind, detect_kind, inspect_document, render_page

@@ -2,6 +2,7 @@
 
     GatewayError                      status_code, code, message, details
     ├── ResultNotReadyError           202 result_not_ready  (not a failure: poll again)
+    │   └── PageNotReadyError         202 page_not_ready    (a page's preview; Retry-After)
     ├── BadRequestError               400 bad_request
     │   ├── InvalidPageRangesError    400 invalid_page_ranges
     │   ├── DocumentError             400 invalid_document   (the file cannot be read)
@@ -15,45 +16,31 @@
     ├── ForbiddenError                403 forbidden
     ├── NotFoundError                 404 not_found
     │   ├── JobNotFoundError          404 job_not_found
-    │   └── QuoteNotFoundError        404 quote_not_found
+    │   ├── QuoteNotFoundError        404 quote_not_found
+    │   ├── JobPageNotFoundError      404 page_not_found    (the job has no such page)
+    │   ├── TenantNotFoundError       404 tenant_not_found
+    │   └── KeyNotFoundError          404 key_not_found
     ├── MethodNotAllowedError         405 method_not_allowed
     ├── ConflictError                 409 conflict
     │   ├── IdempotencyKeyReusedError 409 idempotency_key_reused
     │   ├── JobNotCancellableError    409 job_not_cancellable
     │   ├── AccountExistsError        409 account_exists
-    │   └── QuoteMismatchError        409 quote_mismatch  (another file, other options, expired)
+    │   ├── QuoteMismatchError        409 quote_mismatch  (another file, other options, expired)
+    │   ├── PageFailedError           409 page_failed     (it has no preview)
+    │   └── PageNotReadError          409 page_not_read   (the job was cancelled before it)
     ├── PayloadTooLargeError          413 payload_too_large
     ├── UnsupportedMediaTypeError     415 unsupported_media_type
     ├── RateLimitedError              429 rate_limited          (Retry-After)
     ├── TooManyJobsError              429 too_many_concurrent_jobs
     ├── InternalError                 500 internal_error  (never echoes an exception)
+    │   └── SchemaTooNewError         500 schema_too_new  (the database is of a newer release)
     └── ServiceUnavailableError       503 service_unavailable
 
-    PageError                         a page that could not be read: stored on the page as
-    │                                 {code, message}, its credit refunded; never a response
-    ├── PageNotFoundError             page_not_found
-    ├── PageRenderFailedError         page_render_failed
-    ├── PageDocumentError             invalid_document    (the file could not be opened again)
-    │   ├── PageEncryptedError        encrypted_document
-    │   └── PageImageTooLargeError    image_too_large
-    ├── TextLayerMissingError         text_layer_missing
-    ├── OcrFailedError                ocr_failed          (every provider of the page failed)
-    ├── PageTimeoutError              page_timeout
-    │   └── RenderTimeoutError        render_timeout
-    ├── PageCrashedError              page_crashed
-    ├── PageAttemptsExhaustedError    page_attempts_exhausted
-    └── PageInternalError             internal_error      (never echoes an exception)
-
-    PoolError                         the worker-process pool failed a task; never a response
-    ├── WorkerCrashedError            the process running the task died
-    ├── TaskTimeoutError              a phase ran past its deadline (phase, limit_s)
-    └── RemoteError                   an unexpected exception inside the task (traceback text)
+Page and pool errors, which never answer a request, are the two trees of
+`gateway.page_errors`.
 
 Every error body is `{"error": {"code", "message", "details"?}}`, the same object a failed
-job or page stores. What a pool error means for a page or for an upload is decided in one
-place each: `page_error_for_pool` and `document_error_for_pool`; a DocumentError met while
-reading one page becomes a page error in `page_error_for_document`. Page errors cross the
-worker-process boundary by pickling. This module imports nothing from gateway sub-packages.
+job or page stores. This module imports nothing from gateway sub-packages.
 """
 
 from __future__ import annotations
@@ -105,6 +92,18 @@ class ResultNotReadyError(GatewayError):
     status_code = 202
     code = "result_not_ready"
     default_message = "the job has not finished yet; poll again in a second"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class PageNotReadyError(ResultNotReadyError):
+    """Not an error of the request: the page is still queued or being read (202, as the
+    whole-document result answers `result_not_ready`)."""
+
+    status_code = 202
+    code = "page_not_ready"
+    default_message = "the page is not read yet; try again shortly"
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "1"}
@@ -181,6 +180,21 @@ class QuoteNotFoundError(NotFoundError):
     default_message = "quote not found"
 
 
+class JobPageNotFoundError(NotFoundError):
+    code = "page_not_found"
+    default_message = "the job has no such page"
+
+
+class TenantNotFoundError(NotFoundError):
+    code = "tenant_not_found"
+    default_message = "tenant not found"
+
+
+class KeyNotFoundError(NotFoundError):
+    code = "key_not_found"
+    default_message = "API key not found"
+
+
 class MethodNotAllowedError(GatewayError):
     status_code = 405
     code = "method_not_allowed"
@@ -216,6 +230,16 @@ class QuoteMismatchError(ConflictError):
     code = "quote_mismatch"
 
 
+class PageFailedError(ConflictError):
+    code = "page_failed"
+    default_message = "the page could not be read, so it has no preview"
+
+
+class PageNotReadError(ConflictError):
+    code = "page_not_read"
+    default_message = "the page was not read (the job was cancelled), so it has no preview"
+
+
 class AccountExistsError(ConflictError):
     code = "account_exists"
     default_message = "an account with this email already exists"
@@ -248,149 +272,13 @@ class InternalError(GatewayError):
     default_message = "internal error; the request id identifies it in the server logs"
 
 
+class SchemaTooNewError(InternalError):
+    """The database was written by a newer release; this one must not read or change it."""
+
+    code = "schema_too_new"
+
+
 class ServiceUnavailableError(GatewayError):
     status_code = 503
     code = "service_unavailable"
     default_message = "the service is not ready"
-
-
-# --- Page errors ----------------------------------------------------------------------------
-
-
-class PageError(Exception):
-    """A page that could not be read. Raise a subclass with a message; `code` is the class's."""
-
-    code: ClassVar[str] = "page_failed"
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-        super().__init__(f"{self.code}: {self.message}")
-
-    def detail(self) -> ErrorDetail:
-        return ErrorDetail(code=self.code, message=self.message)
-
-    def __reduce__(self) -> tuple[type[PageError], tuple[str]]:
-        # crosses the worker-process boundary: rebuilt as its own class, with its message
-        return (type(self), (self.message,))
-
-
-class PageNotFoundError(PageError):
-    code = "page_not_found"
-
-
-class PageRenderFailedError(PageError):
-    code = "page_render_failed"
-
-
-class PageDocumentError(PageError):
-    code = "invalid_document"
-
-
-class PageEncryptedError(PageDocumentError):
-    code = "encrypted_document"
-
-
-class PageImageTooLargeError(PageDocumentError):
-    code = "image_too_large"
-
-
-class TextLayerMissingError(PageError):
-    code = "text_layer_missing"
-
-
-class OcrFailedError(PageError):
-    code = "ocr_failed"
-
-
-class PageTimeoutError(PageError):
-    code = "page_timeout"
-
-
-class RenderTimeoutError(PageTimeoutError):
-    code = "render_timeout"
-
-
-class PageCrashedError(PageError):
-    code = "page_crashed"
-
-
-class PageAttemptsExhaustedError(PageError):
-    code = "page_attempts_exhausted"
-
-
-class PageInternalError(PageError):
-    code = "internal_error"
-
-
-def _descendants(cls: type[PageError]) -> list[type[PageError]]:
-    return [c for sub in cls.__subclasses__() for c in (sub, *_descendants(sub))]
-
-
-PAGE_ERRORS: dict[str, type[PageError]] = {cls.code: cls for cls in _descendants(PageError)}
-
-
-def page_error_for_document(exc: DocumentError) -> PageError:
-    """A DocumentError met while reading one page: the page fails with the same code (a file
-    that cannot be opened again is `invalid_document`), the document does not."""
-    cls = PAGE_ERRORS.get(exc.code)
-    if cls is None or not issubclass(cls, PageDocumentError):
-        cls = PageDocumentError
-    return cls(exc.message)
-
-
-# --- Pool errors ----------------------------------------------------------------------------
-
-
-class PoolError(Exception):
-    """The worker-process pool failed a task; never a response (see the mappings below)."""
-
-
-class WorkerCrashedError(PoolError):
-    """The process running the task died."""
-
-
-class TaskTimeoutError(PoolError):
-    """Phase `phase` (or the whole "task") ran past `limit_s`; its process was killed."""
-
-    def __init__(self, phase: str, limit_s: float) -> None:
-        super().__init__(f"{phase} ran past {limit_s:g} s")
-        self.phase = phase
-        self.limit_s = limit_s
-
-    def __reduce__(self) -> tuple[type[TaskTimeoutError], tuple[str, float]]:
-        return (type(self), (self.phase, self.limit_s))
-
-
-class RemoteError(PoolError):
-    """An unexpected exception inside a task, with its traceback text for the logs."""
-
-
-def page_error_for_pool(
-    exc: Exception, page_number: int, attempts: int, max_attempts: int
-) -> PageError | None:
-    """What a failed `WorkerPool.run` for one page means: its page error, or None when the page
-    goes back to the queue (its process died and it has attempts left). The page's own
-    PageError passes through; anything else is an internal error that never echoes it."""
-    if isinstance(exc, PageError):
-        return exc
-    if isinstance(exc, TaskTimeoutError):
-        timeout = RenderTimeoutError if exc.phase == "render" else PageTimeoutError
-        return timeout(
-            f"page {page_number}: {exc.phase} took longer than {exc.limit_s:g} s and was stopped"
-        )
-    if isinstance(exc, WorkerCrashedError):
-        if attempts < max_attempts:
-            return None
-        return PageCrashedError(
-            f"page {page_number} crashed the reader {attempts} times; the file is probably damaged"
-        )
-    return PageInternalError(f"page {page_number} could not be read because of an internal error")
-
-
-def document_error_for_pool(exc: TaskTimeoutError | WorkerCrashedError) -> DocumentError:
-    """What a timed-out or crashed inspection (opening, then scoring the pages) means for the
-    upload. A RemoteError is not the document's fault: it stays a 500."""
-    if isinstance(exc, TaskTimeoutError):
-        what = "opening" if exc.phase == "inspect" else "scoring the pages of"
-        return InspectTimeoutError(f"{what} the document took longer than {exc.limit_s:g} s")
-    return DocumentError("the document is damaged: reading it crashed the decoder")

@@ -6,7 +6,8 @@ from typing import Literal
 
 import msgspec
 
-from gateway.errors import ErrorDetail, PageError
+from gateway.errors import ErrorDetail
+from gateway.page_errors import PageError
 
 # Bumped when a page result gains what earlier results lack (2: words): the result cache
 # answers only from results of the current shape.

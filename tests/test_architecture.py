@@ -15,7 +15,9 @@ from tests.support.gateway_process import REPO
 
 PRODUCT = ("gateway", "providers", "router", "scoring")
 OUTSIDE = ("benchmarks", "tests")  # may use the product; the product never uses them
-CORE = tuple(f"gateway.{name}" for name in ("config", "errors", "clock", "logs", "results"))
+CORE = tuple(
+    f"gateway.{name}" for name in ("config", "errors", "page_errors", "clock", "logs", "results")
+)
 COMPOSITION = tuple(f"gateway.{name}" for name in ("app", "services", "cli", "__main__"))
 MAX_LINES = 400
 

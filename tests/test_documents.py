@@ -12,6 +12,8 @@ from gateway.errors import (
     EncryptedDocumentError,
     ImageTooLargeError,
     InvalidPageRangesError,
+)
+from gateway.page_errors import (
     PageEncryptedError,
     PageError,
     PageImageTooLargeError,

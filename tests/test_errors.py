@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import (
+from gateway.errors import DocumentError, ErrorDetail, InspectTimeoutError
+from gateway.page_errors import (
     PAGE_ERRORS,
-    DocumentError,
-    ErrorDetail,
-    InspectTimeoutError,
     PageCrashedError,
     PageError,
     PageInternalError,

@@ -15,6 +15,7 @@ import aiosqlite
 import httpx
 import pytest
 
+from gateway.errors import SchemaTooNewError
 from gateway.store import tenants
 from gateway.store.db import Database
 from gateway.store.ledger import LedgerKind
@@ -22,7 +23,6 @@ from gateway.store.schema import (
     LATEST,
     MIGRATIONS,
     Migration,
-    SchemaTooNewError,
     migrate,
     split_statements,
 )

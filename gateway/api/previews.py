@@ -24,13 +24,13 @@ from gateway.api.auth import provide_tenant, require_api_key
 from gateway.api.errors import error_responses
 from gateway.api.native import API_KEY, READ_ERRORS
 from gateway.errors import (
-    ConflictError,
-    GatewayError,
     InternalError,
-    NotFoundError,
-    PageError,
-    PoolError,
+    JobPageNotFoundError,
+    PageFailedError,
+    PageNotReadError,
+    PageNotReadyError,
 )
+from gateway.page_errors import PageError, PoolError
 from gateway.services import Services
 from gateway.store.models import OPEN_PAGE, PageStatus
 from gateway.store.reads import JobPage
@@ -42,33 +42,6 @@ log = structlog.get_logger(__name__)
 
 MAX_PAGE_NUMBER = 1_000_000  # bounds the path parameter before it reaches SQLite
 RETRY_AFTER_S = 1  # a page takes seconds to read; poll about once a second
-
-
-class PageNotReadyError(GatewayError):
-    """Not an error of the request: the page is still queued or being read (202, as the
-    whole-document result answers `result_not_ready`)."""
-
-    status_code = 202
-    code = "page_not_ready"
-    default_message = "the page is not read yet; try again shortly"
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(RETRY_AFTER_S)}
-
-
-class JobPageNotFoundError(NotFoundError):
-    code = "page_not_found"
-    default_message = "the job has no such page"
-
-
-class PageFailedError(ConflictError):
-    code = "page_failed"
-    default_message = "the page could not be read, so it has no preview"
-
-
-class PageNotReadError(ConflictError):
-    code = "page_not_read"
-    default_message = "the page was not read (the job was cancelled), so it has no preview"
 
 
 PREVIEW_ERRORS = {

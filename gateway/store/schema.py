@@ -25,13 +25,7 @@ from typing import NamedTuple
 
 import aiosqlite
 
-from gateway.errors import GatewayError
-
-
-class SchemaTooNewError(GatewayError):
-    """The database was written by a newer release; this one must not read or change it."""
-
-    code = "schema_too_new"
+from gateway.errors import SchemaTooNewError
 
 
 class Migration(NamedTuple):

@@ -18,7 +18,12 @@ import aiosqlite
 import msgspec
 
 from gateway.clock import now_ms
-from gateway.errors import AccountExistsError, BadRequestError, NotFoundError
+from gateway.errors import (
+    AccountExistsError,
+    BadRequestError,
+    KeyNotFoundError,
+    TenantNotFoundError,
+)
 from gateway.store import ledger
 from gateway.store.db import Database
 
@@ -49,16 +54,6 @@ class ApiKeyInfo(msgspec.Struct, frozen=True, kw_only=True):
 class Authenticated(msgspec.Struct, frozen=True, kw_only=True):
     tenant: Tenant
     key_id: str
-
-
-class TenantNotFoundError(NotFoundError):
-    code = "tenant_not_found"
-    default_message = "tenant not found"
-
-
-class KeyNotFoundError(NotFoundError):
-    code = "key_not_found"
-    default_message = "API key not found"
 
 
 def hash_key(key: str) -> str:

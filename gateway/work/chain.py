@@ -19,7 +19,7 @@ from typing import Protocol
 
 import msgspec
 
-from gateway.errors import OcrFailedError
+from gateway.page_errors import OcrFailedError
 from gateway.results import Attempt
 from providers.errors import ProviderError
 from providers.types import PageImage, RecognizedPage

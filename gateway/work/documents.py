@@ -24,6 +24,8 @@ from gateway.errors import (
     EmptyDocumentError,
     EncryptedDocumentError,
     ImageTooLargeError,
+)
+from gateway.page_errors import (
     PageError,
     PageNotFoundError,
     PageRenderFailedError,

@@ -13,11 +13,10 @@ import msgspec
 import structlog
 
 from gateway.config import Settings
-from gateway.errors import (
-    InvalidPageRangesError,
+from gateway.errors import InvalidPageRangesError, TooManyPagesError
+from gateway.page_errors import (
     PageError,
     TaskTimeoutError,
-    TooManyPagesError,
     WorkerCrashedError,
     document_error_for_pool,
 )

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from gateway.config import Settings
-from gateway.errors import TextLayerMissingError
+from gateway.page_errors import TextLayerMissingError
 from gateway.results import (
     DocumentMetadata,
     PageDimensions,

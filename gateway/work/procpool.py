@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from gateway.errors import RemoteError, TaskTimeoutError, WorkerCrashedError
+from gateway.page_errors import RemoteError, TaskTimeoutError, WorkerCrashedError
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from gateway.config import Settings
-from gateway.errors import PageInternalError, page_error_for_pool
+from gateway.page_errors import PageInternalError, page_error_for_pool
 from gateway.results import PageResult
 from gateway.store.models import ClaimedPage
 from gateway.store.queue import JobStore
