@@ -347,7 +347,7 @@ def malformed_jobs(gateway: GatewayProcess, key: str) -> Iterator[dict[str, dict
 FAILURE_MARKS = {  # how each text format marks a page that was not read
     OutputFormat.MARKDOWN: "was not read (",
     OutputFormat.TEXT: "was not read (",
-    OutputFormat.HOCR: "x_status failed",
+    OutputFormat.HOCR: 'data-status="failed"',
     OutputFormat.ALTO: 'PAGECLASS="not-read"',
 }
 
@@ -386,11 +386,16 @@ def completed_and_failed() -> list[PageResult]:
 
 
 @pytest.mark.parametrize("fmt", [f for f in OutputFormat if f not in ("json", "pdf")])
-def test_a_failed_page_is_marked_in_every_text_format(fmt: OutputFormat) -> None:
+def test_a_failed_page_is_marked_in_every_text_format(fmt: OutputFormat, tmp_path: Path) -> None:
     text = write_text_format(fmt, completed_and_failed(), "scan.pdf")
     assert "page_render_failed" in text
     if fmt in (OutputFormat.MARKDOWN, OutputFormat.TEXT):
         assert "page 2 was not read" in text
+    if fmt == OutputFormat.HOCR and HOCR_SPEC.is_file():
+        path = tmp_path / "failed.hocr"
+        path.write_text(text)
+        report = subprocess.run([str(HOCR_SPEC), "-p", "standard", str(path)], capture_output=True)
+        assert b"Document is valid" in report.stdout, report.stdout
     if fmt == OutputFormat.ALTO:
         page = etree.fromstring(text.encode()).findall(
             ".//{http://www.loc.gov/standards/alto/ns-v4#}Page"

@@ -2,8 +2,9 @@
 geometry refers to, then `ocr_carea` > `ocr_par` > `ocr_line` > `ocrx_word` for each block,
 line and word, each with its `bbox` in those pixels and words with `x_wconf` (0..100).
 
-A page that was not read is an `ocr_page` without content whose properties say why
-(`x_status failed; x_error CODE`).
+A page that was not read is an `ocr_page` without lines, marked `data-status="failed"` and
+`data-error-code="CODE"`, holding a paragraph (no hOCR class, so hOCR readers skip it) that
+says why. (Its `title` keeps to properties the hOCR spec defines, as hOCR validators require.)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from gateway.outputs.pages import Box, line_words, pixel_box, xml_safe
+from gateway.outputs.pages import Box, failure_note, line_words, pixel_box, xml_safe
 from gateway.results import PageResult
 
 CAPABILITIES = "ocr_page ocr_carea ocr_par ocr_line ocrx_word ocrp_wconf"
@@ -61,14 +62,15 @@ def page_hocr(page: PageResult, source_name: str | None) -> list[str]:
     props = [f"image {_quoted(source_name)}"] if source_name else []
     meta = page.document_metadata
     if page.status == "failed" or meta is None:
-        props += [f"ppageno {n - 1}", "x_status failed"]
-        if page.error is not None:
-            props += [
-                f"x_error {page.error.code}",
-                f"x_error_message {_quoted(page.error.message)}",
-            ]
-        return [f'  <div class="ocr_page" id="page_{n}" title="{escape("; ".join(props))}">\n',
-                "  </div>\n"]  # fmt: skip
+        props.append(f"ppageno {n - 1}")
+        code = escape(page.error.code) if page.error is not None else "page_failed"
+        note = escape(xml_safe(failure_note(page)), quote=False)
+        return [
+            f'  <div class="ocr_page" id="page_{n}" title="{escape("; ".join(props))}"'
+            f' data-status="failed" data-error-code="{code}">\n',
+            f'   <p class="not_read">{note}</p>\n',
+            "  </div>\n",
+        ]
     size = meta.page_dimensions
     dpi = round(meta.dpi)
     props += [f"bbox 0 0 {size.width} {size.height}", f"ppageno {n - 1}", f"scan_res {dpi} {dpi}"]

@@ -17,6 +17,7 @@ hostile file still yields a document. Opening and rendering the upload touch hos
 from __future__ import annotations
 
 import dataclasses
+import io
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -208,8 +209,6 @@ def _image_xobject(pdf: pikepdf.Pdf, image: PageImage, lossy: bool) -> pikepdf.S
 
 
 def _jpeg(picture: Image.Image) -> bytes:
-    import io
-
     out = io.BytesIO()
     picture.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
