@@ -34,12 +34,14 @@ from tests.support.gateway_process import CORPUS, REPO, GatewayProcess, create_t
 DATA = Path(__file__).parent / "data"
 HOCR_SPEC = Path(sys.executable).with_name("hocr-spec")
 TOLERANCE = 0.01  # of the page's width or height
-SCANS = {  # real scans of every kind of upload: a PDF, one turned by /Rotate, TIFF, JPEG, PNG
+SCANS = {  # real scans: a PDF, one turned by /Rotate, TIFF, JPEG, PNG; print, form, table, hand
     "skew.pdf": "f_pdfs/ocrmypdf/skew.pdf",
     "rotated_skew.pdf": "f_pdfs/ocrmypdf/rotated_skew.pdf",
     "phototest.tif": "a_clean_printed/tesseract/phototest.tif",
     "receipt.jpg": "c_receipts/sroie/000.jpg",
     "form.png": "b_forms/funsd/82250337_0338.png",
+    "table.png": "d_tables/pubtabnet/PMC2753619_002_00.png",
+    "will.jpg": "e_handwriting/testaments_de_poilus/TestamentsDePoilus_will_AD78_0006-0.jpg",
 }
 BORN_DIGITAL = "f_pdfs/born_digital/crazyones.pdf"  # answered from its own text layer
 MALFORMED = [
