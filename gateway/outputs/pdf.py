@@ -128,7 +128,7 @@ def _passes_through(result: PageResult) -> bool:
     return (
         result.status == "completed"
         and meta is not None
-        and meta.provider_used == (TEXT_LAYER_PROVIDER)
+        and meta.provider_used == TEXT_LAYER_PROVIDER
     )
 
 
