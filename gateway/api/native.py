@@ -42,12 +42,17 @@ API_KEY: list[SecurityRequirement] = [{"ApiKeyAuth": []}]
 READ_ERRORS = (401, 429, 500)  # any authenticated read; 400 is always documented
 
 
-class NativeController(Controller):
-    path = "/v1"
+class TenantController(Controller):
+    """A native-API controller: every route needs an API key and is handed its tenant."""
+
     guards = [require_api_key]  # noqa: RUF012 - Litestar's class-level configuration
     dependencies = {"tenant": Provide(provide_tenant, sync_to_thread=False)}  # noqa: RUF012
     security = API_KEY
     tags = ["native"]  # noqa: RUF012
+
+
+class NativeController(TenantController):
+    path = "/v1"
 
     @post(
         "/ocr",

@@ -15,14 +15,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from litestar import Controller, Response, get
+from litestar import Response, get
 from litestar.datastructures import ResponseHeader
-from litestar.di import Provide
 from litestar.params import Parameter
 
-from gateway.api.auth import provide_tenant, require_api_key
 from gateway.api.errors import error_responses
-from gateway.api.native import API_KEY, READ_ERRORS
+from gateway.api.native import READ_ERRORS, TenantController
 from gateway.errors import (
     InternalError,
     JobPageNotFoundError,
@@ -81,12 +79,8 @@ def preview_request(page: JobPage, page_number: int) -> PreviewRequest:
     )
 
 
-class PreviewController(Controller):
+class PreviewController(TenantController):
     path = "/v1/jobs"
-    guards = [require_api_key]  # noqa: RUF012 - Litestar's class-level configuration
-    dependencies = {"tenant": Provide(provide_tenant, sync_to_thread=False)}  # noqa: RUF012
-    security = API_KEY
-    tags = ["native"]  # noqa: RUF012
 
     @get(
         "/{job_id:str}/pages/{page_number:int}/preview",

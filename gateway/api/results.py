@@ -23,17 +23,15 @@ from typing import Annotated, Any
 
 import msgspec
 import structlog
-from litestar import Controller, Response, get
+from litestar import Response, get
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import ResponseHeader
-from litestar.di import Provide
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Reference, Schema
 from litestar.params import Parameter
 from litestar.response import File
 
-from gateway.api.auth import provide_tenant, require_api_key
 from gateway.api.errors import error_responses
-from gateway.api.native import API_KEY, READ_ERRORS
+from gateway.api.native import READ_ERRORS, TenantController
 from gateway.errors import ResultNotReadyError
 from gateway.outputs.formats import MEDIA_TYPES, OutputFormat, download_name, write_text_format
 from gateway.outputs.pdf import Source, searchable_pdf_task, write_searchable_pdf
@@ -77,12 +75,8 @@ class ResultOperation(Operation):
             described.content = content
 
 
-class ResultController(Controller):
+class ResultController(TenantController):
     path = "/v1/jobs"
-    guards = [require_api_key]  # noqa: RUF012 - Litestar's class-level configuration
-    dependencies = {"tenant": Provide(provide_tenant, sync_to_thread=False)}  # noqa: RUF012
-    security = API_KEY
-    tags = ["native"]  # noqa: RUF012
 
     @get(
         "/{job_id:str}/result",
