@@ -457,3 +457,27 @@ def test_a_page_routed_to_its_text_layer_is_answered_without_rendering_alike(
     assert framed.document_metadata == rendered.document_metadata
     assert framed.content_blocks == rendered.content_blocks
     assert framed.raw_markdown == rendered.raw_markdown
+
+
+@pytest.mark.parametrize("degrees", [90, 270])
+def test_a_sideways_form_is_read_upright_where_orientation_detection_is_unsure(
+    corpus: Path, engine: PageEngine, tmp_path: Path, degrees: int
+) -> None:
+    """Tesseract's orientation detection gives this form no answer (confidence 0) turned either
+    way; its vertical lines put the route on turning it, and the better quarter turn reads."""
+    from PIL import Image
+
+    source = corpus / "b_forms/funsd/82254765.png"
+    turned = tmp_path / f"turned_{degrees}.png"
+    Image.open(source).convert("RGB").rotate(degrees, expand=True).save(turned)
+
+    def read(path: Path) -> tuple[str, int]:
+        result = engine.read_page(PageTask(path=str(path), kind=DocumentKind.PNG, page_number=1))
+        assert result.document_metadata is not None
+        text = "\n".join(b.text for b in result.content_blocks)
+        return text, result.document_metadata.rotation_deg
+
+    upright_text, _ = read(source)
+    turned_text, rotation = read(turned)
+    assert rotation in (90, 270)
+    assert bag_of_words_f1(upright_text, turned_text) >= 0.85

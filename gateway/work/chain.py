@@ -3,7 +3,9 @@
 `read_chain` walks `route.providers`: the first reading good enough ends the walk (a failed or
 unsure one escalates to the next provider when the route escalates); in accurate mode every
 provider reads and the best reading wins. A reading so unsure that the page may be upside down
-is retried once on the page turned by orientation detection. Every call is recorded as an
+is retried once on the page turned by orientation detection; a page whose lines run vertically
+is turned first, by orientation detection, or when that is unsure by whichever quarter turn the
+first provider reads better. Every call is recorded as an
 `Attempt` here and nowhere else.
 
 Where a provider runs is not its concern: `Readers` reads with a provider by name and turns a
@@ -22,6 +24,7 @@ import msgspec
 from gateway.page_errors import OcrFailedError
 from gateway.results import Attempt
 from providers.errors import ProviderError
+from providers.orientation import rotate_upright
 from providers.types import PageImage, RecognizedPage
 from router.policy import PageRoute
 
@@ -70,13 +73,19 @@ async def read_chain(
     """Read `page` along `route`; raises OcrFailedError when no provider could."""
     attempts: list[Attempt] = []
     rotation = 0
+    chain = route.providers
+    first: Reading | None = None  # the first provider's reading, when taken to choose a turn
     if route.upright_first:
         page, rotation = await readers.upright(page)
+        if rotation == 0 and chain:  # detection unsure, but the lines do run vertically
+            page, rotation, first = await _quarter_turn(readers, chain[0], page, attempts)
     readings: list[Reading] = []
     escalations: list[str] = []
-    chain = route.providers
     for index, name in enumerate(chain):
-        reading = await _attempt(readers, name, page, rotation, attempts)
+        if index == 0 and first is not None:
+            reading: Reading | None = first
+        else:
+            reading = await _attempt(readers, name, page, rotation, attempts)
         if (
             reading is not None
             and reading.confidence < SUSPICIOUS_CONFIDENCE
@@ -112,6 +121,20 @@ async def read_chain(
         attempts=attempts,
         escalation="; ".join(escalations) or None,
     )
+
+
+async def _quarter_turn(
+    readers: Readers, name: str, page: PageImage, attempts: list[Attempt]
+) -> tuple[PageImage, int, Reading | None]:
+    """The page's lines run vertically but orientation detection is unsure (forms and receipts
+    often are): read it turned a quarter each way and keep the turn that reads better."""
+    best: tuple[PageImage, int, Reading | None] = (page, 0, None)
+    for degrees in (90, 270):
+        turned = rotate_upright(page, degrees)
+        reading = await _attempt(readers, name, turned, degrees, attempts)
+        if reading is not None and (best[2] is None or reading.confidence > best[2].confidence):
+            best = (turned, degrees, reading)
+    return best
 
 
 async def _attempt(
