@@ -3,14 +3,14 @@ credits it reserves and its pages, all in one transaction."""
 
 from __future__ import annotations
 
+import aiosqlite
 import msgspec
 
 from gateway.clock import now_ms
 from gateway.errors import IdempotencyKeyReusedError, TooManyJobsError
 from gateway.store import ledger
-from gateway.store.cache import CacheKey
 from gateway.store.db import Database
-from gateway.store.models import ACTIVE_JOB, Idempotency, JobStatus, PageStatus
+from gateway.store.models import ACTIVE_JOB, Idempotency, JobStatus, NewJob, PageStatus
 from router.policy import PageRoute
 
 _ENCODER = msgspec.json.Encoder()
@@ -30,18 +30,18 @@ async def find_idempotent(db: Database, tenant_id: str, idem: Idempotency) -> st
     return job_id
 
 
+async def record_idempotency(tx: aiosqlite.Connection, job: NewJob, now: int) -> None:
+    """Remember the job's Idempotency-Key, if it came with one (in the job's transaction)."""
+    if job.idempotency is not None:
+        await tx.execute(
+            "INSERT INTO idempotency_keys (tenant_id, key, file_sha256, job_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (job.tenant_id, job.idempotency.key, job.idempotency.file_sha256, job.job_id, now),
+        )
+
+
 async def create_job(
-    db: Database,
-    *,
-    job_id: str,
-    tenant_id: str,
-    file_path: str,
-    kind: str,
-    file_name: str | None,
-    routes: dict[int, PageRoute],
-    max_active_jobs: int,
-    idempotency: Idempotency | None = None,
-    key: CacheKey | None = None,
+    db: Database, job: NewJob, routes: dict[int, PageRoute], *, max_active_jobs: int
 ) -> int:
     """Insert the job and its pages and reserve their credits; returns credits reserved.
 
@@ -50,13 +50,9 @@ async def create_job(
     """
     reserved = sum(route.credits for route in routes.values())
     now = now_ms()
+    job_id, tenant_id = job.job_id, job.tenant_id
     async with db.transaction() as tx:
-        if idempotency is not None:
-            await tx.execute(
-                "INSERT INTO idempotency_keys (tenant_id, key, file_sha256, job_id,"
-                " created_at) VALUES (?, ?, ?, ?, ?)",
-                (tenant_id, idempotency.key, idempotency.file_sha256, job_id, now),
-            )
+        await record_idempotency(tx, job, now)
         async with tx.execute(
             "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND status IN (?, ?)",
             (tenant_id, *ACTIVE_JOB),
@@ -77,14 +73,14 @@ async def create_job(
                 job_id,
                 tenant_id,
                 JobStatus.PENDING,
-                file_path,
-                kind,
-                file_name,
+                job.file_path,
+                job.kind,
+                job.file_name,
                 len(routes),
                 reserved,
                 now,
-                key.file_sha256 if key else None,
-                key.options_key if key else None,
+                job.key.file_sha256,
+                job.key.options_key,
             ),
         )
         await tx.executemany(

@@ -14,18 +14,14 @@ import msgspec
 from gateway.clock import now_ms
 from gateway.results import PageResult
 from gateway.store import ledger
+from gateway.store.admission import record_idempotency
 from gateway.store.db import Database
-from gateway.store.models import Idempotency, JobStatus, PageStatus
+from gateway.store.models import CacheKey, JobStatus, NewJob, PageStatus
 from router.policy import PageRoute
 
 _ENCODER = msgspec.json.Encoder()
 _ROUTES = msgspec.json.Decoder(dict[int, PageRoute])
 _RESULT = msgspec.json.Decoder(PageResult)
-
-
-class CacheKey(msgspec.Struct, frozen=True, kw_only=True):
-    file_sha256: str
-    options_key: str  # a digest of every option that shapes the reading
 
 
 class StoredQuote(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,28 +104,18 @@ class CacheStore:
 
     async def create_cached_job(
         self,
+        job: NewJob,
         *,
-        job_id: str,
-        tenant_id: str,
-        file_path: str,
-        kind: str,
-        file_name: str | None,
-        key: CacheKey,
         source_job_id: str,
         pages: list[CachedPage],
-        idempotency: Idempotency | None = None,
     ) -> int:
         """A job answered from the cache: complete at once, each page charged its cache price
         (reserved and charged in the same transaction). Returns the credits charged."""
         total = sum(p.credits for p in pages)
         now = now_ms()
+        job_id, tenant_id, key = job.job_id, job.tenant_id, job.key
         async with self.db.transaction() as tx:
-            if idempotency is not None:
-                await tx.execute(
-                    "INSERT INTO idempotency_keys (tenant_id, key, file_sha256, job_id,"
-                    " created_at) VALUES (?, ?, ?, ?, ?)",
-                    (tenant_id, idempotency.key, idempotency.file_sha256, job_id, now),
-                )
+            await record_idempotency(tx, job, now)
             await ledger.reserve(tx, tenant_id, total, job_id)
             await tx.execute(
                 "INSERT INTO jobs (id, tenant_id, status, file_path, file_kind, file_name,"
@@ -140,9 +126,9 @@ class CacheStore:
                     job_id,
                     tenant_id,
                     JobStatus.COMPLETED,
-                    file_path,
-                    kind,
-                    file_name,
+                    job.file_path,
+                    job.kind,
+                    job.file_name,
                     len(pages),
                     total,
                     total,

@@ -85,3 +85,20 @@ class JobList(msgspec.Struct, frozen=True, kw_only=True):
 class Idempotency(msgspec.Struct, frozen=True, kw_only=True):
     key: str
     file_sha256: str
+
+
+class CacheKey(msgspec.Struct, frozen=True, kw_only=True):
+    file_sha256: str
+    options_key: str  # a digest of every option that shapes the reading
+
+
+class NewJob(msgspec.Struct, frozen=True, kw_only=True):
+    """A job about to be admitted: to the queue, or answered from the cache."""
+
+    job_id: str
+    tenant_id: str
+    file_path: str
+    kind: str  # a DocumentKind value
+    file_name: str | None
+    key: CacheKey  # what it reads, for the result cache
+    idempotency: Idempotency | None = None

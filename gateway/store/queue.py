@@ -20,7 +20,7 @@ from gateway.clock import now_ms
 from gateway.errors import ErrorDetail, JobNotCancellableError, JobNotFoundError
 from gateway.results import PageResult
 from gateway.store import admission, ledger, reads, retention, stats
-from gateway.store.cache import CacheKey, CacheStore
+from gateway.store.cache import CacheStore
 from gateway.store.db import Database
 from gateway.store.models import (
     ACTIVE_JOB,
@@ -32,6 +32,7 @@ from gateway.store.models import (
     JobResult,
     JobStatus,
     JobSummary,
+    NewJob,
     PageStatus,
 )
 from gateway.store.reads import JobPage
@@ -301,31 +302,10 @@ class JobStore:
         return await admission.find_idempotent(self.db, tenant_id, idem)
 
     async def create_job(
-        self,
-        *,
-        job_id: str,
-        tenant_id: str,
-        file_path: str,
-        kind: str,
-        file_name: str | None,
-        routes: dict[int, PageRoute],
-        max_active_jobs: int,
-        idempotency: Idempotency | None = None,
-        key: CacheKey | None = None,
+        self, job: NewJob, routes: dict[int, PageRoute], *, max_active_jobs: int
     ) -> int:
         """Admit the job: see `admission.create_job`. Returns the credits reserved."""
-        return await admission.create_job(
-            self.db,
-            job_id=job_id,
-            tenant_id=tenant_id,
-            file_path=file_path,
-            kind=kind,
-            file_name=file_name,
-            routes=routes,
-            max_active_jobs=max_active_jobs,
-            idempotency=idempotency,
-            key=key,
-        )
+        return await admission.create_job(self.db, job, routes, max_active_jobs=max_active_jobs)
 
     async def get_job(self, tenant_id: str, job_id: str) -> JobResult:
         """The job as its owner sees it; another tenant's job is not found."""

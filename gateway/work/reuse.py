@@ -10,7 +10,6 @@ is answered from that job at once, at `cache.credits_per_page`.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import msgspec
 
@@ -18,8 +17,8 @@ from gateway.clock import now_ms
 from gateway.config import Settings
 from gateway.errors import QuoteMismatchError, QuoteNotFoundError
 from gateway.results import RESULT_SHAPE, PageResult
-from gateway.store.cache import CachedPage, CacheKey
-from gateway.store.models import Idempotency
+from gateway.store.cache import CachedPage
+from gateway.store.models import CacheKey, NewJob
 from gateway.store.queue import JobStore
 from gateway.store.tenants import Tenant
 from router.policy import Mode, PageRoute
@@ -119,29 +118,13 @@ async def cached_answer(
 async def answer_from_cache(
     store: JobStore,
     tenant: Tenant,
-    key: CacheKey,
+    job: NewJob,
     settings: Settings,
-    *,
-    job_id: str,
-    path: Path,
-    kind: str,
-    file_name: str | None,
-    idempotency: Idempotency | None,
 ) -> tuple[int, int] | None:
     """A new job answered from the cache: (pages, credits charged), or None when no finished
     job of this tenant has the same file and options."""
-    source, pages = await cached_answer(store, tenant, key, settings)
+    source, pages = await cached_answer(store, tenant, job.key, settings)
     if not pages:
         return None
-    charged = await store.cache.create_cached_job(
-        job_id=job_id,
-        tenant_id=tenant.id,
-        file_path=str(path),
-        kind=kind,
-        file_name=file_name,
-        key=key,
-        source_job_id=source,
-        pages=pages,
-        idempotency=idempotency,
-    )
+    charged = await store.cache.create_cached_job(job, source_job_id=source, pages=pages)
     return len(pages), charged

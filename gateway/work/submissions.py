@@ -23,7 +23,7 @@ from gateway.errors import (
     UnsupportedMediaTypeError,
 )
 from gateway.store.cache import StoredQuote
-from gateway.store.models import Idempotency
+from gateway.store.models import Idempotency, NewJob
 from gateway.store.queue import JobStore, new_job_id
 from gateway.store.tenants import Tenant
 from gateway.work.assess import plan_context
@@ -160,19 +160,18 @@ class Intake:
         job_id = new_job_id()
         path = self.settings.uploads_dir / f"{job_id}.{kind.value}"
         await asyncio.to_thread(_write, path, content)
+        job = NewJob(
+            job_id=job_id,
+            tenant_id=tenant.id,
+            file_path=str(path),
+            kind=kind,
+            file_name=file_name,
+            key=key,
+            idempotency=idempotency,
+        )
         try:
             if options.cache and self.settings.cache.enabled:
-                cached = await answer_from_cache(
-                    store,
-                    tenant,
-                    key,
-                    self.settings,
-                    job_id=job_id,
-                    path=path,
-                    kind=kind,
-                    file_name=file_name,
-                    idempotency=idempotency,
-                )
+                cached = await answer_from_cache(store, tenant, job, self.settings)
                 if cached is not None:
                     pages, charged = cached
                     return Submitted(
@@ -180,15 +179,7 @@ class Intake:
                     )
             routes = quoted if quoted is not None else await self._plan(path, kind, options)
             reserved = await store.create_job(
-                job_id=job_id,
-                tenant_id=tenant.id,
-                file_path=str(path),
-                kind=kind,
-                file_name=file_name,
-                routes=routes,
-                max_active_jobs=self.plan.max_concurrent_jobs,
-                idempotency=idempotency,
-                key=key,
+                job, routes, max_active_jobs=self.plan.max_concurrent_jobs
             )
         except sqlite3.IntegrityError:
             path.unlink(missing_ok=True)
