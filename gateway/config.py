@@ -189,6 +189,49 @@ class QuoteSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError("quotes.hold_s must be > 0")
 
 
+class FetchSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Documents by URL and webhook deliveries: where the gateway may connect, how long it
+    waits. Addresses that are not public (loopback, private, link-local and metadata,
+    multicast, reserved) are refused unless a host or a network here allows them."""
+
+    allow_hosts: list[str] = msgspec.field(default_factory=list)  # exact host names, e.g. files.lan
+    allow_networks: list[str] = msgspec.field(default_factory=list)  # CIDR, e.g. 10.0.0.0/8
+    timeout_s: float = 60.0  # the whole fetch: DNS, connect, redirects, body
+    connect_timeout_s: float = 10.0
+    max_redirects: int = 3
+
+    def __post_init__(self) -> None:
+        import ipaddress
+
+        for network in self.allow_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"fetch.allow_networks: {network!r} is not a network") from exc
+        for host in self.allow_hosts:
+            if not host or any(c in host for c in "/:@ ") or host != host.lower():
+                raise ValueError(f"fetch.allow_hosts: {host!r} must be a lower-case host name")
+        if self.timeout_s <= 0 or self.connect_timeout_s <= 0 or not 0 <= self.max_redirects <= 10:
+            raise ValueError("fetch: timeouts must be > 0 and max_redirects within 0..10")
+
+
+class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Job webhooks (`callback_url`): delivered from a durable outbox, retried with exponential
+    backoff (first_retry_s, doubling up to max_retry_interval_s) for retry_for_s after the job
+    finished."""
+
+    timeout_s: float = 10.0  # one delivery attempt
+    first_retry_s: float = 5.0
+    max_retry_interval_s: float = 600.0
+    retry_for_s: float = 86_400.0
+    poll_interval_s: float = 1.0  # how often the outbox is looked at
+
+    def __post_init__(self) -> None:
+        values = (self.timeout_s, self.first_retry_s, self.max_retry_interval_s)
+        if min(*values, self.retry_for_s, self.poll_interval_s) <= 0:
+            raise ValueError("webhooks: every duration must be > 0")
+
+
 class LogSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json: bool = True
@@ -215,6 +258,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     retention: RetentionSettings = RetentionSettings()
     cache: CacheSettings = CacheSettings()
     quotes: QuoteSettings = QuoteSettings()
+    fetch: FetchSettings = FetchSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     routing: RoutingPolicy = RoutingPolicy()
 
     def __post_init__(self) -> None:
