@@ -10,7 +10,13 @@
     │   │   ├── EmptyDocumentError       400 empty_document
     │   │   ├── ImageTooLargeError       400 image_too_large  (decompression bombs)
     │   │   └── InspectTimeoutError      400 document_timeout
-    │   └── TooManyPagesError         400 too_many_pages
+    │   ├── TooManyPagesError         400 too_many_pages
+    │   └── UrlError                  400 invalid_url  (a document or webhook URL refused)
+    │       ├── UrlSchemeError           400 url_scheme_not_allowed  (http and https only)
+    │       ├── UrlAddressError          400 url_address_not_allowed (private, loopback, ...)
+    │       ├── TooManyRedirectsError    400 too_many_redirects
+    │       ├── FetchTimeoutError        400 fetch_timeout
+    │       └── FetchFailedError         400 fetch_failed  (no answer, or not 2xx)
     ├── UnauthorizedError             401 unauthorized
     ├── InsufficientCreditsError      402 insufficient_credits
     ├── ForbiddenError                403 forbidden
@@ -29,6 +35,7 @@
     │   ├── PageFailedError           409 page_failed     (it has no preview)
     │   └── PageNotReadError          409 page_not_read   (the job was cancelled before it)
     ├── PayloadTooLargeError          413 payload_too_large
+    │   └── RemoteFileTooLargeError   413 url_file_too_large  (declared or streamed)
     ├── UnsupportedMediaTypeError     415 unsupported_media_type
     ├── RateLimitedError              429 rate_limited          (Retry-After)
     ├── TooManyJobsError              429 too_many_concurrent_jobs
@@ -147,6 +154,34 @@ class TooManyPagesError(BadRequestError):
     code = "too_many_pages"
 
 
+class UrlError(BadRequestError):
+    """A URL the gateway was asked to fetch (a document) or to call (a webhook) is refused."""
+
+    code = "invalid_url"
+    default_message = "the URL is not valid"
+
+
+class UrlSchemeError(UrlError):
+    code = "url_scheme_not_allowed"
+    default_message = "only http and https URLs are fetched"
+
+
+class UrlAddressError(UrlError):
+    code = "url_address_not_allowed"
+
+
+class TooManyRedirectsError(UrlError):
+    code = "too_many_redirects"
+
+
+class FetchTimeoutError(UrlError):
+    code = "fetch_timeout"
+
+
+class FetchFailedError(UrlError):
+    code = "fetch_failed"
+
+
 class UnauthorizedError(GatewayError):
     status_code = 401
     code = "unauthorized"
@@ -204,6 +239,10 @@ class MethodNotAllowedError(GatewayError):
 class PayloadTooLargeError(GatewayError):
     status_code = 413
     code = "payload_too_large"
+
+
+class RemoteFileTooLargeError(PayloadTooLargeError):
+    code = "url_file_too_large"
 
 
 class UnsupportedMediaTypeError(GatewayError):
