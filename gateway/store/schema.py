@@ -138,6 +138,18 @@ CREATE TABLE quotes (
 CREATE INDEX quotes_expiry ON quotes(expires_at);
 """
 
+# Jobs submitted through a compatible API surface (gateway/api/compat): which surface, so that
+# surface's own rules apply to them (the solver deletes a task 30 s after it finishes).
+_COMPAT_JOBS = """
+CREATE TABLE compat_jobs (
+    job_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX compat_jobs_surface ON compat_jobs(surface);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's tables", _FIRST_RELEASE),
     Migration(
@@ -146,6 +158,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _SUBMIT_PATH_INDEXES,
     ),
     Migration(3, "quotes, and what each job read for the result cache", _QUOTES_AND_CACHE),
+    Migration(4, "which compatible API surface a job came through", _COMPAT_JOBS),
 )
 LATEST = MIGRATIONS[-1].version
 
