@@ -9,9 +9,9 @@ import msgspec
 from gateway.errors import ErrorDetail
 from gateway.page_errors import PageError
 
-# Bumped when a page result gains what earlier results lack (2: words): the result cache
-# answers only from results of the current shape.
-RESULT_SHAPE = 2
+# Bumped when a page result gains what earlier results lack (2: words, 3: handwriting flags):
+# the result cache answers only from results of the current shape.
+RESULT_SHAPE = 3
 
 BlockType = Literal["text", "title", "table", "list", "figure"]
 PageStatus = Literal["completed", "failed"]
@@ -37,6 +37,11 @@ class BlockLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     confidence: float
     geometry: Geometry
     words: list[Word] = []  # in reading order; their texts joined by spaces are the line's text
+    # Handwritten or printed (scoring.handwriting_lines), and how sure that verdict is (0..1:
+    # the line's handwriting probability, or its complement for a printed line). Set on every
+    # line of a page read since result shape 3; None (left out) only in results stored before.
+    is_handwritten: bool | None = None
+    handwriting_confidence: float | None = None
 
 
 class ContentBlock(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +51,10 @@ class ContentBlock(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     confidence: float
     lines: list[BlockLine]
+    # Handwritten when most of its characters are on handwritten lines; the confidence is the
+    # character-weighted mean of its lines' handwriting probability (its complement if printed).
+    is_handwritten: bool | None = None
+    handwriting_confidence: float | None = None
 
 
 class PageDimensions(msgspec.Struct, frozen=True, kw_only=True):
