@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from gateway.compat_config import CompatSettings
 from providers.factory import ProviderConfig
 from providers.rapidocr import RapidOCRConfig
 from providers.tesseract import TesseractConfig
@@ -37,10 +38,13 @@ class LimitSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     render_timeout_s: float = 60.0
     inspect_timeout_s: float = 30.0
     page_timeout_s: float = 180.0  # render + OCR of one page, whole
+    max_queued_pages: int = 10_000  # pages waiting or being read; past it submits are 503
 
     def __post_init__(self) -> None:
         if self.max_upload_mb <= 0 or self.max_pages < 1 or self.max_pixels_per_page < 10_000:
             raise ValueError("limits must be positive (max_pixels_per_page >= 10000)")
+        if self.max_queued_pages < 1:
+            raise ValueError("limits.max_queued_pages must be >= 1")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -260,6 +264,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     quotes: QuoteSettings = QuoteSettings()
     fetch: FetchSettings = FetchSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    compat: CompatSettings = CompatSettings()  # the compatible API surfaces
     routing: RoutingPolicy = RoutingPolicy()
 
     def __post_init__(self) -> None:

@@ -42,6 +42,7 @@
     ├── InternalError                 500 internal_error  (never echoes an exception)
     │   └── SchemaTooNewError         500 schema_too_new  (the database is of a newer release)
     └── ServiceUnavailableError       503 service_unavailable
+        └── QueueFullError            503 service_unavailable  (pages waiting past the bound)
 
 Page and pool errors, which never answer a request, are the two trees of
 `gateway.page_errors`.
@@ -321,3 +322,23 @@ class ServiceUnavailableError(GatewayError):
     status_code = 503
     code = "service_unavailable"
     default_message = "the service is not ready"
+
+
+class QueueFullError(ServiceUnavailableError):
+    """More pages wait than `limits.max_queued_pages`: nothing was reserved; retry later."""
+
+    default_message = "the queue is full; retry after the Retry-After seconds"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_queue_full, (self.message, self.details or {}))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+def _queue_full(message: str, details: dict[str, Any]) -> QueueFullError:
+    return QueueFullError(message, **details)
