@@ -193,6 +193,15 @@ class QuoteSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError("quotes.hold_s must be > 0")
 
 
+class MetricsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`GET /metrics` (Prometheus): open to clients on the loopback interface, to others only
+    with the token in `token_env` as a Bearer token (refused while that variable is unset)."""
+
+    enabled: bool = True
+    open_on_loopback: bool = True
+    token_env: str = "OCR_GATEWAY_METRICS_TOKEN"  # noqa: S105 - the variable's name, not a secret
+
+
 class FetchSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Documents by URL and webhook deliveries: where the gateway may connect, how long it
     waits. Addresses that are not public (loopback, private, link-local and metadata,
@@ -263,6 +272,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cache: CacheSettings = CacheSettings()
     quotes: QuoteSettings = QuoteSettings()
     fetch: FetchSettings = FetchSettings()
+    metrics: MetricsSettings = MetricsSettings()
     webhooks: WebhookSettings = WebhookSettings()
     compat: CompatSettings = CompatSettings()  # the compatible API surfaces
     routing: RoutingPolicy = RoutingPolicy()
@@ -297,6 +307,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def uploads_dir(self) -> Path:
         return Path(self.data_dir) / "uploads"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """prometheus-client's multi-process files (emptied at every start)."""
+        return Path(self.data_dir) / "metrics"
 
 
 def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
