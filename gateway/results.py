@@ -9,9 +9,9 @@ import msgspec
 from gateway.errors import ErrorDetail
 from gateway.page_errors import PageError
 
-# Bumped when a page result gains what earlier results lack (2: words, 3: handwriting flags):
-# the result cache answers only from results of the current shape.
-RESULT_SHAPE = 3
+# Bumped when a page result gains what earlier results lack (2: words, 3: handwriting flags,
+# 4: tables as cells): the result cache answers only from results of the current shape.
+RESULT_SHAPE = 4
 
 BlockType = Literal["text", "title", "table", "list", "figure"]
 PageStatus = Literal["completed", "failed"]
@@ -44,6 +44,28 @@ class BlockLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     handwriting_confidence: float | None = None
 
 
+class TableCell(msgspec.Struct, frozen=True, kw_only=True):
+    """One cell of a table (0-based row and column; a spanning cell appears once, at its
+    top-left slot)."""
+
+    row: int
+    column: int
+    row_span: int
+    column_span: int
+    text: str
+    geometry: Geometry
+    is_header: bool
+
+
+class Table(msgspec.Struct, frozen=True, kw_only=True):
+    """A table block's structure: its grid size, its cells row by row, and the same as HTML."""
+
+    rows: int
+    columns: int
+    html: str
+    cells: list[TableCell]
+
+
 class ContentBlock(msgspec.Struct, frozen=True, kw_only=True):
     block_id: int
     type: BlockType
@@ -55,6 +77,7 @@ class ContentBlock(msgspec.Struct, frozen=True, kw_only=True):
     # character-weighted mean of its lines' handwriting probability (its complement if printed).
     is_handwritten: bool | None = None
     handwriting_confidence: float | None = None
+    table: Table | None = None  # the cells of a "table" block; its lines stay in `lines`
 
 
 class PageDimensions(msgspec.Struct, frozen=True, kw_only=True):
