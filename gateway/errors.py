@@ -41,6 +41,7 @@
     ├── TooManyJobsError              429 too_many_concurrent_jobs
     ├── InternalError                 500 internal_error  (never echoes an exception)
     │   └── SchemaTooNewError         500 schema_too_new  (the database is of a newer release)
+    ├── UpstreamUnavailableError      502 upstream_unavailable  (a remote provider is down)
     └── ServiceUnavailableError       503 service_unavailable
         └── QueueFullError            503 service_unavailable  (pages waiting past the bound)
 
@@ -316,6 +317,14 @@ class SchemaTooNewError(InternalError):
     """The database was written by a newer release; this one must not read or change it."""
 
     code = "schema_too_new"
+
+
+class UpstreamUnavailableError(GatewayError):
+    """A remote provider the document needs cannot be reached now (its breaker is open)."""
+
+    status_code = 502
+    code = "upstream_unavailable"
+    default_message = "the OCR provider this document needs is unavailable; retry later"
 
 
 class ServiceUnavailableError(GatewayError):
