@@ -17,9 +17,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import metrics
 from gateway.api.admin import AdminController, document_plans
 from gateway.api.auth import RATE_LIMIT_STATE
 from gateway.api.errors import handle_gateway_error, handle_http_exception, handle_unexpected
+from gateway.api.metrics import scrape
 from gateway.api.native import SERVICES, NativeController, health
 from gateway.api.previews import PreviewController
 from gateway.api.results import ResultController
@@ -65,13 +67,16 @@ def request_context(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
             log.info(
                 "request_completed",
                 method=method,
                 path=scope["path"],
                 status=status,
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(seconds * 1000, 1),
             )
+            route = str(scope.get("path_template") or "unmatched")
+            metrics.http_request(method, route, status, seconds)
 
     return middleware
 
@@ -131,6 +136,8 @@ def create_app(settings: Settings) -> Litestar:
     handlers.append(ResultController)  # GET /v1/jobs/{id}/result?format=
     if settings.signup.enabled:
         handlers.append(create_account)
+    if settings.metrics.enabled:
+        handlers.append(scrape)  # GET /metrics (Prometheus)
     allowed: dict[str, str] = {}  # path template -> Allow, filled once the routes exist
     app = Litestar(
         route_handlers=handlers,  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 from limits import RateLimitItem
 
+from gateway import metrics
 from gateway.api.ratelimit import RateLimiter, parse_rule
 from gateway.clock import now_ms
 from gateway.config import Settings
@@ -71,6 +72,8 @@ class Services:
             if is_remote(config):  # an unset secret stops the start here, naming the variable
                 self.remote[name] = build_remote_provider(name, config)
         self.settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.metrics.enabled:  # before the worker processes start: they inherit it
+            metrics.start(self.settings.metrics_dir)
         await self.db.open()
         await self.inspector.start()
         await self.engines.start()

@@ -14,6 +14,7 @@ import enum
 
 import aiosqlite
 
+from gateway import metrics
 from gateway.clock import now_ms
 from gateway.errors import InsufficientCreditsError
 
@@ -42,6 +43,7 @@ async def _record(
         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (tenant_id, job_id, page_number, kind, amount, note, tier, now_ms()),
     )
+    metrics.credits_moved(kind, amount)  # counted when recorded (a rolled-back one too: rare)
 
 
 async def grant(tx: aiosqlite.Connection, tenant_id: str, amount: int, note: str) -> None:

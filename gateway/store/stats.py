@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.store.db import Database
-from gateway.store.models import OPEN_PAGE, PROCESSED_JOB
+from gateway.store.models import OPEN_PAGE, PROCESSED_JOB, PageStatus
 
 RECENT_PAGES = 50  # the completion estimate follows the pages read last
 
@@ -30,3 +30,12 @@ async def mean_page_seconds(db: Database) -> float | None:
         (RECENT_PAGES,),
     )
     return float(row[0]) if row and row[0] is not None else None
+
+
+async def oldest_waiting_ms(db: Database) -> int | None:
+    """When the job of the oldest page still waiting to be read was submitted (epoch ms)."""
+    row = await db.fetch_one(
+        "SELECT MIN(j.created_at) FROM pages p JOIN jobs j ON j.id = p.job_id WHERE p.status = ?",
+        (PageStatus.PENDING,),
+    )
+    return int(row[0]) if row and row[0] is not None else None

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import msgspec
 
+from gateway import metrics
 from gateway.page_errors import OcrFailedError
 from gateway.results import Attempt
 from providers.errors import ProviderError
@@ -153,7 +154,9 @@ async def _attempt(
                 error=f"{exc.code}: {exc.message}"[:300],
             )
         )
+        metrics.provider_attempt(name, exc.code)
         return None
+    metrics.provider_attempt(name, None)
     reading = Reading(
         provider=name, page=recognized, confidence=reading_confidence(recognized), rotation=rotation
     )

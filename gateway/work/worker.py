@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from gateway import metrics
 from gateway.config import Settings
 from gateway.page_errors import PageInternalError, page_error_for_pool
 from gateway.results import PageResult
@@ -133,9 +134,11 @@ class Worker:
             else:
                 logger.info("page_failed", code=error.code, reason=error.message)
             await self.store.fail_page(claim, error.detail())
+            metrics.page_failed(claim.tier, error.code)
         else:
             seconds = time.perf_counter() - started
             await self.store.complete_page(claim, result, seconds)
+            metrics.page_completed(result, seconds)
             logger.info(
                 "page_completed",
                 seconds=round(seconds, 3),
