@@ -13,7 +13,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from gateway.outputs.pages import Box, line_words, pixel_box, xml_safe
-from gateway.results import PageResult
+from gateway.outputs.tablecells import words_by_cell
+from gateway.results import ContentBlock, PageDimensions, PageResult, Word
 
 NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
 SCHEMA_LOCATION = f"{NAMESPACE} http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
@@ -80,6 +81,9 @@ def _page(element: ET.Element, page: PageResult, q: str) -> None:
     _position(space, Box(0, 0, size.width, size.height))
     line_no = word_no = 0
     for block in page.content_blocks:
+        if block.table is not None:
+            line_no, word_no = _table(space, block, n, size, q, line_no, word_no)
+            continue
         lines = [(line, words) for line in block.lines if (words := line_words(line))]
         if not lines:
             continue
@@ -99,3 +103,56 @@ def _page(element: ET.Element, page: PageResult, q: str) -> None:
                 string.set("CONTENT", xml_safe(word.text))
                 _position(string, pixel_box(word.geometry, size))
                 string.set("WC", f"{min(max(word.confidence, 0.0), 1.0):.4g}")
+
+
+def _strings(
+    text_line: ET.Element, words: list[Word], n: int, size: PageDimensions, q: str, word_no: int
+) -> int:
+    for i, word in enumerate(words):
+        if i:
+            ET.SubElement(text_line, f"{q}SP")
+        word_no += 1
+        string = ET.SubElement(text_line, f"{q}String", ID=f"p{n}_w{word_no}")
+        string.set("CONTENT", xml_safe(word.text))
+        _position(string, pixel_box(word.geometry, size))
+        string.set("WC", f"{min(max(word.confidence, 0.0), 1.0):.4g}")
+    return word_no
+
+
+def _table(
+    space: ET.Element,
+    block: ContentBlock,
+    n: int,
+    size: PageDimensions,
+    q: str,
+    line_no: int,
+    word_no: int,
+) -> tuple[int, int]:
+    """A table block as a `ComposedBlock` of `TYPE="table"` holding a `TextBlock` per cell
+    with words (its ID naming the cell's row and column, its words one `TextLine`) and one
+    for words in no cell. Returns the last line and word numbers used."""
+    by_cell, loose = words_by_cell(block)
+    groups = [(f"p{n}_b{block.block_id}_r{c.row}c{c.column}", w) for c, w in by_cell if w]
+    if loose:
+        groups.append((f"p{n}_b{block.block_id}_rest", loose))
+    if not groups:
+        return line_no, word_no
+    composed = ET.SubElement(space, f"{q}ComposedBlock", ID=f"p{n}_b{block.block_id}")
+    _position(composed, pixel_box(block.geometry, size))
+    composed.set("TAGREFS", "type_table")
+    composed.set("TYPE", "table")
+    for block_id, words in groups:
+        boxes = [pixel_box(w.geometry, size) for w in words]
+        box = Box(
+            min(b.left for b in boxes),
+            min(b.top for b in boxes),
+            max(b.right for b in boxes),
+            max(b.bottom for b in boxes),
+        )
+        text_block = ET.SubElement(composed, f"{q}TextBlock", ID=block_id)
+        _position(text_block, box)
+        line_no += 1
+        text_line = ET.SubElement(text_block, f"{q}TextLine", ID=f"p{n}_l{line_no}")
+        _position(text_line, box)
+        word_no = _strings(text_line, words, n, size, q, word_no)
+    return line_no, word_no

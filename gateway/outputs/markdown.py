@@ -2,9 +2,10 @@
 
 Each page opens with an HTML comment naming it (`<!-- page 3 -->`, invisible once rendered,
 there for programs and language models that cite pages); pages are separated by a rule. A
-title is a `##` heading, a list block a bulleted list, a table block a pipe table (cells split
-where the gap between two words is wider than the line is tall), other blocks their lines. A
-page that was not read says so where its text would be.
+title is a `##` heading, a list block a bulleted list, a table block its cells as a pipe table
+(the table's HTML where cells span; a table block without cells, from results stored before
+tables had them, split where the gap between two words is wider than the line is tall), other
+blocks their lines. A page that was not read says so where its text would be.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from gateway.outputs.pages import failure_note, line_words
 from gateway.results import BlockLine, ContentBlock, PageDimensions, PageResult
+from gateway.tables.grid import table_markdown as grid_markdown
 
 PAGE_BREAK = "\n\n---\n\n"
 BULLETS = "-*\u2022\u00b7\u2023\u25e6\u25aa\u2013"  # a list line's own bullet: markdown's instead
@@ -41,6 +43,8 @@ def block_markdown(block: ContentBlock, size: PageDimensions | None) -> str:
         return "## " + " ".join(lines)
     if block.type == "list":
         return "\n".join("- " + line.lstrip(BULLETS).strip() for line in lines)
+    if block.table is not None:
+        return grid_markdown(block.table)
     if block.type == "table" and size is not None:
         return table_markdown([table_cells(line, size) for line in block.lines if line.text])
     return "\n".join(lines)

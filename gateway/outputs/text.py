@@ -1,5 +1,6 @@
 """The whole document as plain text: blocks separated by a blank line, pages by a form feed
-(as `pdftotext` separates them); a page that was not read says so in brackets."""
+(as `pdftotext` separates them); a table its cells row by row (` | ` between cells); a page
+that was not read says so in brackets."""
 
 from __future__ import annotations
 
@@ -18,5 +19,8 @@ def to_text(pages: Sequence[PageResult]) -> str:
 def page_text(page: PageResult) -> str:
     if page.status == "failed":
         return f"[{failure_note(page)}]"
-    blocks = ("\n".join(line.text for line in block.lines) for block in page.content_blocks)
+    blocks = (
+        block.text if block.table is not None else "\n".join(line.text for line in block.lines)
+        for block in page.content_blocks
+    )
     return "\n\n".join(block for block in blocks if block.strip())

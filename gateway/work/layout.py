@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import msgspec
 
 from gateway.results import BlockLine, ContentBlock, Geometry, PageResult, Word
+from gateway.tables.grid import table_markdown
 from providers.types import TextLine, TextWord, quad_bounds, words_by_share
 
 PARAGRAPH_GAP = 0.8  # vertical gap, in median line heights, that starts a new block
@@ -216,6 +217,8 @@ def to_markdown(blocks: Sequence[ContentBlock]) -> str:
     for block in blocks:
         if block.type == "title":
             parts.append("## " + " ".join(block.text.split("\n")))
+        elif block.table is not None:
+            parts.append(table_markdown(block.table))
         else:
             parts.append(block.text)
     return "\n\n".join(parts)

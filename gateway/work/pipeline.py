@@ -29,7 +29,8 @@ from gateway.results import (
 from gateway.work.assess import measure_page, plan_page
 from gateway.work.chain import ChainOutcome, ChainSettings, Reading, read_chain
 from gateway.work.documents import DocumentKind, pdf_page_frame, render_page
-from gateway.work.layout import build_blocks, global_confidence, to_markdown
+from gateway.work.layout import global_confidence, to_markdown
+from gateway.work.pagetables import blocks_with_tables, find_tables
 from gateway.work.textlayer import read_text_layer
 from providers.base import Provider
 from providers.factory import build_provider, is_local
@@ -99,11 +100,21 @@ def page_result(
     outcome: ChainOutcome,
     started: float,
     rendered: float,
+    image: PageImage | None = None,
 ) -> PageResult:
     """The normalized result of a page read along its route (the one place that builds it)."""
     reading = outcome.reading
     read = time.perf_counter()
-    blocks = build_blocks(reading.page.lines, reading.page.width, reading.page.height)
+    tables = find_tables(
+        Path(task.path),
+        task.kind,
+        task.page_number - 1,
+        reading.page,
+        dpi,
+        from_text_layer=reading.provider == TEXT_LAYER,
+        image=image,
+    )
+    blocks = blocks_with_tables(reading.page.lines, tables, reading.page.width, reading.page.height)
     markdown = to_markdown(blocks)
     done = time.perf_counter()
     reason = route.reason
@@ -214,7 +225,7 @@ class PageEngine:
             outcome = run_local(
                 read_chain(page, route, chain_settings(self.settings), self._readers)
             )
-        return page_result(task, route, page.dpi, outcome, started, rendered)
+        return page_result(task, route, page.dpi, outcome, started, rendered, image=page)
 
     def _read_text_layer(self, task: PageTask, route: PageRoute, started: float) -> PageResult:
         """A page routed to its text layer at submit: its frame is computed, not rendered."""

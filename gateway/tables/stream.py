@@ -1,0 +1,202 @@
+"""Tables without rules: rows of words standing in aligned columns.
+
+Words are grouped into rows; a row's words into segments where the gap between two words is
+wider than the text is tall. A run of rows most of which have two segments or more, close
+together, is a table candidate; its columns are the stretches of the x axis that the segments
+cover, cut where whitespace runs down through (nearly) every row. A candidate is kept only
+when it looks like a table rather than text set in columns, a list or a key-value form: three
+rows or more, short cells (few words each), and cells that fill little of their column.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+import msgspec
+
+from gateway.tables.grid import Box, FoundCell, FoundTable
+
+SEGMENT_GAP = 0.9  # a gap this many text heights wide separates two cells of a row
+ROW_GAP = 1.6  # rows further apart than this many text heights end a table
+MIN_ROWS = 3  # rows with two cells or more
+MIN_MULTI_SHARE = 0.6  # of the candidate's rows have two cells or more
+MAX_CELL_WORDS = 6.0  # median words per cell: more is prose
+MAX_CELL_FILL = 0.75  # median share of its column's width a cell fills, two-column candidates
+
+
+class Word(msgspec.Struct, frozen=True):
+    text: str
+    box: Box
+
+
+class _Row(msgspec.Struct, kw_only=True):
+    words: list[Word]
+    top: float
+    bottom: float
+    segments: list[list[Word]] = []
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+
+def _rows(words: Sequence[Word]) -> list[_Row]:
+    rows: list[_Row] = []
+    for word in sorted(words, key=lambda w: (w.box[1] + w.box[3]) / 2):
+        top, bottom = word.box[1], word.box[3]
+        if rows:
+            row = rows[-1]
+            overlap = min(row.bottom, bottom) - max(row.top, top)
+            if overlap >= 0.5 * min(row.height, bottom - top):
+                row.words.append(word)
+                row.top, row.bottom = min(row.top, top), max(row.bottom, bottom)
+                continue
+        rows.append(_Row(words=[word], top=top, bottom=bottom))
+    for row in rows:
+        row.words.sort(key=lambda w: w.box[0])
+        height = statistics.median(w.box[3] - w.box[1] for w in row.words)
+        segments = [[row.words[0]]]
+        for before, word in zip(row.words, row.words[1:], strict=False):
+            if word.box[0] - before.box[2] > SEGMENT_GAP * height:
+                segments.append([])
+            segments[-1].append(word)
+        row.segments = segments
+    return rows
+
+
+def _span(segment: list[Word]) -> tuple[float, float]:
+    return min(w.box[0] for w in segment), max(w.box[2] for w in segment)
+
+
+def _candidates(rows: list[_Row], line_h: float) -> list[list[_Row]]:
+    """Runs of close rows holding at least MIN_ROWS rows of two segments or more; a run ends
+    at a wide gap or at two single-segment rows in a row, and loses its single-segment ends."""
+    runs: list[list[_Row]] = []
+    current: list[_Row] = []
+    singles = 0
+    for row in rows:
+        multi = len(row.segments) >= 2
+        if current and (row.top - current[-1].bottom > ROW_GAP * line_h or (not multi and singles)):
+            runs.append(current)
+            current, singles = [], 0
+        if not current and not multi:
+            continue
+        current.append(row)
+        singles = 0 if multi else singles + 1
+    runs.append(current)
+    out = []
+    for run in runs:
+        while run and len(run[-1].segments) < 2:
+            run.pop()
+        n_multi = sum(len(r.segments) >= 2 for r in run)
+        if n_multi >= MIN_ROWS and n_multi >= MIN_MULTI_SHARE * len(run):
+            out.append(run)
+    return out
+
+
+def _columns(run: list[_Row], line_h: float) -> list[tuple[float, float]]:
+    """Column stretches: x ranges covered by the segments of the multi-segment rows, cut where
+    at most a tenth of those rows (rounded down) cover the whitespace."""
+    multi = [r for r in run if len(r.segments) >= 2]
+    spans = [_span(s) for r in multi for s in r.segments]
+    left, right = min(s[0] for s in spans), max(s[1] for s in spans)
+    step = max(line_h / 4, 1.0)
+    bins = int((right - left) / step) + 1
+    cover = [0] * bins
+    for r in multi:
+        hit = [False] * bins
+        for a, b in (_span(s) for s in r.segments):
+            for k in range(int((a - left) / step), min(int((b - left) / step) + 1, bins)):
+                hit[k] = True
+        for k in range(bins):
+            cover[k] += hit[k]
+    allowed = len(multi) // 10
+    columns: list[tuple[float, float]] = []
+    start: int | None = None
+    for k in range(bins + 1):
+        filled = k < bins and cover[k] > allowed
+        if filled and start is None:
+            start = k
+        elif not filled and start is not None:
+            columns.append((left + start * step, left + k * step))
+            start = None
+    merged: list[tuple[float, float]] = []
+    for col in columns:  # whitespace narrower than half a line is a word gap, not a column gap
+        if merged and col[0] - merged[-1][1] < line_h / 2:
+            merged[-1] = (merged[-1][0], col[1])
+        else:
+            merged.append(col)
+    return merged
+
+
+def _table(run: list[_Row], columns: list[tuple[float, float]]) -> FoundTable:
+    cells: list[FoundCell] = []
+    for r, row in enumerate(run):
+        by_column: dict[int, FoundCell] = {}
+        for segment in row.segments:
+            a, b = _span(segment)
+            hits = [i for i, (c0, c1) in enumerate(columns) if a < c1 and b > c0]
+            if not hits:
+                hits = [min(range(len(columns)), key=lambda i: abs(columns[i][0] - a))]
+            first, last = hits[0], hits[-1]
+            text = " ".join(w.text for w in segment)
+            taken = next((c for k, c in by_column.items() if k <= first < k + c.column_span), None)
+            if taken is not None:  # two segments in one column: one cell
+                box = (taken.box[0], taken.box[1], max(taken.box[2], b), taken.box[3])
+                last = max(last, taken.column + taken.column_span - 1)
+                by_column[taken.column] = msgspec.structs.replace(
+                    taken,
+                    text=f"{taken.text} {text}",
+                    box=box,
+                    column_span=last - taken.column + 1,
+                )
+                continue
+            by_column[first] = FoundCell(
+                row=r,
+                column=first,
+                column_span=last - first + 1,
+                box=(a, row.top, b, row.bottom),
+                text=text,
+            )
+        cells += sorted(by_column.values(), key=lambda c: c.column)
+    return FoundTable(rows=len(run), columns=len(columns), cells=cells, method="stream")
+
+
+def _looks_like_table(table: FoundTable, columns: list[tuple[float, float]], words: int) -> bool:
+    if table.columns < 2 or len(table.cells) < 2 * MIN_ROWS:
+        return False
+    if words / max(len(table.cells), 1) > MAX_CELL_WORDS:
+        return False
+    if table.columns == 2:
+        fills = [
+            (c.box[2] - c.box[0]) / max(columns[c.column][1] - columns[c.column][0], 1.0)
+            for c in table.cells
+            if c.column_span == 1
+        ]
+        if not fills or statistics.median(fills) > MAX_CELL_FILL:
+            return False
+    return True
+
+
+def stream_tables(words: Sequence[Word], exclude: Sequence[Box] = ()) -> list[FoundTable]:
+    """Tables of aligned words, leaving out words whose centre is in an `exclude` box (tables
+    found otherwise)."""
+
+    def excluded(w: Word) -> bool:
+        cx, cy = (w.box[0] + w.box[2]) / 2, (w.box[1] + w.box[3]) / 2
+        return any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in exclude)
+
+    kept = [w for w in words if w.text.strip() and not excluded(w)]
+    if len(kept) < 2 * MIN_ROWS:
+        return []
+    line_h = statistics.median(w.box[3] - w.box[1] for w in kept)
+    found = []
+    for run in _candidates(_rows(kept), line_h):
+        columns = _columns(run, line_h)
+        if len(columns) < 2:
+            continue
+        table = _table(run, columns)
+        if _looks_like_table(table, columns, sum(len(r.words) for r in run)):
+            found.append(table)
+    return found

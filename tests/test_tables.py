@@ -1,0 +1,133 @@
+"""Tables as cells (issue 14): real corpus tables read through the page pipeline and checked
+against their ground truth, and pages without tables that must not sprout any."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from benchmarks.table_metrics import adjacency_f1
+from gateway.config import Settings, load_settings
+from gateway.outputs.alto import to_alto
+from gateway.outputs.hocr import to_hocr
+from gateway.outputs.markdown import to_markdown
+from gateway.results import ContentBlock, PageResult
+from gateway.tables.grid import table_rows
+from gateway.work.documents import DocumentKind
+from gateway.work.pipeline import PageEngine, PageTask
+from tests.support.gateway_process import REPO
+from tests.test_outputs import HOCR_SPEC, alto_schema
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings(REPO / "config.yaml", env={})
+
+
+@pytest.fixture(scope="module")
+def engine(settings: Settings) -> PageEngine:
+    return PageEngine(settings)
+
+
+def read(engine: PageEngine, path: Path, page: int = 1) -> PageResult:
+    kind = DocumentKind.PDF if path.suffix == ".pdf" else DocumentKind.PNG
+    return engine.read_page(PageTask(path=str(path), kind=kind, page_number=page))
+
+
+def tables(result: PageResult) -> list[ContentBlock]:
+    return [b for b in result.content_blocks if b.type == "table"]
+
+
+def truth(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def best_f1(result: PageResult, expected: list[list[str]]) -> float:
+    return max(
+        (adjacency_f1(expected, table_rows(b.table)) for b in tables(result) if b.table),
+        default=0.0,
+    )
+
+
+def test_ruled_table_cells_match_the_ground_truth(engine: PageEngine, corpus: Path) -> None:
+    """A born-digital table drawn with rules (ICDAR 2013 eu-006, page 2) is read from the
+    text layer as cells whose adjacency relations all match the ground truth."""
+    folder = corpus / "d_tables" / "icdar2013"
+    result = read(engine, folder / "eu-006.pdf", 2)
+    assert result.pipeline_metadata is not None
+    assert result.pipeline_metadata.provider_used == "pdf_text"
+    assert best_f1(result, truth(folder / "eu-006.table3.region2.page2.csv")) == 1.0
+    block = tables(result)[0]
+    assert block.table is not None
+    assert (block.table.rows, block.table.columns) == (7, 2)
+    # the lines and words inside the table stay available, and the text is the cells by row
+    assert block.lines
+    assert all(line.words for line in block.lines)
+    first = [c.text for c in block.table.cells if c.row == 1]
+    assert block.text.splitlines()[1] == " | ".join(first)
+    for cell in block.table.cells:  # each cell lies inside the block
+        g, b = cell.geometry, block.geometry
+        assert b.x - 1e-4 <= g.x
+        assert g.x + g.width <= b.x + b.width + 1e-4
+
+
+def test_table_without_rules_is_found_by_alignment(engine: PageEngine, corpus: Path) -> None:
+    """A born-digital table without vertical rules (ICDAR 2013 eu-006, page 3) is found from
+    its aligned columns, and its cells match the ground truth."""
+    folder = corpus / "d_tables" / "icdar2013"
+    result = read(engine, folder / "eu-006.pdf", 3)
+    assert best_f1(result, truth(folder / "eu-006.table4.region1.page3.csv")) == 1.0
+    assert len(tables(result)) == 1
+
+
+def test_spanning_header_is_one_cell_with_its_span(
+    engine: PageEngine, corpus: Path, tmp_path: Path
+) -> None:
+    """A header cell spanning two columns (eu-004, page 7: 'hypermarkets' over two year
+    columns) is one cell with column_span 2 in the header; the markdown gives the table as
+    HTML with its colspan; hOCR (valid by hocr-spec) and ALTO (valid by its schema) carry
+    the table."""
+    folder = corpus / "d_tables" / "icdar2013"
+    result = read(engine, folder / "eu-004.pdf", 7)
+    assert best_f1(result, truth(folder / "eu-004.table6.region1.page7.csv")) == 1.0
+    table = next(b.table for b in tables(result) if b.table and b.table.rows == 16)
+    spanning = [c for c in table.cells if c.column_span == 2]
+    assert [c.text for c in spanning] == ["hypermarkets", "supermarkets"]
+    assert all(c.row == 0 and c.is_header for c in spanning)
+    assert all(c.is_header for c in table.cells if c.row == 1)
+    assert not any(c.is_header for c in table.cells if c.row >= 2)
+    assert '<th colspan="2">hypermarkets</th>' in table.html
+    assert table.html in result.raw_markdown
+    assert table.html in to_markdown([result])
+    hocr = tmp_path / "table.hocr"
+    hocr.write_text(to_hocr([result]))
+    assert 'class="ocr_table"' in hocr.read_text()
+    assert '<th colspan="2" title="bbox' in hocr.read_text()
+    if HOCR_SPEC.is_file():
+        report = subprocess.run([str(HOCR_SPEC), "-p", "standard", str(hocr)], capture_output=True)
+        assert b"Document is valid" in report.stdout, report.stdout
+    alto = to_alto([result])
+    assert 'TYPE="table"' in alto
+    assert alto_schema().validate(etree.fromstring(alto.encode()))
+
+
+def test_pipe_table_in_markdown(engine: PageEngine, corpus: Path) -> None:
+    """A table without spans is a pipe table in raw_markdown and in the markdown format."""
+    folder = corpus / "d_tables" / "icdar2013"
+    result = read(engine, folder / "eu-006.pdf", 3)
+    assert "| --- |" in result.raw_markdown
+    assert "| --- |" in to_markdown([result])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["f_pdfs/born_digital/tracemonkey.pdf", "f_pdfs/born_digital/crazyones.pdf"],
+)
+def test_text_pages_have_no_tables(engine: PageEngine, corpus: Path, name: str) -> None:
+    """Born-digital text pages (a two-column paper, a page of prose) get no table."""
+    assert tables(read(engine, corpus / name)) == []
