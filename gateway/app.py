@@ -20,6 +20,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import metrics
 from gateway.api.admin import AdminController, document_plans
 from gateway.api.auth import RATE_LIMIT_STATE
+from gateway.api.compat import mount as mount_compat
 from gateway.api.errors import handle_gateway_error, handle_http_exception, handle_unexpected
 from gateway.api.metrics import scrape
 from gateway.api.native import SERVICES, NativeController, health
@@ -138,11 +139,12 @@ def create_app(settings: Settings) -> Litestar:
         handlers.append(create_account)
     if settings.metrics.enabled:
         handlers.append(scrape)  # GET /metrics (Prometheus)
+    compat = mount_compat(settings, handlers)  # ConfigError on a route collision
     allowed: dict[str, str] = {}  # path template -> Allow, filled once the routes exist
     app = Litestar(
-        route_handlers=handlers,  # type: ignore[arg-type]
+        route_handlers=[*handlers, *compat.routers],  # type: ignore[list-item]
         dependencies=SERVICES,
-        lifespan=[lifespan],
+        lifespan=[lifespan, *compat.lifespans],
         middleware=[request_context, complete_allow_header(allowed)],
         before_request=check_body_types,
         exception_handlers={
@@ -164,8 +166,10 @@ def create_app(settings: Settings) -> Litestar:
                     "AdminToken": SecurityScheme(
                         type="http", scheme="bearer", description="$OCR_GATEWAY_ADMIN_TOKEN"
                     ),
+                    **compat.security_schemes,
                 }
             ),
+            tags=compat.tags,
         ),
         logging_config=None,
     )
