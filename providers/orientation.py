@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 
+import msgspec
 import numpy as np
 from PIL import Image
 
@@ -52,4 +53,4 @@ def rotate_upright(page: PageImage, degrees_ccw: int) -> PageImage:
     if turns == 0:
         return page
     pixels = np.ascontiguousarray(np.rot90(page.pixels, -turns))
-    return PageImage(pixels=pixels, dpi=page.dpi, page_number=page.page_number)
+    return msgspec.structs.replace(page, pixels=pixels)

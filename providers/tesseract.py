@@ -111,7 +111,7 @@ class TesseractProvider:
             "stdin",
             "stdout",
             "-l",
-            self.config.languages,
+            page.language or self.config.languages,
             "--psm",
             str(self.config.psm),
             "--oem",

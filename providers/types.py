@@ -19,6 +19,7 @@ class PageImage(msgspec.Struct, frozen=True, kw_only=True):
     pixels: npt.NDArray[np.uint8]  # (height, width, 3) RGB
     dpi: float  # effective resolution of `pixels`
     page_number: int  # 1-based, in the source document
+    language: str | None = None  # read in this language (a Tesseract code); None: default
 
     @property
     def width(self) -> int:

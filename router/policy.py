@@ -113,3 +113,4 @@ class PageRoute(msgspec.Struct, frozen=True, kw_only=True):
     capped: bool = False  # the request's max_credits or the plan's allowed tiers lowered it
     features: PageFeatures | None = None
     upright_first: bool = False  # lines run vertically: detect the orientation before reading
+    language: str | None = None  # a Tesseract code the engines read in (None: their default)

@@ -75,6 +75,8 @@ async def read_chain(
     attempts: list[Attempt] = []
     rotation = 0
     chain = route.providers
+    if route.language is not None:  # the document's language hint (router.language)
+        page = msgspec.structs.replace(page, language=route.language)
     first: Reading | None = None  # the first provider's reading, when taken to choose a turn
     if route.upright_first:
         page, rotation = await readers.upright(page)

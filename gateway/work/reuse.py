@@ -33,15 +33,17 @@ class SubmitOptions(msgspec.Struct, frozen=True, kw_only=True):
     allow_remote: bool = True  # the request's and its tenant's choice together
     cache: bool = True  # false: read again even when an earlier job could answer
     quote_id: str | None = None
+    language: str | None = None  # a Tesseract code (router.language.resolve); None: auto
 
 
-class _KeyedOptions(msgspec.Struct, frozen=True, kw_only=True):
+class _KeyedOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     shape: int  # the page result's shape: an upgrade that adds to it reads again
     pages: object
     mode: str
     max_credits: int | None
     allow_remote: bool
     plan: str
+    language: str | None = None  # omitted when None: keys made before it existed still match
 
 
 def cache_key(content: bytes, options: SubmitOptions, plan: str) -> CacheKey:
@@ -57,6 +59,7 @@ def cache_key(content: bytes, options: SubmitOptions, plan: str) -> CacheKey:
         max_credits=options.max_credits,
         allow_remote=options.allow_remote,
         plan=plan,
+        language=options.language,
     )
     return CacheKey(
         file_sha256=hashlib.sha256(content).hexdigest(),

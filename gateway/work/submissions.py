@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import sqlite3
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from gateway.errors import (
     BadRequestError,
     DocumentError,
     PayloadTooLargeError,
+    QueueFullError,
     UnsupportedMediaTypeError,
 )
 from gateway.store.cache import StoredQuote
@@ -37,12 +39,17 @@ from gateway.work.reuse import (
     cached_answer,
     quoted_routes,
 )
+from providers.factory import is_remote
+from providers.tesseract import TesseractConfig
+from router.language import with_language
 from router.plan import plan_document
 from router.policy import PageRoute, Tier
 
 log = structlog.get_logger(__name__)
 
 SUPPORTED = "PDF, PNG, JPEG, TIFF, WEBP or BMP"
+DEFAULT_PAGE_SECONDS = 3.0  # a page's reading time before any was measured
+MAX_RETRY_AFTER_S = 300
 
 
 class Submitted(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,6 +136,7 @@ class Intake:
             allow_remote=options.allow_remote,
         )
         planned = plan_document(prepared.evidence, self.settings.routing, context)
+        routes = with_language(planned.routes, options.language, self._language_readers())
         if not planned.fits(options.max_credits):
             raise BadRequestError(
                 f"max_credits {options.max_credits} is below the {planned.credits} credits "
@@ -136,7 +144,31 @@ class Intake:
                 max_credits=options.max_credits,
                 minimum=planned.credits,
             )
-        return dict(zip(prepared.pages, planned.routes, strict=True))
+        return dict(zip(prepared.pages, routes, strict=True))
+
+    def _language_readers(self) -> frozenset[str]:
+        """Providers that read a language hint: Tesseract (its packs) and remote ones."""
+        providers = self.settings.providers.items()
+        able = {n for n, c in providers if isinstance(c, TesseractConfig) or is_remote(c)}
+        return frozenset(able & self.available)
+
+    async def _check_queue(self) -> None:
+        """503 with Retry-After while `limits.max_queued_pages` pages wait or are being read."""
+        bound = self.settings.limits.max_queued_pages
+        queued = await self.store.queue_depth()
+        if queued < bound:
+            return
+        page_s = await self.store.mean_page_seconds() or DEFAULT_PAGE_SECONDS
+        workers = self.settings.worker.process_count
+        retry_after = max(
+            1, min(MAX_RETRY_AFTER_S, math.ceil((queued - bound + 1) * page_s / workers))
+        )
+        raise QueueFullError(
+            f"{queued} pages are queued, the limit is {bound}; retry in {retry_after} s",
+            retry_after_s=retry_after,
+            queued_pages=queued,
+            max_queued_pages=bound,
+        )
 
     async def submit(
         self,
@@ -146,6 +178,7 @@ class Intake:
         idempotency_key: str | None = None,
     ) -> Submitted:
         kind = self._check(content, options)
+        await self._check_queue()
         store, tenant = self.store, self.tenant
         key = cache_key(content, options, tenant.plan)
         idempotency = None
