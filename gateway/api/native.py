@@ -31,6 +31,7 @@ from gateway.services import VERSION, Services
 from gateway.store.models import JobList, JobResult, JobStatus, JobSummary
 from gateway.store.tenants import Tenant
 from gateway.store.usage import MAX_USAGE_DAYS, Balance, Usage, get_balance, get_usage
+from gateway.work.fetch import document_limit, fetch_document
 from gateway.work.layout import without_words
 from gateway.work.reuse import SubmitOptions
 from gateway.work.submissions import Intake
@@ -76,13 +77,14 @@ class NativeController(TenantController):
             ),
         ] = None,
     ) -> Response[SubmitResponse]:
-        """Multipart `file` (PDF, PNG, JPEG, TIFF, WEBP, BMP; type detected from the bytes),
+        """Multipart `file` (PDF, PNG, JPEG, TIFF, WEBP, BMP; type detected from the bytes)
+        or `url` (fetched by the gateway: http(s), public addresses only unless configured),
         optional `page_ranges`, `mode` (auto, fast, accurate) and `max_credits`. Every page is
         scored and its tier's credits (1, 3 or 5) reserved; the job is queued."""
-        content = await data.file.read()
+        content, file_name = await read_document(services, tenant, data)
         queued = await services.store.queue_depth()
         submitted = await intake(services, tenant, data).submit(
-            content, data.file.filename, options(tenant, data), idempotency_key
+            content, file_name, options(tenant, data), idempotency_key
         )
         services.worker.wake()
         page_s = await services.store.mean_page_seconds() or DEFAULT_PAGE_SECONDS
@@ -115,9 +117,8 @@ class NativeController(TenantController):
         reason and the total; nothing is reserved and no job is made. A submit of the same file
         and options is billed the same; with `quote_id` it is billed by this quote while it
         holds (`quotes.hold_s`), whatever changed meanwhile."""
-        quote = await intake(services, tenant, data).quote(
-            await data.file.read(), options(tenant, data)
-        )
+        content, _ = await read_document(services, tenant, data)
+        quote = await intake(services, tenant, data).quote(content, options(tenant, data))
         return QuoteResponse(
             quoteId=quote.quote_id,
             pageCount=quote.page_count,
@@ -292,6 +293,21 @@ def intake(services: Services, tenant: Tenant, data: QuoteForm) -> Intake:
         tenant=tenant,
         available=services.available_providers(allow_remote),
     )
+
+
+async def read_document(
+    services: Services, tenant: Tenant, data: QuoteForm
+) -> tuple[bytes, str | None]:
+    """The uploaded `file`, or the document fetched from `url` (under the same size limit)."""
+    file, url = given(data.file), given(data.url)
+    if (file is None) == (url is None):
+        raise BadRequestError("send the document as `file` or its address as `url` (one of them)")
+    if file is not None:
+        return await file.read(), file.filename
+    assert url is not None
+    settings = services.settings
+    fetched = await fetch_document(url, settings.fetch, document_limit(settings, tenant.plan))
+    return fetched.content, fetched.file_name
 
 
 def options(tenant: Tenant, data: QuoteForm) -> SubmitOptions:

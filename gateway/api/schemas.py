@@ -19,6 +19,7 @@ MAX_OFFSET = 1_000_000_000  # list offsets
 
 Credits = Annotated[int, msgspec.Meta(ge=1, le=MAX_CREDITS)]
 QuoteId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 
 
 class QuoteForm(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,7 +27,8 @@ class QuoteForm(msgspec.Struct, frozen=True, kw_only=True):
     Optional fields are absent or have a value; a form field cannot be null (the text "null" is
     not a mode, a number or a boolean)."""
 
-    file: UploadFile
+    file: UploadFile | UnsetType = UNSET  # the document; or `url`, exactly one of the two
+    url: Url | UnsetType = UNSET  # an http(s) URL the gateway fetches the document from
     # JSON, e.g. [{"start":1,"end":3}], 1-based inclusive; absent or blank: every page
     page_ranges: str | UnsetType = UNSET
     mode: Mode = Mode.AUTO
@@ -39,6 +41,9 @@ class SubmitForm(QuoteForm, frozen=True, kw_only=True):
     """multipart/form-data body of `POST /v1/ocr`."""
 
     quote_id: QuoteId | UnsetType = UNSET  # bill by this quote (same file and options)
+    # POSTed the job when it finishes (signed, retried; see README "Webhooks")
+    callback_url: Url | UnsetType = UNSET
+    callback_full: bool | UnsetType = UNSET  # false: the job's status without its results
 
 
 def given(value: T | UnsetType) -> T | None:

@@ -69,7 +69,12 @@ async def check_body_types(request: Request[Any, Any, Any]) -> None:
                 f"Validation failed for {request.method} {request.url.path}: {exc}"
             ) from exc
     elif media_type == RequestEncodingType.MULTI_PART:
-        form = await request.form()
+        try:
+            form = await request.form()
+        except UnicodeDecodeError as exc:  # a part without a filename is text, and this is not
+            raise BadRequestError(
+                "a form field that is not a file (no filename) must be UTF-8 text"
+            ) from exc
         for name in boolean_fields(struct):
             value = form.get(name)
             if value is not None and value not in FORM_BOOLEANS:
