@@ -42,6 +42,7 @@
     ├── InternalError                 500 internal_error  (never echoes an exception)
     │   └── SchemaTooNewError         500 schema_too_new  (the database is of a newer release)
     ├── UpstreamUnavailableError      502 upstream_unavailable  (a remote provider is down)
+    ├── GatewayTimeoutError           504 timeout  (a synchronous read ran past its limit)
     └── ServiceUnavailableError       503 service_unavailable
         └── QueueFullError            503 service_unavailable  (pages waiting past the bound)
 
@@ -325,6 +326,15 @@ class UpstreamUnavailableError(GatewayError):
     status_code = 502
     code = "upstream_unavailable"
     default_message = "the OCR provider this document needs is unavailable; retry later"
+
+
+class GatewayTimeoutError(GatewayError):
+    """A request that waits for a job (a synchronous read) ran past its limit; the job was
+    cancelled and its unread pages refunded."""
+
+    status_code = 504
+    code = "timeout"
+    default_message = "the document was not read within the time limit"
 
 
 class ServiceUnavailableError(GatewayError):
