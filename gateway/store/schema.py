@@ -150,6 +150,31 @@ CREATE TABLE compat_jobs (
 CREATE INDEX compat_jobs_surface ON compat_jobs(surface);
 """
 
+# Job webhooks (issue 16): a durable outbox, one row per job that asked for one, due once its
+# job has finished (so completing a job and owing its webhook are one commit); each attempt is
+# kept on the row. Signing secrets are per tenant (Standard Webhooks, `whsec_...`).
+_WEBHOOKS = """
+CREATE TABLE webhook_secrets (
+    tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE webhooks (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+    tenant_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    send_full INTEGER NOT NULL DEFAULT 1,
+    message_id TEXT NOT NULL,
+    attempts BLOB NOT NULL DEFAULT '[]',
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    delivered_at INTEGER,
+    gave_up_at INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX webhooks_open ON webhooks(next_attempt_at)
+    WHERE delivered_at IS NULL AND gave_up_at IS NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's tables", _FIRST_RELEASE),
     Migration(
@@ -159,6 +184,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "quotes, and what each job read for the result cache", _QUOTES_AND_CACHE),
     Migration(4, "which compatible API surface a job came through", _COMPAT_JOBS),
+    Migration(5, "job webhooks: the outbox and each tenant's signing secret", _WEBHOOKS),
 )
 LATEST = MIGRATIONS[-1].version
 
