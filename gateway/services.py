@@ -17,6 +17,7 @@ from gateway.config import Settings
 from gateway.store.db import Database
 from gateway.store.queue import JobStore
 from gateway.work.procpool import WorkerPool
+from gateway.work.webhooks import WebhookDeliverer
 from gateway.work.worker import Worker, start_engine
 from providers.base import RemoteProvider
 from providers.factory import build_remote_provider, is_local, is_remote
@@ -44,6 +45,7 @@ class Services:
         self.inspector = WorkerPool("inspect", 1)
         self.remote: dict[str, RemoteProvider] = {}
         self.worker = Worker(self.store, self.engines, settings, self.remote)
+        self.webhooks = WebhookDeliverer(self.store, settings)  # the job webhook outbox
         self.rate_limiter = RateLimiter(settings.rate_limits)
         self._rate_items: dict[str, tuple[RateLimitItem, ...]] = {
             "reads": parse_rule(settings.rate_limits.reads),
@@ -78,6 +80,7 @@ class Services:
         await self.inspector.start()
         await self.engines.start()
         await self.worker.start()
+        await self.webhooks.start()
         if self.settings.retention.days > 0:
             self._retention = asyncio.create_task(self._retention_loop(), name="retention")
 
@@ -88,6 +91,7 @@ class Services:
                 await self._retention
         self.engines.stop_accepting()
         await self.worker.stop()
+        await self.webhooks.stop()
         await self.engines.close()
         await self.inspector.close()
         for provider in self.remote.values():

@@ -14,6 +14,7 @@ from gateway.api.auth import require_admin
 from gateway.api.errors import error_responses
 from gateway.api.schemas import MAX_CREDITS, MAX_OFFSET, Credits
 from gateway.services import Services
+from gateway.store import outbox
 from gateway.store.tenants import (
     ApiKeyInfo,
     Tenant,
@@ -64,6 +65,10 @@ class CreditGrant(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class KeyCreated(msgspec.Struct, frozen=True, kw_only=True):
     key: ApiKeyInfo
     api_key: str  # shown once
+
+
+class WebhookSecret(msgspec.Struct, frozen=True, kw_only=True):
+    secret: str  # whsec_...: what Standard Webhooks libraries verify the tenant's webhooks with
 
 
 class AdminController(Controller):
@@ -141,6 +146,25 @@ class AdminController(Controller):
     async def revoke_key(self, key_id: str, services: Services) -> None:
         """Revocation is immediate: the key's next request is 401."""
         await revoke_key(services.db, key_id)
+
+    @get(
+        "/tenants/{tenant_id:str}/webhook-secret",
+        responses=error_responses(*READ, 404, described=ADMIN_ERRORS),
+    )
+    async def webhook_secret(self, tenant_id: str, services: Services) -> WebhookSecret:
+        """The secret the tenant's job webhooks are signed with (made on first use)."""
+        await get_tenant(services.db, tenant_id)
+        return WebhookSecret(secret=await outbox.signing_secret(services.db, tenant_id))
+
+    @post(
+        "/tenants/{tenant_id:str}/webhook-secret",
+        status_code=201,
+        responses=error_responses(*READ, 404, described=ADMIN_ERRORS),
+    )
+    async def rotate_webhook_secret(self, tenant_id: str, services: Services) -> WebhookSecret:
+        """A new secret: every webhook delivery from now on, retries included, is signed with
+        it."""
+        return WebhookSecret(secret=await outbox.rotate_secret(services.db, tenant_id))
 
 
 def document_plans(openapi: OpenAPI, plans: Collection[str]) -> None:

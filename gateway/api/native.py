@@ -19,6 +19,7 @@ from gateway.api.schemas import (
     MAX_OFFSET,
     EngineHealth,
     HealthResponse,
+    JobView,
     QuotedPageResponse,
     QuoteForm,
     QuoteResponse,
@@ -28,13 +29,16 @@ from gateway.api.schemas import (
 )
 from gateway.errors import BadRequestError
 from gateway.services import VERSION, Services
-from gateway.store.models import JobList, JobResult, JobStatus, JobSummary
+from gateway.store import outbox
+from gateway.store.models import JobList, JobStatus, JobSummary
 from gateway.store.tenants import Tenant
 from gateway.store.usage import MAX_USAGE_DAYS, Balance, Usage, get_balance, get_usage
 from gateway.work.fetch import document_limit, fetch_document
 from gateway.work.layout import without_words
 from gateway.work.reuse import SubmitOptions
 from gateway.work.submissions import Intake
+from gateway.work.webhooks import check_callback_url
+from gateway.work.webhooks import register as register_webhook
 
 DEFAULT_PAGE_SECONDS = 3.0
 MAX_WAIT_S = 30.0
@@ -81,11 +85,17 @@ class NativeController(TenantController):
         or `url` (fetched by the gateway: http(s), public addresses only unless configured),
         optional `page_ranges`, `mode` (auto, fast, accurate) and `max_credits`. Every page is
         scored and its tier's credits (1, 3 or 5) reserved; the job is queued."""
+        callback = given(data.callback_url)
+        if callback is not None:  # refused before anything is fetched or reserved
+            callback = await check_callback_url(callback, services.settings)
         content, file_name = await read_document(services, tenant, data)
         queued = await services.store.queue_depth()
         submitted = await intake(services, tenant, data).submit(
             content, file_name, options(tenant, data), idempotency_key
         )
+        if callback is not None:
+            full = given(data.callback_full) is not False
+            await register_webhook(services.db, submitted.job_id, tenant.id, callback, full)
         services.worker.wake()
         page_s = await services.store.mean_page_seconds() or DEFAULT_PAGE_SECONDS
         eta = (queued + submitted.page_count) * page_s / max(services.engines.size, 1)
@@ -160,15 +170,17 @@ class NativeController(TenantController):
             bool,
             Parameter(description="false leaves the words of every line out (large documents)"),
         ] = True,
-    ) -> JobResult:
-        """Another tenant's job is answered exactly like a missing one (404)."""
+    ) -> JobView:
+        """Another tenant's job is answered exactly like a missing one (404). `webhook`: the
+        job's webhook and each delivery attempt, when it was submitted with `callback_url`."""
         if wait > 0:
             job = await services.store.wait_for_change(tenant.id, job_id, wait)
         else:
             job = await services.store.get_job(tenant.id, job_id)
-        if words:
-            return job
-        return msgspec.structs.replace(job, results=[without_words(page) for page in job.results])
+        if not words:
+            job = msgspec.structs.replace(job, results=[without_words(p) for p in job.results])
+        webhook = await outbox.get(services.db, job.id)
+        return JobView(**msgspec.structs.asdict(job), webhook=webhook)
 
     @get(
         "/jobs",

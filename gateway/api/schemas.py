@@ -8,6 +8,8 @@ import msgspec
 from litestar.datastructures import UploadFile
 from msgspec import UNSET, UnsetType
 
+from gateway.store.models import JobResult
+from gateway.store.outbox import WebhookState
 from router.policy import Mode
 
 T = TypeVar("T")
@@ -49,6 +51,12 @@ class SubmitForm(QuoteForm, frozen=True, kw_only=True):
 def given(value: T | UnsetType) -> T | None:
     """A form field's value, or None when the field was not sent."""
     return None if isinstance(value, UnsetType) else value
+
+
+class JobView(JobResult, frozen=True, kw_only=True):
+    """`GET /v1/jobs/{jobId}`: the job, and its webhook when it asked for one."""
+
+    webhook: WebhookState | None = None
 
 
 class SubmitResponse(msgspec.Struct, frozen=True, kw_only=True):
