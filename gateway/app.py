@@ -21,6 +21,7 @@ from gateway import metrics
 from gateway.api.admin import AdminController, document_plans
 from gateway.api.auth import RATE_LIMIT_STATE
 from gateway.api.compat import mount as mount_compat
+from gateway.api.console import console_routes
 from gateway.api.errors import handle_gateway_error, handle_http_exception, handle_unexpected
 from gateway.api.metrics import scrape
 from gateway.api.native import SERVICES, NativeController, health
@@ -139,6 +140,7 @@ def create_app(settings: Settings) -> Litestar:
         handlers.append(create_account)
     if settings.metrics.enabled:
         handlers.append(scrape)  # GET /metrics (Prometheus)
+    handlers.extend(console_routes())  # the web console's static files at /console/
     compat = mount_compat(settings, handlers)  # ConfigError on a route collision
     allowed: dict[str, str] = {}  # path template -> Allow, filled once the routes exist
     app = Litestar(

@@ -1,0 +1,1 @@
+"""The web console's static files (`static/`), served at /console by gateway.api.console."""
