@@ -175,6 +175,12 @@ CREATE INDEX webhooks_open ON webhooks(next_attempt_at)
     WHERE delivered_at IS NULL AND gave_up_at IS NULL;
 """
 
+# What a compatible surface's request said that its webhook body echoes (the read-results
+# API's fileId, metadata, subOrgId): kept on the webhook's row, for deliveries after a restart.
+_WEBHOOK_CONTEXT = """
+ALTER TABLE webhooks ADD COLUMN context BLOB;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the first release's tables", _FIRST_RELEASE),
     Migration(
@@ -185,6 +191,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "quotes, and what each job read for the result cache", _QUOTES_AND_CACHE),
     Migration(4, "which compatible API surface a job came through", _COMPAT_JOBS),
     Migration(5, "job webhooks: the outbox and each tenant's signing secret", _WEBHOOKS),
+    Migration(6, "what a surface's webhook body echoes of its request", _WEBHOOK_CONTEXT),
 )
 LATEST = MIGRATIONS[-1].version
 
