@@ -22,11 +22,12 @@ from litestar.routes import HTTPRoute
 
 from gateway.api.compat.base import Surface
 from gateway.api.compat.jobapi import SURFACE as JOBAPI
+from gateway.api.compat.solver import SURFACE as SOLVER
 from gateway.api.compat.sotaocr import SURFACE as SOTAOCR
 from gateway.compat_config import SurfaceSettings
 from gateway.config import ConfigError, Settings
 
-SURFACES: tuple[Surface, ...] = (SOTAOCR, JOBAPI)
+SURFACES: tuple[Surface, ...] = (SOTAOCR, JOBAPI, SOLVER)
 _PARAMETER = re.compile(r"\{[^}]*\}")
 _IMPLICIT = frozenset({"OPTIONS", "HEAD"})
 
