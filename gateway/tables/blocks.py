@@ -1,5 +1,6 @@
 """A page's blocks with its tables as blocks: each table one `"table"` block in reading order,
-holding the lines (with their words) that lie in it, its text the cells row by row.
+holding the words that lie in it as the lines of its cells (row by row; the words in no cell
+after them), its text the cells row by row.
 
 The caller splits the page's lines with `split_lines`, lays out the lines outside the tables
 and those inside each table (`gateway.work.layout.build_blocks`), and hands both here.
@@ -7,12 +8,12 @@ and those inside each table (`gateway.work.layout.build_blocks`), and hands both
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import msgspec
 
-from gateway.results import ContentBlock, Geometry, Table
+from gateway.results import BlockLine, ContentBlock, Geometry, Table, TableCell, Word
 from gateway.tables.grid import Box, table_text
 
 T = TypeVar("T")
@@ -36,28 +37,91 @@ def split_lines(
     return outside, inside
 
 
+def _words(line: BlockLine) -> list[Word]:
+    return list(line.words)
+
+
 def _union(a: Geometry, b: Geometry) -> Geometry:
     x, y = min(a.x, b.x), min(a.y, b.y)
     x2, y2 = max(a.x + a.width, b.x + b.width), max(a.y + a.height, b.y + b.height)
     return Geometry(x=x, y=y, width=round(x2 - x, 5), height=round(y2 - y, 5))
 
 
+def words_by_cell(
+    block: ContentBlock, words_of: Callable[[BlockLine], list[Word]] = _words
+) -> tuple[list[tuple[TableCell, list[Word]]], list[Word]]:
+    """(each cell of the block's table, row by row, with its words in reading order; the
+    words in no cell): each word goes to the cell its centre falls in."""
+    table = block.table
+    cells = sorted(table.cells, key=lambda c: (c.row, c.column)) if table is not None else []
+    held: list[list[Word]] = [[] for _ in cells]
+    loose: list[Word] = []
+    for line in block.lines:
+        for word in words_of(line):
+            g = word.geometry
+            cx, cy = g.x + g.width / 2, g.y + g.height / 2
+            for i, cell in enumerate(cells):
+                c = cell.geometry
+                if c.x <= cx <= c.x + c.width and c.y <= cy <= c.y + c.height:
+                    held[i].append(word)
+                    break
+            else:
+                loose.append(word)
+    return list(zip(cells, held, strict=True)), loose
+
+
+def _line(words: list[Word]) -> BlockLine:
+    geometry = words[0].geometry
+    for word in words[1:]:
+        geometry = _union(geometry, word.geometry)
+    chars = sum(len(w.text) for w in words) or 1
+    return BlockLine(
+        text=" ".join(w.text for w in words),
+        confidence=round(sum(w.confidence * len(w.text) for w in words) / chars, 4),
+        geometry=geometry,
+        words=words,
+    )
+
+
+def _rows(words: list[Word]) -> list[list[Word]]:
+    """Words in rows (centres more than half a word's height apart), each left to right."""
+    rows: list[list[Word]] = []
+    for word in sorted(words, key=lambda w: w.geometry.y + w.geometry.height / 2):
+        if rows:
+            last = rows[-1][-1].geometry
+            centre = word.geometry.y + word.geometry.height / 2
+            if centre - (last.y + last.height / 2) <= last.height / 2:
+                rows[-1].append(word)
+                continue
+        rows.append([word])
+    return [sorted(row, key=lambda w: w.geometry.x) for row in rows]
+
+
 def table_block(table: Table, inside: Sequence[ContentBlock]) -> ContentBlock:
-    """One table block: the cells' extent (and its lines'), the lines laid out inside it."""
+    """One table block: the cells' extent, its lines those of its cells row by row (a cell's
+    words on one row of text are one line), then lines of the words in no cell."""
     geometry = table.cells[0].geometry
     for cell in table.cells[1:]:
         geometry = _union(geometry, cell.geometry)
     lines = [line for block in inside for line in block.lines]
-    chars = sum(len(line.text) for line in lines)
-    confidence = sum(line.confidence * len(line.text) for line in lines) / chars if chars else 1.0
-    return ContentBlock(
+    for line in lines:
+        geometry = _union(geometry, line.geometry)
+    draft = ContentBlock(
         block_id=0,
         type="table",
         geometry=geometry,
-        text=table_text(table),
-        confidence=round(confidence, 4),
+        text="",
+        confidence=1.0,
         lines=lines,
         table=table,
+    )
+    by_cell, loose = words_by_cell(draft)
+    lines = [_line(row) for _, words in by_cell for row in _rows(words)]
+    lines += [_line(row) for row in _rows(loose)]
+    chars = sum(len(line.text) for line in lines)
+    confidence = sum(line.confidence * len(line.text) for line in lines) / chars if chars else 1.0
+    return msgspec.structs.replace(
+        draft, text=table_text(table), confidence=round(confidence, 4), lines=lines
     )
 
 

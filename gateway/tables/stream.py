@@ -30,7 +30,7 @@ class Word(msgspec.Struct, frozen=True):
     box: Box
 
 
-class _Row(msgspec.Struct, kw_only=True):
+class Row(msgspec.Struct, kw_only=True):
     words: list[Word]
     top: float
     bottom: float
@@ -41,8 +41,9 @@ class _Row(msgspec.Struct, kw_only=True):
         return self.bottom - self.top
 
 
-def _rows(words: Sequence[Word]) -> list[_Row]:
-    rows: list[_Row] = []
+def rows_of(words: Sequence[Word]) -> list[Row]:
+    """Words grouped into rows (top to bottom), each row's words into cells by the gaps."""
+    rows: list[Row] = []
     for word in sorted(words, key=lambda w: (w.box[1] + w.box[3]) / 2):
         top, bottom = word.box[1], word.box[3]
         if rows:
@@ -52,7 +53,7 @@ def _rows(words: Sequence[Word]) -> list[_Row]:
                 row.words.append(word)
                 row.top, row.bottom = min(row.top, top), max(row.bottom, bottom)
                 continue
-        rows.append(_Row(words=[word], top=top, bottom=bottom))
+        rows.append(Row(words=[word], top=top, bottom=bottom))
     for row in rows:
         row.words.sort(key=lambda w: w.box[0])
         height = statistics.median(w.box[3] - w.box[1] for w in row.words)
@@ -69,11 +70,11 @@ def _span(segment: list[Word]) -> tuple[float, float]:
     return min(w.box[0] for w in segment), max(w.box[2] for w in segment)
 
 
-def _candidates(rows: list[_Row], line_h: float) -> list[list[_Row]]:
+def _candidates(rows: list[Row], line_h: float) -> list[list[Row]]:
     """Runs of close rows holding at least MIN_ROWS rows of two segments or more; a run ends
     at a wide gap or at two single-segment rows in a row, and loses its single-segment ends."""
-    runs: list[list[_Row]] = []
-    current: list[_Row] = []
+    runs: list[list[Row]] = []
+    current: list[Row] = []
     singles = 0
     for row in rows:
         multi = len(row.segments) >= 2
@@ -95,7 +96,7 @@ def _candidates(rows: list[_Row], line_h: float) -> list[list[_Row]]:
     return out
 
 
-def _columns(run: list[_Row], line_h: float) -> list[tuple[float, float]]:
+def _columns(run: list[Row], line_h: float) -> list[tuple[float, float]]:
     """Column stretches: x ranges covered by the segments of the multi-segment rows, cut where
     at most a tenth of those rows (rounded down) cover the whitespace."""
     multi = [r for r in run if len(r.segments) >= 2]
@@ -130,7 +131,7 @@ def _columns(run: list[_Row], line_h: float) -> list[tuple[float, float]]:
     return merged
 
 
-def _table(run: list[_Row], columns: list[tuple[float, float]]) -> FoundTable:
+def _table(run: list[Row], columns: list[tuple[float, float]]) -> FoundTable:
     cells: list[FoundCell] = []
     for r, row in enumerate(run):
         by_column: dict[int, FoundCell] = {}
@@ -192,7 +193,7 @@ def stream_tables(words: Sequence[Word], exclude: Sequence[Box] = ()) -> list[Fo
         return []
     line_h = statistics.median(w.box[3] - w.box[1] for w in kept)
     found = []
-    for run in _candidates(_rows(kept), line_h):
+    for run in _candidates(rows_of(kept), line_h):
         columns = _columns(run, line_h)
         if len(columns) < 2:
             continue

