@@ -42,6 +42,7 @@
     ├── InternalError                 500 internal_error  (never echoes an exception)
     │   └── SchemaTooNewError         500 schema_too_new  (the database is of a newer release)
     ├── UpstreamUnavailableError      502 upstream_unavailable  (a remote provider is down)
+    ├── DocumentNotReadError          502 document_not_read  (a synchronous read: no page read)
     ├── GatewayTimeoutError           504 timeout  (a synchronous read ran past its limit)
     └── ServiceUnavailableError       503 service_unavailable
         └── QueueFullError            503 service_unavailable  (pages waiting past the bound)
@@ -326,6 +327,14 @@ class UpstreamUnavailableError(GatewayError):
     status_code = 502
     code = "upstream_unavailable"
     default_message = "the OCR provider this document needs is unavailable; retry later"
+
+
+class DocumentNotReadError(GatewayError):
+    """A synchronous surface's document was read to the end without a page read (every page
+    failed): the engines behind the gateway could not read it."""
+
+    status_code = 502
+    code = "document_not_read"
 
 
 class GatewayTimeoutError(GatewayError):
