@@ -33,8 +33,9 @@ def lines_tiff(corpus: Path, pages: int) -> bytes:
 def test_sync_client_submits_waits_and_fetches_every_format(
     gateway: GatewayProcess, api_key: str, corpus: Path
 ) -> None:
-    """A path with options in; the job long-polled to its end; JSON, markdown and PDF results,
-    a preview, the jobs list, balance and usage out; deleted, the job is a 404 job_not_found."""
+    """A path with options in; the job long-polled to its end; markdown and PDF results, a
+    preview, the jobs list, balance and usage out; deleted, the job is a 404 job_not_found; a
+    url submit reaches the server (a loopback one is refused with its code)."""
     with Client(gateway.url, api_key) as ocr:
         quote = ocr.quote(corpus / PHOTOTEST, mode="fast")
         assert quote.credits == quote.pageCount == 1
@@ -57,7 +58,10 @@ def test_sync_client_submits_waits_and_fetches_every_format(
         ocr.delete(job.jobId)
         with pytest.raises(ApiError) as missing:
             ocr.job(job.jobId)
+        with pytest.raises(ApiError) as private:  # the url reaches the server's address rules
+            ocr.submit(url="http://127.0.0.1:9/scan.pdf", mode="fast")
     assert (missing.value.status, missing.value.code) == (404, "job_not_found")
+    assert (private.value.status, private.value.code) == (400, "url_address_not_allowed")
 
 
 async def test_async_client_reads_bytes_and_maps_errors(

@@ -58,7 +58,9 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     expected: int = 200  # the status of success
     params: dict[str, Any] = msgspec.field(default_factory=dict)
     data: dict[str, str] = msgspec.field(default_factory=dict)
-    files: dict[str, tuple[str, bytes]] = msgspec.field(default_factory=dict)
+    files: dict[str, tuple[str | None, bytes]] = msgspec.field(
+        default_factory=dict
+    )  # None: a field
     headers: dict[str, str] = msgspec.field(default_factory=dict)
 
 
@@ -140,12 +142,21 @@ def document_request(
 ) -> Request:
     if (source is None) == (url is None):
         raise ValueError("give a document (a path, bytes or a file object) or a url, not both")
+    form = form_fields({"url": url, **fields})
+    if source is None:  # still multipart (httpx would send a bare form url-encoded)
+        return Request(
+            method="POST",
+            path=path,
+            expected=expected,
+            files={name: (None, value.encode()) for name, value in form.items()},
+            headers=headers or {},
+        )
     return Request(
         method="POST",
         path=path,
         expected=expected,
-        data=form_fields({"url": url, **fields}),
-        files={} if source is None else {"file": read_source(source, filename)},
+        data=form,
+        files={"file": read_source(source, filename)},
         headers=headers or {},
     )
 
