@@ -74,7 +74,25 @@ class SolverSettings(SurfaceSettings, frozen=True, kw_only=True, forbid_unknown_
             raise ValueError("task_ttl_s and sweep_interval_s must be > 0")
 
 
+def _versions() -> dict[int, Mode]:
+    return {1: Mode.AUTO, 2: Mode.ACCURATE}
+
+
+class Ocrv2Settings(SurfaceSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """004, the read-results API. `versions` maps the request's `version` onto a routing mode."""
+
+    prefix: str = "/compat/ocrv2"
+    sync_timeout_s: float = 300.0  # POST /ocr and /ocr/zip answer 502 past this
+    versions: dict[int, Mode] = msgspec.field(default_factory=_versions)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sync_timeout_s <= 0 or not self.versions:
+            raise ValueError("sync_timeout_s must be > 0 and versions not empty")
+
+
 class CompatSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     sotaocr: SotaOcrSettings = SotaOcrSettings()
     jobapi: JobApiSettings = JobApiSettings()
     solver: SolverSettings = SolverSettings()
+    ocrv2: Ocrv2Settings = Ocrv2Settings()

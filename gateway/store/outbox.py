@@ -52,19 +52,22 @@ class DueWebhook(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     completed_at: int  # when its job finished
     surface: str | None  # the compatible API surface the job came through (None: native)
+    context: bytes | None  # what that surface's body echoes of its request
 
 
 _ATTEMPTS = msgspec.json.Decoder(list[WebhookAttempt])
 _ENCODER = msgspec.json.Encoder()
 
 
-async def add(db: Database, job_id: str, tenant_id: str, url: str, full: bool) -> None:
+async def add(
+    db: Database, job_id: str, tenant_id: str, url: str, full: bool, context: bytes | None = None
+) -> None:
     """Owe the job's webhook (a second call for the same job, an idempotent replay, is a no-op)."""
     async with db.transaction() as tx:
         await tx.execute(
-            "INSERT INTO webhooks (job_id, tenant_id, url, send_full, message_id, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
-            (job_id, tenant_id, url, int(full), f"msg_{uuid.uuid4().hex}", now_ms()),
+            "INSERT INTO webhooks (job_id, tenant_id, url, send_full, message_id, created_at,"
+            " context) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+            (job_id, tenant_id, url, int(full), f"msg_{uuid.uuid4().hex}", now_ms(), context),
         )
 
 
@@ -86,7 +89,7 @@ async def get(db: Database, job_id: str) -> WebhookState | None:
 async def due(db: Database, now: int, limit: int) -> list[DueWebhook]:
     """Webhooks of finished jobs whose next attempt has come, the longest waiting first."""
     rows = await db.fetch_all(
-        "SELECT w.job_id, w.tenant_id, w.url, w.send_full, w.message_id, w.attempts,"
+        "SELECT w.job_id, w.tenant_id, w.url, w.send_full, w.message_id, w.attempts, w.context,"
         " j.completed_at, (SELECT c.surface FROM compat_jobs c WHERE c.job_id = w.job_id)"
         " AS surface FROM webhooks w JOIN jobs j ON j.id = w.job_id"
         " WHERE w.delivered_at IS NULL AND w.gave_up_at IS NULL AND w.next_attempt_at <= ?"
@@ -103,6 +106,7 @@ async def due(db: Database, now: int, limit: int) -> list[DueWebhook]:
             attempts=len(_ATTEMPTS.decode(r["attempts"])),
             completed_at=r["completed_at"] or now,
             surface=r["surface"],
+            context=r["context"],
         )
         for r in rows
     ]

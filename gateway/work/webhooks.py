@@ -45,8 +45,9 @@ from gateway.work.fetch import (
 log = structlog.get_logger(__name__)
 
 MAX_IN_FLIGHT = 32
-# A compatible surface's webhook body, in that surface's shape: (job, full) -> the body.
-BodyBuilder = Callable[[JobResult, bool], Awaitable[bytes]]
+# A compatible surface's webhook body, in that surface's shape: (job, full, what the body
+# echoes of the request, as the surface registered it) -> the body.
+BodyBuilder = Callable[[JobResult, bool, bytes | None], Awaitable[bytes]]
 
 
 class StatusOnly(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,7 +71,8 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
 _ENCODER = msgspec.json.Encoder()
 
 
-async def native_body(job: JobResult, full: bool) -> bytes:
+async def native_body(job: JobResult, full: bool, context: bytes | None = None) -> bytes:
+    del context  # the native body is the job itself
     data: JobResult | StatusOnly = job
     if not full:
         data = StatusOnly(
@@ -102,10 +104,13 @@ async def check_callback_url(url: str, settings: Settings) -> str:
     return str(parsed)
 
 
-async def register(db: Database, job_id: str, tenant_id: str, url: str, full: bool) -> None:
-    """Owe the job's webhook; its tenant's signing secret exists from now on."""
+async def register(
+    db: Database, job_id: str, tenant_id: str, url: str, full: bool, context: bytes | None = None
+) -> None:
+    """Owe the job's webhook; its tenant's signing secret exists from now on. `context`: what
+    a surface's body echoes of the request (its BodyBuilder gets it back)."""
     await outbox.signing_secret(db, tenant_id)
-    await outbox.add(db, job_id, tenant_id, url, full)
+    await outbox.add(db, job_id, tenant_id, url, full, context)
 
 
 class WebhookDeliverer:
@@ -159,7 +164,7 @@ class WebhookDeliverer:
         except JobNotFoundError:
             return  # deleted meanwhile: its row went with it
         build = self.bodies.get(webhook.surface or "", native_body)
-        body = await build(job, webhook.full)
+        body = await build(job, webhook.full, webhook.context)
         started = now_ms()
         status, error = await self._post(webhook, body)
         delivered = status is not None and 200 <= status < 300

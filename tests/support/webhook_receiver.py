@@ -83,6 +83,9 @@ class WebhookReceiver:
             def log_message(self, *_: object) -> None:
                 pass
 
+            def do_PUT(self) -> None:  # an upload (the read-results API's ZIP): recorded alike
+                self.do_POST()
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}

@@ -22,12 +22,13 @@ from litestar.routes import HTTPRoute
 
 from gateway.api.compat.base import Surface
 from gateway.api.compat.jobapi import SURFACE as JOBAPI
+from gateway.api.compat.ocrv2 import SURFACE as OCRV2
 from gateway.api.compat.solver import SURFACE as SOLVER
 from gateway.api.compat.sotaocr import SURFACE as SOTAOCR
 from gateway.compat_config import SurfaceSettings
 from gateway.config import ConfigError, Settings
 
-SURFACES: tuple[Surface, ...] = (SOTAOCR, JOBAPI, SOLVER)
+SURFACES: tuple[Surface, ...] = (SOTAOCR, JOBAPI, SOLVER, OCRV2)
 _PARAMETER = re.compile(r"\{[^}]*\}")
 _IMPLICIT = frozenset({"OPTIONS", "HEAD"})
 

@@ -1,0 +1,333 @@
+"""The read-results API (004) under /compat/ocrv2: the document's own request samples (parsed
+from the spec file) sent with real values where the sample has placeholders, every field of its
+response sample present with the sample's type, every span consistent with rawText, the ZIP's
+files, the orgId/authKey pairing, and the FAILURE error body. A real gateway, a loopback file
+server for inputUrl and a loopback receiver for webhooks and the async ZIP upload."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.file_server import FileServer
+from tests.support.gateway_process import GatewayProcess, write_config
+from tests.support.webhook_receiver import WebhookReceiver
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "004_278fd9867044631d.txt"
+ADMIN = "ocrv2-admin-token"
+PAGE = "a_clean_printed/tesseract/phototest.tif"  # several lines of print
+LINE = "a_clean_printed/uw3_lines/010004.bin.png"
+
+
+def doc_samples() -> list[dict[str, Any]]:
+    """The document's JSON samples in order: the OCR request, its response, the ZIP request,
+    the error (its `- ` list markers dropped)."""
+    text = SPEC.read_text()
+    samples = []
+    for match in re.finditer(r"\n\{- ", text):
+        start, depth = match.start() + 1, 0
+        for end in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+        samples.append(json.loads(re.sub(r"(\{|\[|\n)\s*- ", r"\1", text[start : end + 1])))
+    return samples
+
+
+OCR_REQUEST, OCR_RESPONSE, ZIP_REQUEST, ERROR = doc_samples()
+
+
+@pytest.fixture(scope="module")
+def files(corpus: Path) -> Iterator[FileServer]:
+    with FileServer(corpus) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    root = tmp_path_factory.mktemp("ocrv2")
+    config = write_config(
+        root / "config.yaml",
+        root / "data",
+        pipeline={"provider": "tesseract"},
+        worker={"processes": 1},
+        fetch={"allow_hosts": ["localhost"]},
+        webhooks={"poll_interval_s": 0.2},
+    )
+    env = {"OCR_GATEWAY_ADMIN_TOKEN": ADMIN}
+    gateway = GatewayProcess(config, root / "gateway.log", env=env).start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def org(server: GatewayProcess) -> dict[str, str]:
+    """The headers of a tenant: orgId (its id) and authKey (its key), and its webhook secret."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    made = httpx.post(
+        f"{server.url}/admin/tenants",
+        headers=admin,
+        json={"name": "v2", "plan": "business", "credits": 500},
+    )
+    tenant_id = made.json()["tenant"]["id"]
+    secret = httpx.get(f"{server.url}/admin/tenants/{tenant_id}/webhook-secret", headers=admin)
+    return {
+        "orgId": tenant_id,
+        "authKey": made.json()["api_key"],
+        "secret": secret.json()["secret"],
+    }
+
+
+@pytest.fixture
+def http(server: GatewayProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{server.url}/compat/ocrv2", timeout=120) as client:
+        yield client
+
+
+def headers(org: dict[str, str], **extra: str) -> dict[str, str]:
+    return {"orgId": org["orgId"], "authKey": org["authKey"], **extra}
+
+
+def same_types(sample: Any, given: Any, path: str = "$") -> list[str]:
+    """Where `given` lacks a field of `sample` or has it with another JSON type (numbers are
+    one type; a list's items are held to the sample's first item)."""
+    kinds = {
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+        type(None): "null",
+    }
+    if kinds[type(sample)] != kinds[type(given)]:
+        return [f"{path}: {kinds[type(given)]}, the sample has {kinds[type(sample)]}"]
+    if isinstance(sample, dict):
+        return [
+            problem
+            for key, value in sample.items()
+            for problem in (
+                same_types(value, given[key], f"{path}.{key}")
+                if key in given
+                else [f"{path}.{key}: missing"]
+            )
+        ]
+    if isinstance(sample, list) and sample:
+        return [
+            p for i, item in enumerate(given) for p in same_types(sample[0], item, f"{path}[{i}]")
+        ]
+    return []
+
+
+def span_problems(response: dict[str, Any]) -> list[str]:
+    """Every span checked against rawText: lines, words (inside their line), styles, pages."""
+    results = response["ocrResults"]
+    raw = results["rawText"]
+
+    def text(span: dict[str, int]) -> str:
+        start, end = span["offset"], span["offset"] + span["length"]
+        assert 0 <= start <= end <= len(raw)
+        return str(raw[start:end])
+
+    problems = []
+    line_spans = []
+    for page in results["readResults"]:
+        for line in page["lines"]:
+            (span,) = line["spans"]
+            line_spans.append(span)
+            if text(span) != line["content"]:
+                problems.append(f"line {line['content']!r} != {text(span)!r}")
+        for word in page["words"]:
+            if text(word["span"]) != word["content"]:
+                problems.append(f"word {word['content']!r} != {text(word['span'])!r}")
+        (page_span,) = page["spans"]
+        lines = [line["content"] for line in page["lines"]]
+        if text(page_span) != "\n".join(lines):
+            problems.append(f"page {page['pageNumber']} span does not hold its lines")
+    if [s["spans"] for s in results["readStyles"]] != [[s] for s in line_spans]:
+        problems.append("readStyles do not follow the lines")
+    if raw != "\n".join(line["content"] for p in results["readResults"] for line in p["lines"]):
+        problems.append("rawText is not the lines in order")
+    return problems
+
+
+def test_the_documents_ocr_sample_answers_with_every_sample_field(
+    http: httpx.Client, org: dict[str, str], files: FileServer
+) -> None:
+    """The request sample with its placeholders filled (inputUrl, webhook) reads the page; the
+    response has every field of the response sample with its type, spans hold, the metadata and
+    fileId come back, and the webhook gets the same response, signed."""
+    with WebhookReceiver() as receiver:
+        receiver.secret = org["secret"]
+        payload = {
+            **OCR_REQUEST,
+            "inputUrl": files.url(f"files/{PAGE}", "localhost"),
+            "webhook": receiver.url(),
+            "metadata": {"batch": 7, "tags": ["a"]},
+        }
+        response = http.post("/ocr", headers=headers(org, subOrgId="team-1"), json=payload)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        (delivery,) = receiver.wait_for(1)
+    assert same_types(OCR_RESPONSE, body) == []
+    assert span_problems(body) == []
+    assert body["status"] == "SUCCESS"
+    assert body["documentId"] == "file1.pdf"
+    assert body["metadata"] == {"batch": 7, "tags": ["a"]}
+    assert body["subOrgId"] == "team-1"
+    assert body["ocrVersion"] == "1"
+    assert body["pages"] == 1
+    page = body["ocrResults"]["readResults"][0]
+    assert len(page["lines"]) >= 5
+    assert all(len(line["polygon"]) == 8 for line in page["lines"])
+    assert "quick brown dog" in body["ocrResults"]["rawText"]
+    assert delivery.verified
+    assert json.loads(delivery.body)["ocrResults"] == body["ocrResults"]
+
+
+def test_the_sample_as_printed_is_a_failure_naming_the_url(
+    http: httpx.Client, org: dict[str, str]
+) -> None:
+    """The request sample verbatim ("string" for the URLs) is a 400 in the document's error
+    shape, naming what is wrong."""
+    response = http.post("/ocr", headers=headers(org), json=OCR_REQUEST)
+    assert response.status_code == 400
+    assert response.json().keys() == ERROR.keys()
+    assert response.json()["status"] == "FAILURE"
+    assert "http and https" in response.json()["message"]
+
+
+def test_base64_and_multipart_inputs_with_version_two(
+    http: httpx.Client, org: dict[str, str], corpus: Path
+) -> None:
+    """`base64` in JSON and a multipart `file` read the same line; version 2 is accepted."""
+    png = (corpus / LINE).read_bytes()
+    by_json = http.post(
+        "/ocr",
+        headers=headers(org, version="2"),
+        json={"base64": base64.b64encode(png).decode(), "fileId": "line-7"},
+    )
+    by_form = http.post(
+        "/ocr",
+        headers=headers(org),
+        files={"file": ("line.png", png)},
+        data={"metadata": '{"k": "v"}'},
+    )
+    assert by_json.status_code == 200, by_json.text
+    assert by_form.status_code == 200, by_form.text
+    assert by_json.json()["documentId"] == "line-7"
+    assert by_json.json()["ocrVersion"] == "2"
+    assert by_form.json()["metadata"] == {"k": "v"}
+    assert by_json.json()["ocrResults"]["rawText"] == by_form.json()["ocrResults"]["rawText"]
+    assert span_problems(by_form.json()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "says"),
+    [
+        ({"orgId": "someone-else"}, 403, "one organization"),
+        ({"authKey": "ocrg_wrong"}, 403, "one organization"),
+        ({"authKey": ""}, 403, "required"),
+        ({"apiVersion": "yesterday"}, 400, "YYYY-MM-DD"),
+    ],
+)
+def test_org_and_key_must_belong_together(
+    http: httpx.Client, org: dict[str, str], change: dict[str, str], status: int, says: str
+) -> None:
+    """A key with another orgId, a wrong or missing key: 403 FAILURE; a bad apiVersion: 400."""
+    response = http.post("/ocr", headers={**headers(org), **change}, json={"base64": "AAAA"})
+    assert response.status_code == status
+    assert response.json()["status"] == "FAILURE"
+    assert says in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ({}, "missing required field(s): inputUrl"),
+        ({"base64": "not base64!"}, "not valid base64"),
+        ({"base64": "AAAA"}, "not a supported document type"),
+        ({"inputUrl": "http://169.254.169.254/"}, "metadata"),
+        ({"inputUrl": "x", "version": "1"}, "Invalid request body"),
+        ({"base64": "AAAA", "version": 3}, "version must be one of 1, 2"),
+    ],
+)
+def test_bad_requests_are_failures_naming_the_reason(
+    http: httpx.Client, org: dict[str, str], payload: dict[str, Any], says: str
+) -> None:
+    """Each wrong request is a 400 {"status": "FAILURE", "message"} that says why."""
+    response = http.post("/ocr", headers=headers(org), json=payload)
+    assert response.status_code == 400, response.text
+    assert response.json()["status"] == "FAILURE"
+    assert says in response.json()["message"]
+
+
+def test_the_documents_zip_sample_gives_csv_json_txt_and_the_original(
+    http: httpx.Client, org: dict[str, str], files: FileServer, corpus: Path
+) -> None:
+    """The ZIP request sample with its URLs filled answers a ZIP named by fileId: a CSV row per
+    line, the JSON response (and the same as TXT) and the original file's bytes."""
+    with WebhookReceiver() as receiver:
+        payload = {
+            **ZIP_REQUEST,
+            "inputURL": files.url(f"files/{LINE}", "localhost"),
+            "webhook": receiver.url(),
+            "outputURL": receiver.url("/out"),
+        }
+        response = http.post("/ocr/zip", headers=headers(org), json=payload)
+        assert response.status_code == 200, response.text
+        receiver.wait_for(1)
+    assert response.headers["content-type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert sorted(archive.namelist()) == ["string.csv", "string.json", "string.png", "string.txt"]
+    answer = json.loads(archive.read("string.json"))
+    assert same_types(OCR_RESPONSE, answer) == []
+    assert json.loads(archive.read("string.txt")) == answer
+    assert archive.read("string.png") == (corpus / LINE).read_bytes()
+    rows = list(csv.DictReader(io.StringIO(archive.read("string.csv").decode())))
+    lines = answer["ocrResults"]["readResults"][0]["lines"]
+    assert [r["text"] for r in rows] == [line["content"] for line in lines]
+    assert list(rows[0]) == ["page", "line", "text", "confidence", "box", "handwritten"]
+
+
+def test_zip_needs_a_webhook_and_async_puts_to_output_url(
+    http: httpx.Client, org: dict[str, str], files: FileServer
+) -> None:
+    """Without `webhook` the document's own error; with ?async=true the answer is immediate and
+    the ZIP is PUT to outputURL with outputURLHeaders."""
+    inputs = {"inputURL": files.url(f"files/{LINE}", "localhost")}
+    refused = http.post("/ocr/zip", headers=headers(org), json=inputs)
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "status": "FAILURE",
+        "message": "Request body is missing required field(s): webhook",
+    }
+    with WebhookReceiver() as receiver:
+        payload = {
+            **inputs,
+            "webhook": receiver.url(),
+            "webhookSendFull": False,
+            "outputURL": receiver.url("/out"),
+            "outputURLHeaders": {"x-up": "yes"},
+        }
+        started = http.post(
+            "/ocr/zip", headers=headers(org), params={"async": "true"}, json=payload
+        )
+        assert started.status_code == 200, started.text
+        deliveries = receiver.wait_for(2)
+    assert started.json()["status"] == "SUCCESS"
+    put = next(d for d in deliveries if d.headers.get("x-up") == "yes")
+    assert zipfile.ZipFile(io.BytesIO(put.body)).namelist()
+    hook = next(d for d in deliveries if "webhook-id" in d.headers)
+    assert json.loads(hook.body)["id"] == started.json()["id"]
+    assert "ocrResults" not in json.loads(hook.body)
