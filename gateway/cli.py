@@ -16,6 +16,7 @@ from typing import TypeVar
 from gateway.cli_common import CLIError, settings_of
 from gateway.cli_local import add_local_commands
 from gateway.cli_submit import add_submit_command
+from gateway.config import ConfigError
 from gateway.errors import GatewayError
 from gateway.store import tenants
 from gateway.store.db import Database
@@ -41,7 +42,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     configure_logging(settings.logging)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:  # e.g. a compat surface's prefix colliding with another route
+        raise CLIError(str(exc)) from exc
     uvicorn.run(
         app,
         host=args.host or settings.server.host,
