@@ -64,7 +64,7 @@ class NativeController(TenantController):
         status_code=202,
         summary="Submit a document for OCR",
         opt={"rate_limit": "submit"},
-        responses=error_responses(401, 402, 404, 409, 413, 415, 429, 500),
+        responses=error_responses(401, 402, 404, 409, 413, 415, 429, 500, 503),
     )
     async def submit(
         self,
