@@ -3,6 +3,7 @@ through the system chromedriver (Selenium Manager never runs, nothing is downloa
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from tests.support.gateway_process import REPO, GatewayProcess
 CHROMIUM = os.environ.get("OCR_GATEWAY_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("OCR_GATEWAY_CHROMEDRIVER", "/usr/bin/chromedriver")
 SCAN = "f_pdfs/ocrmypdf/ccitt.pdf"  # a one-page scanned PDF
+TABLE = "d_tables/tabula/AnimalSounds.pdf"  # a born-digital page with one table
 SCREEN = (1366, 768)  # a laptop screen
 # Set to a path (docs/console.png) to write the README's screenshot there too.
 SCREENSHOT_ENV = "OCR_GATEWAY_CONSOLE_SCREENSHOT"
@@ -83,10 +85,62 @@ def expected_boxes(page: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
     }
 
 
+def assert_boxes_drawn(
+    driver: webdriver.Chrome, level: str, geometries: list[dict[str, float]]
+) -> None:
+    """Choose `level`; one box per geometry, each where its relative geometry puts it on the
+    preview image (first, middle and last compared, within 1.5 px)."""
+    driver.find_element(By.CSS_SELECTOR, f"input[name=level][value={level}]").click()
+    wait_until(
+        driver,
+        lambda d: (
+            d.find_element(By.ID, "overlay").get_attribute("data-count") == str(len(geometries))
+            and len(d.find_elements(By.CSS_SELECTOR, f"#overlay .box-{level}")) == len(geometries)
+        ),
+    )
+    drawn = driver.find_elements(By.CSS_SELECTOR, f"#overlay .box-{level}")
+    frame = rect(driver, driver.find_element(By.ID, "page-image"))
+    for index in sorted({0, len(drawn) // 2, len(drawn) - 1}):
+        box, g = rect(driver, drawn[index]), geometries[index]
+        assert box["x"] == pytest.approx(frame["x"] + g["x"] * frame["width"], abs=1.5)
+        assert box["y"] == pytest.approx(frame["y"] + g["y"] * frame["height"], abs=1.5)
+        assert box["width"] == pytest.approx(g["width"] * frame["width"], abs=1.5)
+        assert box["height"] == pytest.approx(g["height"] * frame["height"], abs=1.5)
+
+
+def drop_file(driver: webdriver.Chrome, path: Path, media_type: str) -> None:
+    """Drop `path` on the drop zone as a browser does: a drop event carrying the file."""
+    driver.execute_script(
+        "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));"
+        "const transfer = new DataTransfer();"
+        "transfer.items.add(new File([bytes], arguments[1], {type: arguments[2]}));"
+        "const zone = document.getElementById('drop-zone');"
+        "for (const type of ['dragenter', 'dragover', 'drop']) {"
+        "  zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true,"
+        "    cancelable: true}));"
+        "}",
+        base64.b64encode(path.read_bytes()).decode(),
+        path.name,
+        media_type,
+    )
+
+
+def open_finished_job(driver: webdriver.Chrome, quote: str) -> None:
+    """The quote shown, Submit pressed, the job watched until it completed."""
+    wait_until(driver, lambda d: quote in d.find_element(By.ID, "quote").text)
+    submit = driver.find_element(By.ID, "submit")
+    assert submit.is_enabled()
+    submit.click()
+    status = driver.find_element(By.ID, "job-status")
+    wait_until(driver, lambda d: status.text.startswith("completed"), timeout_s=180)
+    image = driver.find_element(By.ID, "page-image")
+    wait_until(driver, lambda d: d.execute_script("return arguments[0].naturalWidth > 0", image))
+
+
 def test_a_new_user_signs_in_drops_a_pdf_and_sees_its_boxes(
     browser: webdriver.Chrome, gateway: GatewayProcess, api_key: str, corpus: Path, tmp_path: Path
 ) -> None:
-    """Sign in with a key, pick a scanned PDF, see its quote, submit, watch it finish; every
+    """Sign in with a key, drop a scanned PDF, see its quote, submit, watch it finish; every
     block, line and word of the JSON is drawn where its geometry says on the preview; hovering
     and the arrow keys show a box's text; markdown downloads; the page fits a laptop screen;
     the browser logs no error (a missing favicon would be one)."""
@@ -99,47 +153,21 @@ def test_a_new_user_signs_in_drops_a_pdf_and_sees_its_boxes(
     assert driver.execute_script("return sessionStorage.length") == 1
     wait_until(driver, lambda d: "credits available" in d.find_element(By.ID, "balance").text)
 
-    driver.find_element(By.ID, "file-input").send_keys(str(corpus / SCAN))
-    wait_until(
-        driver, lambda d: "Quote: 1 credits for 1 page" in d.find_element(By.ID, "quote").text
-    )
-    submit = driver.find_element(By.ID, "submit")
-    assert submit.is_enabled()
-    submit.click()
-    status = driver.find_element(By.ID, "job-status")
-    wait_until(driver, lambda d: status.text.startswith("completed"), timeout_s=180)
-
+    drop_file(driver, corpus / SCAN, "application/pdf")
+    open_finished_job(driver, "Quote: 1 credits for 1 page")
     with httpx.Client(base_url=gateway.url, headers={"X-API-Key": api_key}, timeout=30) as api:
         job_id = api.get("/v1/jobs", params={"limit": 1}).json()["jobs"][0]["id"]
         page = api.get(f"/v1/jobs/{job_id}").json()["results"][0]
     expected = expected_boxes(page)
     assert expected["words"], "the scan has words"
     image = driver.find_element(By.ID, "page-image")
-    wait_until(driver, lambda d: d.execute_script("return arguments[0].naturalWidth > 0", image))
     size = driver.execute_script(
         "return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image
     )
     dims = page["document_metadata"]["page_dimensions"]
     assert size == [dims["width"], dims["height"]]
     for level, geometries in expected.items():
-        driver.find_element(By.CSS_SELECTOR, f"input[name=level][value={level}]").click()
-        wait_until(
-            driver,
-            lambda d, lv=level: (
-                d.find_element(By.ID, "overlay").get_attribute("data-count")
-                == str(len(expected[lv]))
-                and d.find_elements(By.CSS_SELECTOR, f".box-{lv}")
-            ),
-        )
-        drawn = driver.find_elements(By.CSS_SELECTOR, f"#overlay .box-{level}")
-        assert len(drawn) == len(geometries), level
-        frame = rect(driver, image)
-        for index in sorted({0, len(drawn) // 2, len(drawn) - 1}):
-            box, g = rect(driver, drawn[index]), geometries[index]
-            assert box["x"] == pytest.approx(frame["x"] + g["x"] * frame["width"], abs=1.5)
-            assert box["y"] == pytest.approx(frame["y"] + g["y"] * frame["height"], abs=1.5)
-            assert box["width"] == pytest.approx(g["width"] * frame["width"], abs=1.5)
-            assert box["height"] == pytest.approx(g["height"] * frame["height"], abs=1.5)
+        assert_boxes_drawn(driver, level, geometries)
 
     driver.find_element(By.CSS_SELECTOR, "input[name=level][value=lines]").click()
     lines = [line for block in page["content_blocks"] for line in block["lines"]]
@@ -183,11 +211,12 @@ def test_a_new_user_signs_in_drops_a_pdf_and_sees_its_boxes(
     assert errors == []
 
 
-def test_a_wrong_key_is_refused_and_cancel_and_delete_work(
+def test_a_picked_table_page_shows_its_cells_and_a_job_is_deleted(
     browser: webdriver.Chrome, gateway: GatewayProcess, api_key: str, corpus: Path
 ) -> None:
-    """A wrong key gets a message and no sign-in; with a good one, a job is deleted from the
-    jobs list by its button (gone from the API too)."""
+    """A wrong key gets a message and no sign-in; with a good one, a born-digital table page
+    picked with the file chooser shows one box per table cell of the JSON, where its geometry
+    says; its job is deleted by its button in the jobs list (gone from the API too)."""
     driver = browser
     driver.execute_script("sessionStorage.clear()")
     driver.get(f"{gateway.url}/console/")
@@ -195,18 +224,30 @@ def test_a_wrong_key_is_refused_and_cancel_and_delete_work(
     driver.find_element(By.CSS_SELECTOR, "#signin-form button[type=submit]").click()
     wait_until(driver, lambda d: "not valid" in d.find_element(By.ID, "signin-error").text)
     assert not driver.find_element(By.ID, "app-view").is_displayed()
+    field = driver.find_element(By.ID, "api-key")
+    field.clear()
+    field.send_keys(api_key, Keys.ENTER)
+    wait_until(driver, lambda d: d.find_element(By.ID, "app-view").is_displayed())
 
+    driver.find_element(By.ID, "file-input").send_keys(str(corpus / TABLE))
+    open_finished_job(driver, "Quote: 1 credits for 1 page")
     with httpx.Client(base_url=gateway.url, headers={"X-API-Key": api_key}, timeout=60) as api:
-        content = (corpus / "a_clean_printed/uw3_lines/010004.bin.png").read_bytes()
-        job_id = api.post("/v1/ocr", files={"file": ("line.png", content)}).json()["jobId"]
-        field = driver.find_element(By.ID, "api-key")
-        field.clear()
-        field.send_keys(api_key, Keys.ENTER)
+        job_id = api.get("/v1/jobs", params={"limit": 1}).json()["jobs"][0]["id"]
+        page = api.get(f"/v1/jobs/{job_id}").json()["results"][0]
+        cells = [
+            cell["geometry"]
+            for block in page["content_blocks"]
+            if block.get("table")
+            for cell in block["table"]["cells"]
+        ]
+        assert cells, "the page has a table"
+        assert_boxes_drawn(driver, "cells", cells)
         row = f"#jobs-body tr[data-job-id='{job_id}']"
         wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, row))
         driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^=Delete]").click()
         wait_until(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, row))
         assert api.get(f"/v1/jobs/{job_id}").status_code == 404
+    assert driver.find_element(By.ID, "job-title").text == "No job open"
     errors = [
         e
         for e in driver.get_log("browser")
