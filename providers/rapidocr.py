@@ -1,7 +1,10 @@
-"""RapidOCR: the PP-OCRv4 ONNX models shipped in the rapidocr-onnxruntime wheel, run by our loop.
+"""RapidOCR: PP-OCR ONNX models shipped inside a pinned wheel, run by our own loop.
 
-`RapidOCR()` itself is not used: on two cores its defaults cost more than half the page time
-(measured by `python -m benchmarks.engine_speed`). Per page:
+`models` picks the set (`providers.ppocr_models`): PP-OCRv6 small from `rapidocr==3.10.0` (the
+default) or PP-OCRv4 from `rapidocr-onnxruntime==1.4.4`; files by explicit path, SHA-256 checked.
+Neither package's `RapidOCR()` is used: on two cores their defaults cost more than half the page
+time, 3.10.0's per-call options stay set for later calls, and its model resolver may download
+(measured by `python -m benchmarks.engine_speed`). Per page, whichever set:
 
 1. cap the longest side at `max_side_len` and add a plain margin (text touching the edge of a
    small image, such as a single text line, is otherwise not detected);
@@ -15,8 +18,9 @@
    detected quad to the page (`crop_words`, `place_words`), its confidence the mean of its
    characters';
 5. no per-line angle classifier by default: it squeezes a long line into 48 x 192 pixels and
-   then turns upright lines upside down. Instead, a page whose reading is unsure is re-read
-   turned by 180 degrees on a few crops, and the turn is kept only when it reads clearly better.
+   then turns upright lines upside down (3.10.0's as well). Instead, a page whose reading is
+   unsure is re-read turned by 180 degrees on a few crops, and the turn is kept only when it
+   reads clearly better.
 
 Device: `use_cuda` "auto" (or true) runs on CUDAExecutionProvider when onnxruntime lists it
 (onnxruntime-gpu and a GPU), on the CPU otherwise; `RapidOCRProvider.device` says which.
@@ -25,7 +29,6 @@ Device: `use_cuda` "auto" (or true) runs on CUDAExecutionProvider when onnxrunti
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Literal
 
 import cv2
@@ -50,6 +53,7 @@ from providers.ppocr_geometry import (
     sort_boxes,
     space_after,
 )
+from providers.ppocr_models import MODEL_SETS, ModelSetName
 from providers.types import PageImage, Quad, RecognizedPage, TextLine, TextWord, quad_span
 
 log = structlog.get_logger(__name__)
@@ -70,6 +74,7 @@ class RapidOCRConfig(
     tag="rapidocr",
     tag_field="kind",
 ):
+    models: ModelSetName = "PP-OCRv6"  # the model set (providers.ppocr_models)
     threads: int = 1  # ONNX intra-op threads per page; parallelism belongs across pages
     use_angle_cls: bool = False  # stock's per-line 0/180 classifier (flips long upright lines)
     orientation_check_below: float = 0.85  # re-test orientation under this mean confidence
@@ -111,14 +116,19 @@ class RapidOCRProvider:
     def __init__(self, name: str, config: RapidOCRConfig) -> None:
         self.name = name
         self.config = config
+        models = MODEL_SETS[config.models]
         try:
             import onnxruntime as ort  # type: ignore[import-untyped]  # ships no type information
-            import rapidocr_onnxruntime
+
+            # DB post-processing, the same algorithm in both packages (3.10.0 adds the order,
+            # clip and size filter that `_detect` does); this one imports nothing that downloads
             from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
         except ImportError as exc:  # pragma: no cover - dependency is pinned
-            raise ProviderUnavailableError("rapidocr-onnxruntime is not installed") from exc
+            raise ProviderUnavailableError("onnxruntime or rapidocr-onnxruntime missing") from exc
+        paths = [models.path(models.det), models.path(models.rec)]
+        if config.use_angle_cls:
+            paths.append(models.path(models.cls))
         cv2.setNumThreads(config.threads)  # OpenCV's own pool, process-wide: as ONNX's
-        models = Path(rapidocr_onnxruntime.__file__).parent / "models"
         wanted = select_device(config.use_cuda, list(ort.get_available_providers()))
         providers = (
             ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -133,21 +143,17 @@ class RapidOCRProvider:
         options.enable_cpu_mem_arena = False  # input shapes vary per page: no arena to grow
         options.log_severity_level = 3
         try:
-            self._det = ort.InferenceSession(
-                str(models / "ch_PP-OCRv4_det_infer.onnx"), options, providers=providers
-            )
-            self._rec = ort.InferenceSession(
-                str(models / "ch_PP-OCRv4_rec_infer.onnx"), options, providers=providers
-            )
-            self._cls = ort.InferenceSession(
-                str(models / "ch_ppocr_mobile_v2.0_cls_infer.onnx"), options, providers=providers
-            )
+            self._det, self._rec, *cls = [
+                ort.InferenceSession(str(path), options, providers=providers) for path in paths
+            ]
         except Exception as exc:  # broad on purpose: onnxruntime raises its own types, untyped
             raise ProviderUnavailableError(f"rapidocr models failed to load: {exc}") from exc
+        self._cls = cls[0] if cls else None
         # the session falls back to the CPU by itself when CUDA cannot start
         self.device = "cuda" if self._rec.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         log.info(
             "rapidocr_device_selected",
+            models=config.models,
             device=self.device,
             requested=config.use_cuda,
             available=list(ort.get_available_providers()),
@@ -162,7 +168,7 @@ class RapidOCRProvider:
             score_mode="fast",
             use_dilation=True,
         )
-        self.model = "rapidocr-onnxruntime-1.4.4/PP-OCRv4"
+        self.model = models.label
 
     def recognize(self, page: PageImage) -> RecognizedPage:
         try:
@@ -194,8 +200,8 @@ class RapidOCRProvider:
             return []
         crops = [crop_box(work, box) for box in boxes]
         turned = [False] * len(crops)
-        if self.config.use_angle_cls:
-            crops, turned = self._classify_lines(crops)
+        if self._cls is not None:
+            crops, turned = self._classify_lines(self._cls, crops)
         readings = self._recognize_all(crops)
         readings, page_turned = self._check_orientation(crops, readings)
         lines = []
@@ -239,7 +245,7 @@ class RapidOCRProvider:
 
     # --- orientation --------------------------------------------------------------------------
 
-    def _classify_lines(self, crops: list[Image]) -> tuple[list[Image], list[bool]]:
+    def _classify_lines(self, cls: Any, crops: list[Image]) -> tuple[list[Image], list[bool]]:
         """Stock behaviour: turn each crop the classifier calls upside down (score > 0.9); which
         were turned."""
         cls_h, cls_w = CLS_SHAPE
@@ -248,7 +254,7 @@ class RapidOCRProvider:
             resized_w = min(cls_w, math.ceil(cls_h * crop.shape[1] / crop.shape[0]))
             resized = cv2.resize(crop, (resized_w, cls_h)).astype(np.float32)
             batch[i, :, :, :resized_w] = (resized / 127.5 - 1.0).transpose(2, 0, 1)
-        probs = self._cls.run(None, {self._cls.get_inputs()[0].name: batch})[0]
+        probs = cls.run(None, {cls.get_inputs()[0].name: batch})[0]
         turned = [bool(p[1] > 0.9 and p[1] > p[0]) for p in probs]
         return [
             cv2.rotate(crop, cv2.ROTATE_180) if turn else crop
