@@ -230,7 +230,7 @@ def test_health_reports_queue_jobs_uptime_engines(client: httpx.Client) -> None:
     assert health["uptime_s"] > 0
     assert health["queue_depth"] >= 0
     assert health["jobs_processed"] >= 0
-    assert health["engines"]["providers"] == ["rapidocr", "tesseract"]
+    assert health["engines"]["providers"] == ["ppocrv4", "rapidocr", "tesseract"]
     assert health["engines"]["default_provider"] == "auto"
     assert health["engines"]["workers_ready"] == health["engines"]["workers_total"] >= 1
     # RapidOCR takes CUDA where onnxruntime offers it, the CPU otherwise; /health says which
