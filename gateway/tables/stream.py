@@ -10,6 +10,7 @@ rows or more, short cells (few words each), and cells that fill little of their 
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Sequence
 
@@ -18,10 +19,12 @@ import msgspec
 from gateway.tables.grid import Box, FoundCell, FoundTable
 
 SEGMENT_GAP = 0.9  # a gap this many text heights wide separates two cells of a row
-ROW_GAP = 1.6  # rows further apart than this many text heights end a table
+ROW_GAP = 2.5  # rows further apart than this many text heights end a table
+MAX_SINGLES = 2  # one-cell rows in a row (section headings) a table runs on over
 MIN_ROWS = 3  # rows with two cells or more
 MIN_MULTI_SHARE = 0.6  # of the candidate's rows have two cells or more
 MAX_CELL_WORDS = 6.0  # median words per cell: more is prose
+PROSE_WORDS = 8  # a row's segment of this many words is running text, not a cell
 MAX_CELL_FILL = 0.75  # median share of its column's width a cell fills, two-column candidates
 
 
@@ -72,13 +75,15 @@ def _span(segment: list[Word]) -> tuple[float, float]:
 
 def _candidates(rows: list[Row], line_h: float) -> list[list[Row]]:
     """Runs of close rows holding at least MIN_ROWS rows of two segments or more; a run ends
-    at a wide gap or at two single-segment rows in a row, and loses its single-segment ends."""
+    at a wide gap or at more than MAX_SINGLES single-segment rows in a row, and loses its
+    single-segment ends."""
     runs: list[list[Row]] = []
     current: list[Row] = []
     singles = 0
     for row in rows:
         multi = len(row.segments) >= 2
-        if current and (row.top - current[-1].bottom > ROW_GAP * line_h or (not multi and singles)):
+        wide = current and row.top - current[-1].bottom > ROW_GAP * line_h
+        if current and (wide or (not multi and singles >= MAX_SINGLES)):
             runs.append(current)
             current, singles = [], 0
         if not current and not multi:
@@ -164,9 +169,64 @@ def _table(run: list[Row], columns: list[tuple[float, float]]) -> FoundTable:
     return FoundTable(rows=len(run), columns=len(columns), cells=cells, method="stream")
 
 
-def _looks_like_table(table: FoundTable, columns: list[tuple[float, float]], words: int) -> bool:
-    if table.columns < 2 or len(table.cells) < 2 * MIN_ROWS:
+def _trim_once(table: FoundTable) -> tuple[FoundTable, int]:
+    filled = [
+        sum(1 for c in table.cells if c.column <= k < c.column + c.column_span and c.text)
+        for k in range(table.columns)
+    ]
+    keep = [k for k in range(table.columns) if 2 * filled[k] >= table.rows]
+    if not keep:
+        return FoundTable(rows=0, columns=0, cells=[], method="stream"), 0
+    first, last = keep[0], keep[-1]
+    cells = []
+    for c in table.cells:
+        start, end = max(c.column, first), min(c.column + c.column_span - 1, last)
+        if start <= end:
+            cells.append(
+                msgspec.structs.replace(c, column=start - first, column_span=end - start + 1)
+            )
+    rows = sorted({c.row for c in cells if c.text})
+    index = {r: i for i, r in enumerate(rows)}
+    cells = [msgspec.structs.replace(c, row=index[c.row]) for c in cells if c.row in index]
+    return FoundTable(rows=len(rows), columns=last - first + 1, cells=cells, method="stream"), first
+
+
+def _trimmed(
+    table: FoundTable, columns: list[tuple[float, float]]
+) -> tuple[FoundTable, list[tuple[float, float]]]:
+    """The table without edge columns that fewer than half its rows fill (a heading or the
+    ends of a text column beside the table) and without the rows left empty, until none is."""
+    while table.columns:
+        trimmed, first = _trim_once(table)
+        if (trimmed.rows, trimmed.columns) == (table.rows, table.columns):
+            break
+        table, columns = trimmed, columns[first : first + trimmed.columns]
+    return table, columns
+
+
+_ENUMERATOR = re.compile(r"^[\[(]?([0-9]{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)\]:]?$|^[-*\u2022\u00b7]$")
+
+
+def _is_list(table: FoundTable) -> bool:
+    """Two columns, the first nothing but item numbers or bullets: a list."""
+    if table.columns != 2:
         return False
+    first = [c.text for c in table.cells if c.column == 0 and c.text]
+    return bool(first) and all(_ENUMERATOR.match(text) for text in first)
+
+
+def _looks_like_table(table: FoundTable, columns: list[tuple[float, float]], words: int) -> bool:
+    if table.columns < 2 or len(table.cells) < 2 * MIN_ROWS or _is_list(table):
+        return False
+    multi = sum(
+        1 for r in range(table.rows) if sum(c.row == r and bool(c.text) for c in table.cells) >= 2
+    )
+    if multi < MIN_MULTI_SHARE * table.rows:
+        return False
+    for column in range(table.columns):  # a column of nothing but `:=` or `//`: code
+        texts = [c.text for c in table.cells if c.column == column and c.text]
+        if texts and not any(ch.isalnum() for text in texts for ch in text):
+            return False
     if words / max(len(table.cells), 1) > MAX_CELL_WORDS:
         return False
     if table.columns == 2:
@@ -189,6 +249,10 @@ def stream_tables(words: Sequence[Word], exclude: Sequence[Box] = ()) -> list[Fo
         return any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in exclude)
 
     kept = [w for w in words if w.text.strip() and not excluded(w)]
+    prose = {
+        id(w) for r in rows_of(kept) for seg in r.segments if len(seg) >= PROSE_WORDS for w in seg
+    }
+    kept = [w for w in kept if id(w) not in prose]  # lines of running text are no cells
     if len(kept) < 2 * MIN_ROWS:
         return []
     line_h = statistics.median(w.box[3] - w.box[1] for w in kept)
@@ -197,7 +261,8 @@ def stream_tables(words: Sequence[Word], exclude: Sequence[Box] = ()) -> list[Fo
         columns = _columns(run, line_h)
         if len(columns) < 2:
             continue
-        table = _table(run, columns)
-        if _looks_like_table(table, columns, sum(len(r.words) for r in run)):
+        table, columns = _trimmed(_table(run, columns), columns)
+        words = sum(len(c.text.split()) for c in table.cells)
+        if table.rows >= MIN_ROWS and _looks_like_table(table, columns, words):
             found.append(table)
     return found

@@ -21,6 +21,7 @@ from providers.types import TextLine, quad_bounds
 
 Point = tuple[float, float]
 MAX_PATH_OBJECTS = 20_000  # a page drawn as a mesh of paths is no table to cut
+WHITE = 240  # a path whose colour channels are all this light draws no rule
 
 
 def _objects(c: Any, page: Any) -> Iterator[tuple[Any, list[Any]]]:
@@ -46,6 +47,21 @@ def _matrix(c: Any, handle: Any) -> Any:
     return pdfium.PdfMatrix.from_raw(raw)
 
 
+def _visible(c: Any, handle: Any, fill: bool, stroke: bool) -> bool:
+    """Whether the path draws something a reader sees: a fill or a stroke that is neither
+    transparent nor white (a clipping path draws neither; white boxes hide, not rule)."""
+    r, g, b, a = (ctypes.c_uint() for _ in range(4))
+    paints = ((fill, c.FPDFPageObj_GetFillColor), (stroke, c.FPDFPageObj_GetStrokeColor))
+    for drawn, color in paints:
+        if not drawn:
+            continue
+        if not color(handle, r, g, b, a):
+            return True  # a colour PDFium cannot tell (a pattern): drawn
+        if a.value > 0 and min(r.value, g.value, b.value) < WHITE:
+            return True
+    return False
+
+
 def rules(page: Any, convert: Callable[[float, float], Point]) -> list[Segment]:
     """The straight horizontal and vertical segments of the page's visible paths, in pixels."""
     import pypdfium2.raw as c
@@ -60,10 +76,10 @@ def rules(page: Any, convert: Callable[[float, float], Point]) -> list[Segment]:
         count += 1
         if count > MAX_PATH_OBJECTS:
             return []
-        if not c.FPDFPath_GetDrawMode(handle, fill, stroke) or (
-            not fill.value and not stroke.value
-        ):
+        if not c.FPDFPath_GetDrawMode(handle, fill, stroke):
             continue
+        if not _visible(c, handle, bool(fill.value), bool(stroke.value)):
+            continue  # a clipping path, or a white box
         matrix = _matrix(c, handle)
         for form in reversed(forms):
             matrix = matrix.multiply(_matrix(c, form))
