@@ -23,15 +23,26 @@ CURL = shutil.which("curl")
 ADMIN_TOKEN = "compat-admin-token"
 
 
-def start_gateway(root: Path, **overrides: Any) -> GatewayProcess:
-    """One engine process, no result cache (each submission reads), signup on."""
+QUEUE_BOUND = 5  # pages waiting or being read
+SYNC_TIMEOUT_S = 2  # 001's POST /ocr
+TASK_TTL_S = 3  # 002's tasks
+
+
+def start_gateway(root: Path) -> GatewayProcess:
+    """The gateway every compat test module shares (`compat_gateway` in conftest.py): one
+    engine process, no result cache (each submission reads), signup on, the admin API on, and
+    short limits the tests reach (the queue bound, 001's synchronous wait, 002's task TTL)."""
     config = write_config(
         root / "config.yaml",
         root / "data",
         worker={"processes": 1},
         cache={"enabled": False},
         signup={"enabled": True, "free_credits": 50},
-        **overrides,
+        limits={"max_queued_pages": QUEUE_BOUND},
+        compat={
+            "jobapi": {"sync_timeout_s": SYNC_TIMEOUT_S},
+            "solver": {"task_ttl_s": TASK_TTL_S, "sweep_interval_s": 0.5},
+        },
     )
     env = {"OCR_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     return GatewayProcess(config, root / "gateway.log", env=env).start()

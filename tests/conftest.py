@@ -34,3 +34,13 @@ def client(gateway: GatewayProcess) -> Iterator[httpx.Client]:
 @pytest.fixture
 def api_key(gateway: GatewayProcess) -> str:
     return create_tenant(gateway.config, credits=1000)
+
+
+@pytest.fixture(scope="session")
+def compat_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """One gateway for every compatible-surface test module (its settings: compat_support)."""
+    from tests.compat_support import start_gateway
+
+    server = start_gateway(tmp_path_factory.mktemp("compat"))
+    yield server
+    server.stop()

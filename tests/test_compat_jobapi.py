@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.compat_support import ISO_UTC, doc_curls, new_key, poll, run_curl, start_gateway
+from tests.compat_support import ISO_UTC, doc_curls, new_key, poll, run_curl
 from tests.support.gateway_process import GatewayProcess
 
 SPEC = "001_a721347960e19d2c.txt"
@@ -31,19 +31,11 @@ PANGRAM = (
     "cænogénèse de l'être dont il est question dans la cause ambiguë entendue à Moÿ, dans un "
     "capharnaüm qui, pense-t-il, diminue çà et là la qualité de son œuvre."
 )
-QUEUE_BOUND = 5
-SYNC_TIMEOUT_S = 2
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    server = start_gateway(
-        tmp_path_factory.mktemp("jobapi"),
-        limits={"max_queued_pages": QUEUE_BOUND},
-        compat={"jobapi": {"sync_timeout_s": SYNC_TIMEOUT_S}},
-    )
-    yield server
-    server.stop()
+def gateway(compat_gateway: GatewayProcess) -> GatewayProcess:
+    return compat_gateway
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +102,10 @@ def test_the_documents_quick_start_and_signup(
     assert listed["total"] == 1
     assert [j["job_id"] for j in listed["jobs"]] == [created["job_id"]]
     uploads = Path(gateway.config).parent / "data" / "uploads"
-    before = len(list(uploads.iterdir()))
+    assert [p for p in uploads.iterdir() if p.name.startswith(created["job_id"])]
     deleted = http.delete(f"/api/jobs/{created['job_id']}", headers={"X-API-Key": key})
     assert deleted.status_code == 204
-    assert len(list(uploads.iterdir())) == before - 1
+    assert not [p for p in uploads.iterdir() if p.name.startswith(created["job_id"])]
     gone = http.get(f"/api/jobs/{created['job_id']}", headers={"X-API-Key": key})
     assert gone.status_code == 404
     assert gone.json() == {"detail": "job not found"}

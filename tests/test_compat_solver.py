@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.compat_support import new_key, poll, start_gateway
+from tests.compat_support import TASK_TTL_S, new_key, poll
 from tests.ledger_checks import assert_ledger_balanced, charges_by_page
 from tests.support.gateway_process import GatewayProcess
 
@@ -22,17 +22,11 @@ PREFIX = "/compat/solver"
 LINE = "a_clean_printed/uw3_lines/010004.bin.png"
 LINE_TEXT = "(actually potential differences from the datum) are scaled by the mean value of"
 PDF = "f_pdfs/born_digital/tracemonkey.pdf"
-TTL_S = 3
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    server = start_gateway(
-        tmp_path_factory.mktemp("solver"),
-        compat={"solver": {"task_ttl_s": TTL_S, "sweep_interval_s": 0.5}},
-    )
-    yield server
-    server.stop()
+def gateway(compat_gateway: GatewayProcess) -> GatewayProcess:
+    return compat_gateway
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +89,7 @@ def test_the_documents_flow(http: httpx.Client, gateway: GatewayProcess, corpus:
     assert sum(charges_by_page(database(gateway), task["task_id"]).values()) == 1
 
     uploads = Path(gateway.config).parent / "data" / "uploads"
-    time.sleep(TTL_S + 1.5)  # the sweep deletes it (every 0.5 s here)
+    time.sleep(TASK_TTL_S + 1.5)  # the sweep deletes it (every 0.5 s here)
     assert not [p for p in uploads.iterdir() if task["task_id"] in p.name]
     gone = http.get(f"/api/ocr/result/{task['task_id']}", params={"api": key})
     assert gone.status_code == 404

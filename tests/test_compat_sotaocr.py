@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.compat_support import ISO_UTC, doc_curls, new_key, poll, run_curl, start_gateway
+from tests.compat_support import ISO_UTC, doc_curls, new_key, poll, run_curl
 from tests.ledger_checks import assert_ledger_balanced
 from tests.support.gateway_process import GatewayProcess, create_tenant
 
@@ -24,10 +24,8 @@ LINE = "a_clean_printed/uw3_lines/010004.bin.png"
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    server = start_gateway(tmp_path_factory.mktemp("sotaocr"))
-    yield server
-    server.stop()
+def gateway(compat_gateway: GatewayProcess) -> GatewayProcess:
+    return compat_gateway
 
 
 @pytest.fixture(scope="module")
