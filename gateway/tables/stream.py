@@ -262,7 +262,7 @@ def stream_tables(words: Sequence[Word], exclude: Sequence[Box] = ()) -> list[Fo
         if len(columns) < 2:
             continue
         table, columns = _trimmed(_table(run, columns), columns)
-        words = sum(len(c.text.split()) for c in table.cells)
-        if table.rows >= MIN_ROWS and _looks_like_table(table, columns, words):
+        n_words = sum(len(c.text.split()) for c in table.cells)
+        if table.rows >= MIN_ROWS and _looks_like_table(table, columns, n_words):
             found.append(table)
     return found
