@@ -4,6 +4,7 @@ through the system chromedriver (Selenium Manager never runs, nothing is downloa
 from __future__ import annotations
 
 import base64
+import io
 import os
 import shutil
 from collections.abc import Iterator
@@ -12,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -63,7 +66,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 
 
 def wait_until(driver: webdriver.Chrome, what: Any, timeout_s: float = 30) -> Any:
-    return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(lambda d: what(d))
+    # the jobs list is redrawn while jobs run: an element found may be replaced before use
+    wait = WebDriverWait(
+        driver, timeout_s, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return wait.until(lambda d: what(d))
+
+
+def click(driver: webdriver.Chrome, selector: str) -> None:
+    """Click what `selector` finds once it is there (found again if it was redrawn)."""
+    wait_until(driver, lambda d: d.find_element(By.CSS_SELECTOR, selector).click() or True)
 
 
 def rect(driver: webdriver.Chrome, element: Any) -> dict[str, float]:
@@ -83,6 +95,18 @@ def expected_boxes(page: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
         "lines": [line["geometry"] for line in lines],
         "words": [w["geometry"] for line in lines for w in line.get("words", [])],
     }
+
+
+def lines_tiff(corpus: Path, pages: int) -> bytes:
+    """A multi-page TIFF of uw3 line strips."""
+    names = ["010003", "010004", "010005", "010008"]
+    frames = [
+        Image.open(corpus / f"a_clean_printed/uw3_lines/{names[i % 4]}.bin.png").convert("L")
+        for i in range(pages)
+    ]
+    out = io.BytesIO()
+    frames[0].save(out, format="TIFF", save_all=True, append_images=frames[1:])
+    return out.getvalue()
 
 
 def assert_boxes_drawn(
@@ -211,12 +235,13 @@ def test_a_new_user_signs_in_drops_a_pdf_and_sees_its_boxes(
     assert errors == []
 
 
-def test_a_picked_table_page_shows_its_cells_and_a_job_is_deleted(
+def test_a_picked_table_page_shows_its_cells_and_jobs_are_deleted_and_cancelled(
     browser: webdriver.Chrome, gateway: GatewayProcess, api_key: str, corpus: Path
 ) -> None:
     """A wrong key gets a message and no sign-in; with a good one, a born-digital table page
     picked with the file chooser shows one box per table cell of the JSON, where its geometry
-    says; its job is deleted by its button in the jobs list (gone from the API too)."""
+    says; its job is deleted by its button in the jobs list (gone from the API too), and a
+    running job is cancelled by its own."""
     driver = browser
     driver.execute_script("sessionStorage.clear()")
     driver.get(f"{gateway.url}/console/")
@@ -243,11 +268,19 @@ def test_a_picked_table_page_shows_its_cells_and_a_job_is_deleted(
         assert cells, "the page has a table"
         assert_boxes_drawn(driver, "cells", cells)
         row = f"#jobs-body tr[data-job-id='{job_id}']"
-        wait_until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, row))
-        driver.find_element(By.CSS_SELECTOR, f"{row} button[aria-label^=Delete]").click()
+        click(driver, f"{row} button[aria-label^=Delete]")
         wait_until(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, row))
         assert api.get(f"/v1/jobs/{job_id}").status_code == 404
     assert driver.find_element(By.ID, "job-title").text == "No job open"
+
+    with httpx.Client(base_url=gateway.url, headers={"X-API-Key": api_key}, timeout=60) as api:
+        long = api.post("/v1/ocr", files={"file": ("long.tif", lines_tiff(corpus, 8))})
+        job_id = long.json()["jobId"]
+        row = f"#jobs-body tr[data-job-id='{job_id}']"
+        driver.find_element(By.ID, "refresh-jobs").click()
+        click(driver, f"{row} button[aria-label^=Cancel]")
+        wait_until(driver, lambda d: "cancelled" in d.find_element(By.CSS_SELECTOR, row).text)
+        assert api.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
     errors = [
         e
         for e in driver.get_log("browser")

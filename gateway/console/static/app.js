@@ -133,7 +133,10 @@ function button(text, label, onClick) {
   return b;
 }
 
+let jobsTimer = null;
+
 async function refreshJobs() {
+  clearTimeout(jobsTimer);
   const list = await json("/v1/jobs?limit=20");
   const body = $("jobs-body");
   body.replaceChildren();
@@ -157,6 +160,10 @@ async function refreshJobs() {
       actions.appendChild(button("Cancel", `Cancel ${name}`, () => act(`/v1/jobs/${job.id}/cancel`, "POST")));
     }
     actions.appendChild(button("Delete", `Delete ${name}`, () => act(`/v1/jobs/${job.id}`, "DELETE", job.id)));
+  }
+  if (list.jobs.some((job) => !TERMINAL.has(job.status))) {
+    // while some job runs, its progress shows here too
+    jobsTimer = setTimeout(() => refreshJobs().catch(() => {}), 3000);
   }
 }
 
