@@ -22,6 +22,7 @@ PREFIX = "/compat/solver"
 LINE = "a_clean_printed/uw3_lines/010004.bin.png"
 LINE_TEXT = "(actually potential differences from the datum) are scaled by the mean value of"
 PDF = "f_pdfs/born_digital/tracemonkey.pdf"
+HOSTILE = "g_malformed/image/pillow_truncated_end_chunk.png"  # refused at submit
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,8 @@ def test_the_documents_flow(http: httpx.Client, gateway: GatewayProcess, corpus:
 
 def test_the_documents_errors(http: httpx.Client, gateway: GatewayProcess, corpus: Path) -> None:
     """401 Invalid API key, 402 No solves remaining (nothing reserved), 404 for an unknown or
-    another account's task; all `{"detail": ...}`."""
+    another account's task, 422 without `image`, 400 for a hostile image (nothing charged);
+    all `{"detail": ...}`."""
     png = (corpus / LINE).read_bytes()
     for params in ({}, {"api": "ocrg_wrong"}):
         response = http.get("/api/balance", params=params)
@@ -120,6 +122,11 @@ def test_the_documents_errors(http: httpx.Client, gateway: GatewayProcess, corpu
     missing = http.post("/api/ocr/solve", params={"api": owner}, files={"file": ("l.png", png)})
     assert missing.status_code == 422
     assert set(missing.json()) == {"detail"}
+    hostile = (corpus / HOSTILE).read_bytes()
+    broken = http.post("/api/ocr/solve", params={"api": owner}, files={"image": ("h.png", hostile)})
+    assert broken.status_code == 400
+    assert set(broken.json()) == {"detail"}
+    assert http.get("/api/balance", params={"api": owner}).json()["solves"] == 1  # one reserved
     poll_task(http, task["task_id"], owner)
 
 

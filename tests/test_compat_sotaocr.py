@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from PIL import Image
 
+from gateway.api.compat.sotaocr_map import error_of, upstream_failed
+from gateway.errors import ErrorDetail, InsufficientCreditsError, UpstreamUnavailableError
+from gateway.results import failed_page
+from gateway.store.models import JobResult, JobStatus
 from tests.compat_support import ISO_UTC, doc_curls, new_key, poll, run_curl
 from tests.ledger_checks import assert_ledger_balanced
 from tests.support.gateway_process import GatewayProcess, create_tenant
@@ -253,3 +258,48 @@ def test_insufficient_balance_and_other_accounts_jobs(
             response = http.get(f"/v1/jobs/{job_id}{path}", headers=bearer(poor))
             assert response.status_code == 404, (path, response.text)
             assert response.json()["error"]["code"] == "job_not_found"
+
+
+def job_with_pages(status: JobStatus, *errors: str) -> JobResult:
+    """A finished job whose pages failed with these page-error messages."""
+    pages = [
+        failed_page(n, ErrorDetail(code="ocr_failed", message=message))
+        for n, message in enumerate(errors, start=1)
+    ]
+    return JobResult(
+        id="j",
+        status=status,
+        pages_processed=len(pages),
+        page_count=len(pages),
+        credits_reserved=len(pages),
+        credits_used=0,
+        created_at=0,
+        completed_at=1,
+        error=None,
+        results=pages,
+    )
+
+
+def test_an_unreachable_provider_is_502_upstream_unavailable() -> None:
+    """A job none of whose pages was read because its remote provider could not be reached
+    (the page errors the chain writes) is 502 upstream_unavailable on its result; a page the
+    engines could not read is not; the 502 body is the document's."""
+    down = "no provider could read the page (provider_connection_failed: connection refused)"
+    assert upstream_failed(job_with_pages(JobStatus.FAILED, down, down))
+    unreadable = "no provider could read the page (provider_rejected: 400 bad image)"
+    assert not upstream_failed(job_with_pages(JobStatus.FAILED, down, unreadable))
+    assert not upstream_failed(job_with_pages(JobStatus.COMPLETED))
+    status, body = error_of(UpstreamUnavailableError())
+    assert status == 502
+    assert msgspec.to_builtins(body)["error"]["code"] == "upstream_unavailable"
+    status, body = error_of(InsufficientCreditsError("short", required=7, available=2))
+    assert status == 403
+    assert msgspec.to_builtins(body) == {
+        "error": {
+            "code": "insufficient_balance",
+            "message": "short",
+            "entity_code": "scan_page",
+            "requested_units": 7,
+            "available_units": 2,
+        }
+    }
