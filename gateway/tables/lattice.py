@@ -9,16 +9,18 @@ text is the characters (or words) whose centre falls in it, in reading order.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.tables.grid import Box, FoundTable, table_from_boxes
+from gateway.tables.grid import Box, FoundTable, cluster, table_from_boxes
 
 Segment = tuple[float, float, float, float]  # x0, y0, x1, y1 in page pixels, axis-aligned
 Piece = tuple[str, Box]  # a character or word and its box, in reading order
 
 SNAP = 3.0  # points: rules this close are one (pdfplumber's default), scaled to pixels
 MIN_RULE = 3.0  # points: shorter segments are no rules
+MIN_SPLIT_LINES = 3  # text lines in two cells of one ruled row that make it several rows
 
 
 def _edge(x0: float, y0: float, x1: float, y1: float) -> dict[str, Any]:
@@ -100,12 +102,74 @@ def texts_in_boxes(boxes: Sequence[Box], pieces: Sequence[Piece], joiner: str) -
     return [" ".join("".join(parts).split()) for parts in texts]
 
 
+def _text_lines(pieces: Sequence[Piece]) -> list[float]:
+    """Centres of the text lines the pieces stand on (centres further apart than half a
+    piece's height start a new line)."""
+    marks = sorted(((b[1] + b[3]) / 2, b[3] - b[1]) for text, b in pieces if text.strip())
+    lines: list[list[float]] = []
+    for centre, height in marks:
+        if lines and centre - lines[-1][-1] <= max(height, 1.0) / 2:
+            lines[-1].append(centre)
+        else:
+            lines.append([centre])
+    return [sum(line) / len(line) for line in lines]
+
+
+def _mostly_figures(pieces: Sequence[Piece]) -> bool:
+    """Half the tokens of the text or more hold a digit."""
+    tokens = "".join(text for text, _ in pieces).split()
+    return bool(tokens) and 2 * sum(any(ch.isdigit() for ch in t) for t in tokens) >= len(tokens)
+
+
+def split_rows(boxes: Sequence[Box], pieces: Sequence[Piece], tolerance: float) -> list[Box]:
+    """Cells one row of rules holds several rows of text in (a body drawn with column rules
+    only): where more than half the row's filled cells (two at least, one of them mostly
+    figures) hold MIN_SPLIT_LINES lines or more, each cell of the row is cut between the text
+    lines."""
+    rows = cluster([v for b in boxes for v in (b[1], b[3])], tolerance)
+    out = list(boxes)
+    for top, bottom in itertools.pairwise(rows):
+        band = [
+            i
+            for i, b in enumerate(out)
+            if abs(b[1] - top) <= tolerance and abs(b[3] - bottom) <= tolerance
+        ]
+        per_cell = []
+        for i in band:
+            b = out[i]
+            inside = [
+                p
+                for p in pieces
+                if b[0] <= (p[1][0] + p[1][2]) / 2 <= b[2]
+                and b[1] <= (p[1][1] + p[1][3]) / 2 <= b[3]
+            ]
+            per_cell.append(inside)
+        counts = [len(_text_lines(cell)) for cell in per_cell if cell]
+        tall = sum(count >= MIN_SPLIT_LINES for count in counts)
+        figures = sum(
+            len(_text_lines(cell)) >= MIN_SPLIT_LINES and _mostly_figures(cell) for cell in per_cell
+        )
+        if tall < 2 or 2 * tall <= len(counts) or figures < 1:
+            continue  # wrapped words (a header) stay one row; rows of figures are cut
+        centres = _text_lines([p for cell in per_cell for p in cell])
+        cuts = [top] + [(a + b) / 2 for a, b in itertools.pairwise(centres)] + [bottom]
+        for i in band:
+            b = out[i]
+            out[i] = (b[0], cuts[0], b[2], cuts[1])
+            out += [(b[0], y0, b[2], y1) for y0, y1 in itertools.pairwise(cuts[1:])]
+    return out
+
+
 def lattice_tables(
     segments: Sequence[Segment], pieces: Sequence[Piece], scale: float, joiner: str = ""
 ) -> list[FoundTable]:
     """Ruled tables of at least two rows and two columns with text in two cells or more."""
     found = []
-    for boxes in lattice_cells(segments, scale):
+    for cells in lattice_cells(segments, scale):
+        left, top = min(b[0] for b in cells), min(b[1] for b in cells)
+        right, bottom = max(b[2] for b in cells), max(b[3] for b in cells)
+        near = [p for p in pieces if left <= p[1][0] <= right and top <= p[1][1] <= bottom]
+        boxes = split_rows(cells, near, SNAP * scale)
         texts = texts_in_boxes(boxes, pieces, joiner)
         if sum(1 for t in texts if t) < 2:
             continue
