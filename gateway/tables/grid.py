@@ -7,6 +7,7 @@ them (a model's `<thead>`), else the first row and the rows a cell of it spans d
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from html import escape
 
@@ -62,7 +63,13 @@ def cluster(values: Sequence[float], tolerance: float) -> list[float]:
 
 
 def _nearest(edges: list[float], value: float) -> int:
-    return min(range(len(edges)), key=lambda i: abs(edges[i] - value))
+    """The index of the edge nearest `value` (edges sorted)."""
+    i = bisect.bisect_left(edges, value)
+    if i == 0:
+        return 0
+    if i == len(edges):
+        return i - 1
+    return i if edges[i] - value < value - edges[i - 1] else i - 1
 
 
 def table_from_boxes(

@@ -126,8 +126,14 @@ def split_rows(boxes: Sequence[Box], pieces: Sequence[Piece], tolerance: float) 
     only): where more than half the row's filled cells (two at least, one of them mostly
     figures) hold MIN_SPLIT_LINES lines or more, each cell of the row is cut between the text
     lines."""
+    import numpy as np
+
     rows = cluster([v for b in boxes for v in (b[1], b[3])], tolerance)
     out = list(boxes)
+    if not pieces:
+        return out
+    at = np.asarray([p[1] for p in pieces], dtype=np.float64)
+    cx, cy = (at[:, 0] + at[:, 2]) / 2, (at[:, 1] + at[:, 3]) / 2
     for top, bottom in itertools.pairwise(rows):
         band = [
             i
@@ -137,13 +143,8 @@ def split_rows(boxes: Sequence[Box], pieces: Sequence[Piece], tolerance: float) 
         per_cell = []
         for i in band:
             b = out[i]
-            inside = [
-                p
-                for p in pieces
-                if b[0] <= (p[1][0] + p[1][2]) / 2 <= b[2]
-                and b[1] <= (p[1][1] + p[1][3]) / 2 <= b[3]
-            ]
-            per_cell.append(inside)
+            hit = (b[0] <= cx) & (cx <= b[2]) & (b[1] <= cy) & (cy <= b[3])
+            per_cell.append([pieces[int(k)] for k in np.flatnonzero(hit)])
         counts = [len(_text_lines(cell)) for cell in per_cell if cell]
         tall = sum(count >= MIN_SPLIT_LINES for count in counts)
         figures = sum(
