@@ -331,3 +331,14 @@ def test_zip_needs_a_webhook_and_async_puts_to_output_url(
     hook = next(d for d in deliveries if "webhook-id" in d.headers)
     assert json.loads(hook.body)["id"] == started.json()["id"]
     assert "ocrResults" not in json.loads(hook.body)
+
+
+def test_a_form_field_that_is_not_text_is_a_failure(
+    http: httpx.Client, org: dict[str, str], corpus: Path
+) -> None:
+    """A multipart text field that is not UTF-8 is a 400 FAILURE, not a server error."""
+    png = (corpus / LINE).read_bytes()
+    form = {"file": ("line.png", png), "fileId": (None, b"\xff\xfe")}
+    response = http.post("/ocr", headers=headers(org), files=form)
+    assert response.status_code == 400
+    assert "UTF-8" in response.json()["message"]

@@ -114,7 +114,10 @@ async def read_request(request: Request[Any, Any, Any], kind: type[OcrBody]) -> 
                 raise missing(*absent)
         content, name = await _document(body, services, tenant)
     elif media == "multipart/form-data" and kind is OcrBody:
-        form = await request.form()
+        try:
+            form = await request.form()
+        except UnicodeDecodeError as exc:  # a part without a filename is text, and this is not
+            raise BadRequestError("a form field that is not a file must be UTF-8 text") from exc
         body = _form_body(dict(form))
         upload = form.get("file")
         if isinstance(upload, UploadFile):
