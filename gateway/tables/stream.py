@@ -240,9 +240,55 @@ def _looks_like_table(table: FoundTable, columns: list[tuple[float, float]], wor
     return True
 
 
-def stream_tables(words: Sequence[Word], exclude: Sequence[Box] = ()) -> list[FoundTable]:
+def _merge_ruled(table: FoundTable, rules: Sequence[float]) -> FoundTable:
+    """Rows between two horizontal rules of the table (`rules`: their y) where at most one
+    has two cells or more are one row of cells whose text wraps (the rules say where rows
+    end)."""
+    box = table.box
+    inside = sorted(y for y in rules if box[1] - 2 <= y <= box[3] + 2)
+    if len(inside) < 2:
+        return table
+    by_row: dict[int, list[FoundCell]] = {}
+    for cell in table.cells:
+        by_row.setdefault(cell.row, []).append(cell)
+
+    def band(row: int) -> int:
+        cells = by_row.get(row, [])
+        centre = sum((c.box[1] + c.box[3]) / 2 for c in cells) / max(len(cells), 1)
+        return sum(1 for y in inside if y < centre)
+
+    groups: list[list[int]] = []
+    for row in range(table.rows):
+        if groups and band(groups[-1][0]) == band(row):
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    cells: list[FoundCell] = []
+    for new_row, rows in enumerate(groups):
+        multi = sum(1 for r in rows if sum(bool(c.text) for c in by_row.get(r, [])) >= 2)
+        if len(rows) > 1 and multi > 1:
+            return table  # rows of cells between two rules: the rules do not bound rows
+        merged: dict[int, FoundCell] = {}
+        for r in rows:
+            for c in by_row.get(r, []):
+                if c.column in merged:
+                    m = merged[c.column]
+                    merged[c.column] = msgspec.structs.replace(
+                        m,
+                        text=f"{m.text} {c.text}".strip(),
+                        box=(min(m.box[0], c.box[0]), m.box[1], max(m.box[2], c.box[2]), c.box[3]),
+                    )
+                else:
+                    merged[c.column] = msgspec.structs.replace(c, row=new_row)
+        cells += sorted(merged.values(), key=lambda c: c.column)
+    return FoundTable(rows=len(groups), columns=table.columns, cells=cells, method="stream")
+
+
+def stream_tables(
+    words: Sequence[Word], exclude: Sequence[Box] = (), rules: Sequence[float] = ()
+) -> list[FoundTable]:
     """Tables of aligned words, leaving out words whose centre is in an `exclude` box (tables
-    found otherwise)."""
+    found otherwise); rows between horizontal `rules` (their y) may be one row of cells."""
 
     def excluded(w: Word) -> bool:
         cx, cy = (w.box[0] + w.box[2]) / 2, (w.box[1] + w.box[3]) / 2
@@ -262,6 +308,7 @@ def stream_tables(words: Sequence[Word], exclude: Sequence[Box] = ()) -> list[Fo
         if len(columns) < 2:
             continue
         table, columns = _trimmed(_table(run, columns), columns)
+        table = _merge_ruled(table, rules)
         n_words = sum(len(c.text.split()) for c in table.cells)
         if table.rows >= MIN_ROWS and _looks_like_table(table, columns, n_words):
             found.append(table)

@@ -22,6 +22,7 @@ from providers.types import TextLine, quad_bounds
 Point = tuple[float, float]
 MAX_PATH_OBJECTS = 20_000  # a page drawn as a mesh of paths is no table to cut
 WHITE = 240  # a path whose colour channels are all this light draws no rule
+MIN_RULE_WIDTH = 36.0  # points: a horizontal rule this long may bound a table's rows
 
 
 def _objects(c: Any, page: Any) -> Iterator[tuple[Any, list[Any]]]:
@@ -148,18 +149,21 @@ def pdf_tables(path: Path, index: int, dpi: float, lines: Sequence[TextLine]) ->
     among the text layer's `lines` outside them; in pixels of the page at `dpi`."""
     import pypdfium2 as pdfium
 
+    scale = dpi / 72.0
+    segments: list[Segment] = []
+    found: list[FoundTable] = []
     pdf = open_pdf(path)
     try:
         page = pdf[index]
-        scale = dpi / 72.0
         convert = to_pixels(page, scale)
         segments = rules(page, convert)
-        found: list[FoundTable] = []
         if segments:
             textpage = page.get_textpage()
             found = lattice_tables(segments, characters(textpage, convert), scale)
     except pdfium.PdfiumError:
-        found = []
+        segments, found = [], []
     finally:
         pdf.close()
-    return found + stream_tables(line_words(lines), exclude=[t.box for t in found])
+    across = [(s[1] + s[3]) / 2 for s in segments if abs(s[2] - s[0]) >= MIN_RULE_WIDTH * scale]
+    # (segments are axis-aligned: a long one across is a horizontal rule)
+    return found + stream_tables(line_words(lines), [t.box for t in found], across)
