@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.support.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
+from tests.support.outbound import Outbound
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +45,11 @@ def compat_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway
     server = start_gateway(tmp_path_factory.mktemp("compat"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def outbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outbound]:
+    """One gateway shared by the tests of URL input, webhooks and the read-results API."""
+    running = Outbound(tmp_path_factory.mktemp("outbound"))
+    yield running
+    running.stop()

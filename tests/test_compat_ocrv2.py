@@ -20,11 +20,10 @@ import httpx
 import pytest
 
 from tests.support.file_server import FileServer
-from tests.support.gateway_process import GatewayProcess, write_config
+from tests.support.outbound import Outbound
 from tests.support.webhook_receiver import WebhookReceiver
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "004_278fd9867044631d.txt"
-ADMIN = "ocrv2-admin-token"
 PAGE = "a_clean_printed/tesseract/phototest.tif"  # several lines of print
 LINE = "a_clean_printed/uw3_lines/010004.bin.png"
 
@@ -54,43 +53,17 @@ def files(corpus: Path) -> Iterator[FileServer]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    root = tmp_path_factory.mktemp("ocrv2")
-    config = write_config(
-        root / "config.yaml",
-        root / "data",
-        pipeline={"provider": "tesseract"},
-        worker={"processes": 1},
-        fetch={"allow_hosts": ["localhost"]},
-        webhooks={"poll_interval_s": 0.2},
-    )
-    env = {"OCR_GATEWAY_ADMIN_TOKEN": ADMIN}
-    gateway = GatewayProcess(config, root / "gateway.log", env=env).start()
-    yield gateway
-    gateway.stop()
-
-
-@pytest.fixture(scope="module")
-def org(server: GatewayProcess) -> dict[str, str]:
+def org(outbound: Outbound) -> dict[str, str]:
     """The headers of a tenant: orgId (its id) and authKey (its key), and its webhook secret."""
-    admin = {"Authorization": f"Bearer {ADMIN}"}
-    made = httpx.post(
-        f"{server.url}/admin/tenants",
-        headers=admin,
-        json={"name": "v2", "plan": "business", "credits": 500},
-    )
-    tenant_id = made.json()["tenant"]["id"]
-    secret = httpx.get(f"{server.url}/admin/tenants/{tenant_id}/webhook-secret", headers=admin)
-    return {
-        "orgId": tenant_id,
-        "authKey": made.json()["api_key"],
-        "secret": secret.json()["secret"],
-    }
+    tenant_id, key = outbound.new_tenant()
+    return {"orgId": tenant_id, "authKey": key, "secret": outbound.secret(tenant_id)}
 
 
 @pytest.fixture
-def http(server: GatewayProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{server.url}/compat/ocrv2", timeout=120) as client:
+def http(outbound: Outbound) -> Iterator[httpx.Client]:
+    """The shared outbound gateway (it may fetch from and call `localhost`)."""
+    base = f"{outbound.current.url}/compat/ocrv2"
+    with httpx.Client(base_url=base, timeout=120) as client:
         yield client
 
 

@@ -13,7 +13,8 @@ import pytest
 from gateway.config import ConfigError, FetchSettings, load_settings
 from gateway.work.fetch import AddressPolicy, address_kind
 from tests.support.file_server import FileServer
-from tests.support.gateway_process import GatewayProcess, create_tenant, wait_for_job, write_config
+from tests.support.gateway_process import wait_for_job, write_config
+from tests.support.outbound import Outbound
 
 LINE = "a_clean_printed/uw3_lines/010004.bin.png"
 PDF = "f_pdfs/born_digital/002-trivial-libre-office-writer.pdf"
@@ -26,29 +27,15 @@ def files(corpus: Path) -> Iterator[FileServer]:
 
 
 @pytest.fixture(scope="module")
-def gateway_fetching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    """A gateway that may fetch from `localhost` (allowed by name), not from 127.0.0.1."""
-    root = tmp_path_factory.mktemp("fetch")
-    config = write_config(
-        root / "config.yaml",
-        root / "data",
-        pipeline={"provider": "tesseract"},
-        worker={"processes": 1},
-        fetch={"allow_hosts": ["localhost"], "timeout_s": 3, "max_redirects": 2},
-    )
-    server = GatewayProcess(config, root / "gateway.log").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def key(gateway_fetching: GatewayProcess) -> str:
-    return create_tenant(gateway_fetching.config, credits=100)
+def key(outbound: Outbound) -> str:
+    return outbound.new_tenant(plan="starter", credits=100)[1]
 
 
 @pytest.fixture
-def http(gateway_fetching: GatewayProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway_fetching.url, timeout=60) as client:
+def http(outbound: Outbound) -> Iterator[httpx.Client]:
+    """The shared outbound gateway: it may fetch from `localhost` (allowed by name), not from
+    127.0.0.1; fetches time out after 3 s and 2 redirects."""
+    with httpx.Client(base_url=outbound.current.url, timeout=60) as client:
         yield client
 
 

@@ -14,64 +14,19 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.gateway_process import GatewayProcess, wait_for_job, write_config
+from tests.support.gateway_process import GatewayProcess, wait_for_job
+from tests.support.outbound import ADMIN_TOKEN, Outbound
 from tests.support.webhook_receiver import WebhookReceiver, verify
 
 LINE = "a_clean_printed/uw3_lines/010004.bin.png"
-ADMIN = "webhook-test-admin-token"
-
-
-def webhook_config(root: Path) -> Path:
-    return write_config(
-        root / "config.yaml",
-        root / "data",
-        pipeline={"provider": "tesseract"},
-        worker={"processes": 1},
-        fetch={"allow_hosts": ["localhost"]},
-        webhooks={
-            "first_retry_s": 0.5,
-            "max_retry_interval_s": 5,
-            "retry_for_s": 4,
-            "poll_interval_s": 0.2,
-            "timeout_s": 5,
-        },
-    )
-
-
-def start(config: Path, log: Path) -> GatewayProcess:
-    return GatewayProcess(config, log, env={"OCR_GATEWAY_ADMIN_TOKEN": ADMIN}).start()
-
-
-class Gateways:
-    """The module's gateway; the SIGKILL test (the last) kills it and starts the next one on
-    the same data folder."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.config = webhook_config(root)
-        self.started = [start(self.config, root / "gateway-0.log")]
-
-    @property
-    def current(self) -> GatewayProcess:
-        return self.started[-1]
-
-    def kill_and_restart(self) -> GatewayProcess:
-        self.current.kill()
-        self.started.append(start(self.config, self.root / f"gateway-{len(self.started)}.log"))
-        return self.current
-
-
-@pytest.fixture(scope="module")
-def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
-    running = Gateways(tmp_path_factory.mktemp("webhooks"))
-    yield running
-    for gateway in running.started:
-        gateway.stop()
+ADMIN = ADMIN_TOKEN
 
 
 @pytest.fixture
-def server(gateways: Gateways) -> GatewayProcess:
-    return gateways.current
+def server(outbound: Outbound) -> GatewayProcess:
+    """The shared outbound gateway (webhooks retried after 0.5 s, doubling, given up 4 s after
+    the job finished)."""
+    return outbound.current
 
 
 @pytest.fixture
@@ -212,12 +167,12 @@ def test_callback_urls_follow_the_address_rules(
 
 
 def test_webhook_survives_a_sigkill_between_completion_and_delivery(
-    gateways: Gateways, receiver: WebhookReceiver, corpus: Path
+    outbound: Outbound, receiver: WebhookReceiver, corpus: Path
 ) -> None:
     """The gateway is killed while its first delivery is unanswered; after the restart the
     outbox delivers it again, with the same webhook-id, and records the delivery."""
     receiver.hold_first = True
-    with httpx.Client(base_url=gateways.current.url, timeout=60) as http:
+    with httpx.Client(base_url=outbound.current.url, timeout=60) as http:
         tenant_id, key = new_tenant(http)
         receiver.secret = secret_of(http, tenant_id)
         job_id = submit(http, key, corpus, callback_url=receiver.url()).json()["jobId"]
@@ -225,7 +180,7 @@ def test_webhook_survives_a_sigkill_between_completion_and_delivery(
         job = http.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": key}).json()
     assert job["status"] == "completed"
     assert job["webhook"]["attempts"] == []
-    second = gateways.kill_and_restart()
+    second = outbound.kill_and_restart()
     receiver.release.set()
     deliveries = receiver.wait_for(2)
     with httpx.Client(base_url=second.url, timeout=60) as http:
