@@ -233,6 +233,11 @@ def test_sync_timeout_is_504_and_a_full_queue_is_503_everywhere(
             files=tif,
             headers={"Authorization": f"Bearer {key}"},
         ),
+        httpx.post(
+            f"{gateway.url}/compat/solver/api/ocr/solve",
+            files={"image": tif["file"]},
+            params={"api": key},
+        ),
     ]
     for response in refused:
         assert response.status_code == 503, response.text
@@ -240,6 +245,7 @@ def test_sync_timeout_is_504_and_a_full_queue_is_503_everywhere(
     assert set(refused[0].json()) == {"detail"}
     assert refused[2].json()["error"]["code"] == "service_unavailable"
     assert refused[3].json()["error"]["code"] == "service_unavailable"
+    assert set(refused[4].json()) == {"detail"}
     assert httpx.get(f"{gateway.url}/v1/balance", headers=native).json() == balance
     for job in (ahead.json()["jobId"], full.json()["jobId"]):
         httpx.post(f"{gateway.url}/v1/jobs/{job}/cancel", headers=native)
