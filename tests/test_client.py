@@ -18,6 +18,12 @@ PHOTOTEST = "a_clean_printed/tesseract/phototest.tif"
 LINE = "a_clean_printed/uw3_lines/010004.bin.png"
 
 
+@pytest.fixture(scope="module")
+def api_key(gateway: GatewayProcess) -> str:
+    """One tenant for the module's tests (creating one through the CLI takes seconds)."""
+    return create_tenant(gateway.config, name="client", credits=1000)
+
+
 def lines_tiff(corpus: Path, pages: int) -> bytes:
     """A multi-page TIFF of uw3 line strips (quick pages)."""
     names = ["010003", "010004", "010005", "010008"]

@@ -21,7 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support.gateway_process import REPO, GatewayProcess
+from tests.support.gateway_process import REPO, GatewayProcess, create_tenant
 
 CHROMIUM = os.environ.get("OCR_GATEWAY_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("OCR_GATEWAY_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -30,6 +30,12 @@ TABLE = "d_tables/tabula/AnimalSounds.pdf"  # a born-digital page with one table
 SCREEN = (1366, 768)  # a laptop screen
 # Set to a path (docs/console.png) to write the README's screenshot there too.
 SCREENSHOT_ENV = "OCR_GATEWAY_CONSOLE_SCREENSHOT"
+
+
+@pytest.fixture(scope="module")
+def api_key(gateway: GatewayProcess) -> str:
+    """One tenant for the module's tests (creating one through the CLI takes seconds)."""
+    return create_tenant(gateway.config, name="console", credits=1000)
 
 
 @pytest.fixture(scope="module")
