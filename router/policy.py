@@ -38,7 +38,9 @@ class TierPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 class CleanPrintRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Put `provider` first for uniform print at good resolution (book and brochure scans:
-    glyphs of even height, big enough), where the corpus benchmark shows Tesseract ahead."""
+    glyphs of even height, big enough). Off by default (`RoutingPolicy.clean_print` None): it
+    put Tesseract first while RapidOCR read PP-OCRv4; with PP-OCRv6 the corpus benchmark has
+    RapidOCR ahead on print too (issue 12)."""
 
     provider: str = "tesseract"
     min_dpi: float = 150.0
@@ -77,7 +79,7 @@ class RoutingPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     )
     weights: ScoreWeights = ScoreWeights()
     handwriting: HandwritingRule = HandwritingRule()
-    clean_print: CleanPrintRule | None = CleanPrintRule()
+    clean_print: CleanPrintRule | None = None  # off: see CleanPrintRule
     text_layer: TextLayerPolicy = TextLayerPolicy()
     escalation: EscalationPolicy = EscalationPolicy()
     orientation: OrientationPolicy = OrientationPolicy()

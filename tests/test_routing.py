@@ -20,6 +20,7 @@ from gateway.work.pipeline import PageEngine, PageTask
 from router.plan import PageEvidence, PlanContext, plan_document, text_layer_trusted
 from router.policy import (
     TEXT_LAYER,
+    CleanPrintRule,
     Mode,
     PageRoute,
     RoutingPolicy,
@@ -95,14 +96,15 @@ def test_tier_follows_score_and_rules(features: PageFeatures, tier: Tier) -> Non
 
 
 def test_clean_print_puts_tesseract_first_and_noisy_scans_rapidocr() -> None:
-    assert choose_route(CLEAN, RoutingPolicy(), available=LOCAL).providers[0] == "tesseract"
-    accurate = choose_route(
-        with_(h_rules=6, v_rules=4), RoutingPolicy(), available=LOCAL, mode=Mode.ACCURATE
-    )
+    """The clean-print rule, where configured (off by default since PP-OCRv6, issue 12)."""
+    rule = RoutingPolicy(clean_print=CleanPrintRule())
+    assert choose_route(CLEAN, rule, available=LOCAL).providers[0] == "tesseract"
+    assert choose_route(CLEAN, RoutingPolicy(), available=LOCAL).providers[0] == "rapidocr"
+    accurate = choose_route(with_(h_rules=6, v_rules=4), rule, available=LOCAL, mode=Mode.ACCURATE)
     assert accurate.tier is Tier.COMPLEX
     assert accurate.providers[0] == "rapidocr"  # complex pages keep the tier's first provider
     low_res = with_(dpi=100.0, text_height_px=12.0, h_rules=5, v_rules=3)
-    assert choose_route(low_res, RoutingPolicy(), available=LOCAL).providers[0] == "rapidocr"
+    assert choose_route(low_res, rule, available=LOCAL).providers[0] == "rapidocr"
 
 
 @pytest.mark.parametrize(
