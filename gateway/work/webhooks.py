@@ -29,7 +29,7 @@ import structlog
 
 from gateway.clock import now_ms
 from gateway.config import Settings
-from gateway.errors import GatewayError, JobNotFoundError
+from gateway.errors import FetchTimeoutError, GatewayError, JobNotFoundError
 from gateway.store import outbox
 from gateway.store.db import Database
 from gateway.store.models import JobResult
@@ -100,7 +100,12 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 async def check_callback_url(url: str, settings: Settings) -> str:
     """The URL, if webhooks may be sent to it (the fetch address rules); else a clear 400."""
     parsed = parse_url(url)
-    await checked_addresses(parsed, AddressPolicy(settings.fetch))
+    limit_s = settings.fetch.connect_timeout_s
+    try:
+        async with asyncio.timeout(limit_s):
+            await checked_addresses(parsed, AddressPolicy(settings.fetch))
+    except TimeoutError as exc:
+        raise FetchTimeoutError(f"resolving the URL's host took longer than {limit_s:g} s") from exc
     return str(parsed)
 
 
@@ -150,12 +155,18 @@ class WebhookDeliverer:
         for webhook in await outbox.due(self.db, now_ms(), MAX_IN_FLIGHT):
             if webhook.job_id in self._in_flight or len(self._in_flight) >= MAX_IN_FLIGHT:
                 continue
-            task = asyncio.create_task(self._deliver(webhook), name=f"webhook-{webhook.job_id}")
+            task = asyncio.create_task(self._attempt(webhook), name=f"webhook-{webhook.job_id}")
             self._in_flight[webhook.job_id] = task
             task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._in_flight = {k: t for k, t in self._in_flight.items() if t is not task}
+
+    async def _attempt(self, webhook: outbox.DueWebhook) -> None:
+        try:
+            await self._deliver(webhook)
+        except Exception:  # broad on purpose: logged; the row stays due and is tried again
+            log.exception("webhook_attempt_failed", job_id=webhook.job_id)
 
     async def _deliver(self, webhook: outbox.DueWebhook) -> None:
         logger = log.bind(job_id=webhook.job_id, tenant_id=webhook.tenant_id)
@@ -190,8 +201,8 @@ class WebhookDeliverer:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(secret, webhook.message_id, timestamp, body),
         }
-        url = parse_url(webhook.url)
         try:
+            url = parse_url(webhook.url)
             async with (
                 asyncio.timeout(timeout_s),
                 outgoing_client(self.settings.fetch, timeout_s) as client,
