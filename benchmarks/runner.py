@@ -28,6 +28,7 @@ from benchmarks.corpus import CorpusDocument, GroundTruth
 from benchmarks.metrics import cell_f1, parse_markdown_tables, score_text, table_cells
 from benchmarks.progress import Progress
 from benchmarks.results import ORACLE, ROUTED, PageRow
+from benchmarks.table_metrics import html_tables
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.page_errors import PageError, TaskTimeoutError, WorkerCrashedError
@@ -112,7 +113,7 @@ def _scored(row: PageRow, truth: GroundTruth, reading: workers.Reading | None) -
     scores = score_text(truth.text, "\n".join(line.text for line in lines))
     table_f1 = None
     if truth.cells is not None and reading is not None:
-        tables = parse_markdown_tables(reading.markdown)
+        tables = parse_markdown_tables(reading.markdown) + html_tables(reading.markdown)
         if tables:
             table_f1 = cell_f1(truth.cells, table_cells(row for t in tables for row in t))
     return msgspec.structs.replace(

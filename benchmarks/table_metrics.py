@@ -192,3 +192,41 @@ def _strip_contents(node: _Node) -> None:
     node.content = " ".join(node.content.split())
     for child in node.children:
         _strip_contents(child)
+
+
+_TABLE_HTML = re.compile(r"<table>.*?</table>", re.DOTALL)
+
+
+def html_grid(text: str) -> list[list[str]]:
+    """The grid of an HTML table: a spanning cell's text in its top-left slot, other slots
+    empty; inline tags dropped."""
+    root = parse_table_html(text, keep_inline_tags=False)
+    if root is None:
+        return []
+    rows: list[_Node] = []
+
+    def walk(node: _Node) -> None:
+        for child in node.children:
+            if child.tag == "tr":
+                rows.append(child)
+            else:
+                walk(child)
+
+    walk(root)
+    grid: dict[tuple[int, int], str] = {}
+    taken: set[tuple[int, int]] = set()
+    for r, row in enumerate(rows):
+        c = 0
+        for cell in row.children:
+            while (r, c) in taken:
+                c += 1
+            grid[(r, c)] = " ".join(cell.content.split())
+            taken.update((r + i, c + j) for i in range(cell.rowspan) for j in range(cell.colspan))
+            c += cell.colspan
+    width = max((c for _, c in taken), default=-1) + 1
+    return [[grid.get((r, c), "") for c in range(width)] for r in range(len(rows))]
+
+
+def html_tables(markdown: str) -> list[list[list[str]]]:
+    """The HTML tables in a markdown text (where cells span, the markdown gives a table so)."""
+    return [html_grid(match) for match in _TABLE_HTML.findall(markdown)]

@@ -30,7 +30,9 @@ from gateway.work.documents import (
     inspect_document,
     render_page,
 )
-from gateway.work.layout import build_blocks, to_markdown
+from gateway.work.imagetables import image_tables
+from gateway.work.layout import to_markdown
+from gateway.work.pagetables import blocks_with_tables
 from gateway.work.pipeline import PageEngine, PageTask
 from providers.base import Provider
 from providers.factory import build_provider, is_local
@@ -131,10 +133,12 @@ def init_provider(name: str, settings: Settings) -> Provider:
 
 
 def recognize_task(provider: Provider, image: PageImage, *, phase: Any) -> Reading:
-    """Recognize, then build blocks and markdown as the pipeline does."""
+    """Recognize, then build blocks (tables from the image included) and markdown as the
+    pipeline does."""
     started = time.perf_counter()
     recognized = provider.recognize(image)
-    blocks = build_blocks(recognized.lines, recognized.width, recognized.height)
+    tables = image_tables(image, recognized.lines) if recognized.lines else []
+    blocks = blocks_with_tables(recognized.lines, tables, recognized.width, recognized.height)
     markdown = to_markdown(blocks)
     seconds = time.perf_counter() - started
     return Reading(
