@@ -17,6 +17,7 @@ from providers.factory import ProviderConfig
 from providers.rapidocr import RapidOCRConfig
 from providers.tesseract import TesseractConfig
 from router.policy import TEXT_LAYER, TIER_ORDER, RoutingPolicy, Tier
+from scoring.handwriting_lines import HandwritingSettings
 
 DATA_DIR_ENV = "OCR_GATEWAY_DATA_DIR"
 CONFIG_ENV = "OCR_GATEWAY_CONFIG"
@@ -76,6 +77,7 @@ class PipelineSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     provider: str = AUTO  # "auto": complexity routing; a provider's name: it reads every page
     orientation: bool = True  # detect pages turned 90/180/270 degrees and read them upright
     osd_min_confidence: float = 2.0  # Tesseract OSD confidence needed to turn a page
+    handwriting: HandwritingSettings = HandwritingSettings()  # each line handwritten or printed
 
 
 class CreditSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

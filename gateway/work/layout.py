@@ -5,7 +5,8 @@ Pure functions. Reading order comes from a recursive XY-cut: a vertical gap spli
 filling their width, which tables and key-value forms do not); otherwise the widest horizontal
 gap splits paragraphs. Each leaf region is one block; fragments on the same row inside it are
 joined into one line. Each line carries its words, in reading order, from its engine's words (or
-its box split by characters, where the engine gave none).
+its box split by characters, where the engine gave none). `mark_handwriting` then says of each
+line and block whether it is handwritten (scoring.handwriting_lines, on the page's pixels).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import statistics
 from collections.abc import Sequence
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from gateway.results import BlockLine, ContentBlock, Geometry, PageResult, Word
 from gateway.tables.grid import table_markdown
 from providers.types import TextLine, TextWord, quad_bounds, words_by_share
+from scoring.handwriting_lines import HandwritingSettings, LineInput, classify_lines
 
 PARAGRAPH_GAP = 0.8  # vertical gap, in median line heights, that starts a new block
 COLUMN_GAP = 1.0  # horizontal gap, in median line heights, that may separate columns
@@ -198,6 +202,64 @@ def build_blocks(lines: Sequence[TextLine], width: int, height: int) -> list[Con
             )
         )
     return blocks
+
+
+def mark_handwriting(
+    blocks: list[ContentBlock],
+    pixels: npt.NDArray[np.uint8] | None,
+    settings: HandwritingSettings,
+) -> list[ContentBlock]:
+    """Each line marked handwritten or printed, from its crop of `pixels` (the upright page the
+    geometry refers to); no pixels (a PDF's own text layer): every line printed, for certain.
+    A block is handwritten when most of its characters are on handwritten lines."""
+    if not settings.enabled:
+        return blocks
+    lines = [line for block in blocks for line in block.lines]
+    if pixels is None:
+        verdicts = [(False, 0.0)] * len(lines)  # (handwritten, its probability)
+    else:
+        height, width = pixels.shape[:2]
+        boxes = [
+            LineInput(
+                box=(
+                    line.geometry.x * width,
+                    line.geometry.y * height,
+                    (line.geometry.x + line.geometry.width) * width,
+                    (line.geometry.y + line.geometry.height) * height,
+                ),
+                text=line.text,
+                confidence=line.confidence,
+            )
+            for line in lines
+        ]
+        verdicts = [
+            (v.is_handwritten, v.probability) for v in classify_lines(pixels, boxes, settings)
+        ]
+    replace = msgspec.structs.replace
+    marked, start = [], 0
+    for block in blocks:
+        own = verdicts[start : start + len(block.lines)]
+        start += len(block.lines)
+        chars = [max(1, len(line.text)) for line in block.lines]
+        total = sum(chars) or 1
+        handwritten = sum(c for c, (hw, _) in zip(chars, own, strict=True) if hw) > total / 2
+        probability = sum(c * p for c, (_, p) in zip(chars, own, strict=True)) / total
+        marked.append(
+            replace(
+                block,
+                lines=[
+                    replace(
+                        line,
+                        is_handwritten=hw,
+                        handwriting_confidence=round(p if hw else 1.0 - p, 4),
+                    )
+                    for line, (hw, p) in zip(block.lines, own, strict=True)
+                ],
+                is_handwritten=handwritten,
+                handwriting_confidence=round(probability if handwritten else 1.0 - probability, 4),
+            )
+        )
+    return marked
 
 
 def without_words(page: PageResult) -> PageResult:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from gateway.config import Settings
 from gateway.page_errors import TextLayerMissingError
@@ -29,7 +31,7 @@ from gateway.results import (
 from gateway.work.assess import measure_page, plan_page
 from gateway.work.chain import ChainOutcome, ChainSettings, Reading, read_chain
 from gateway.work.documents import DocumentKind, pdf_page_frame, render_page
-from gateway.work.layout import global_confidence, to_markdown
+from gateway.work.layout import global_confidence, mark_handwriting, to_markdown
 from gateway.work.pagetables import blocks_with_tables, find_tables
 from gateway.work.textlayer import read_text_layer
 from providers.base import Provider
@@ -37,6 +39,7 @@ from providers.factory import build_provider, is_local
 from providers.orientation import detect_orientation, rotate_upright
 from providers.types import PageImage, RecognizedPage
 from router.policy import TEXT_LAYER, Mode, PageRoute
+from scoring.handwriting_lines import HandwritingSettings
 
 TEXT_LAYER_MODEL = "pdf-text-layer"
 
@@ -101,8 +104,11 @@ def page_result(
     started: float,
     rendered: float,
     image: PageImage | None = None,
+    handwriting: HandwritingSettings | None = None,
 ) -> PageResult:
-    """The normalized result of a page read along its route (the one place that builds it)."""
+    """The normalized result of a page read along its route (the one place that builds it).
+    `image`: the page as rendered for the chain; an OCR reading's lines are marked handwritten
+    or printed on it (`handwriting`, default settings when None), a text layer's are printed."""
     reading = outcome.reading
     read = time.perf_counter()
     tables = find_tables(
@@ -115,6 +121,12 @@ def page_result(
         image=image,
     )
     blocks = blocks_with_tables(reading.page.lines, tables, reading.page.width, reading.page.height)
+    if reading.provider == TEXT_LAYER or image is not None:  # else unmarked: nothing to look at
+        blocks = mark_handwriting(
+            blocks,
+            None if reading.provider == TEXT_LAYER else _upright_pixels(image, reading.rotation),
+            handwriting or HandwritingSettings(),
+        )
     markdown = to_markdown(blocks)
     done = time.perf_counter()
     reason = route.reason
@@ -151,6 +163,11 @@ def page_result(
             ),
         ),
     )
+
+
+def _upright_pixels(page: PageImage | None, rotation: int) -> npt.NDArray[np.uint8] | None:
+    """The pixels the reading's geometry refers to: the page turned as the chain turned it."""
+    return None if page is None else rotate_upright(page, rotation).pixels
 
 
 def text_layer_reading(task: PageTask, width: int, height: int, dpi: float) -> ChainOutcome:
@@ -225,7 +242,16 @@ class PageEngine:
             outcome = run_local(
                 read_chain(page, route, chain_settings(self.settings), self._readers)
             )
-        return page_result(task, route, page.dpi, outcome, started, rendered, image=page)
+        return page_result(
+            task,
+            route,
+            page.dpi,
+            outcome,
+            started,
+            rendered,
+            image=page,
+            handwriting=self.settings.pipeline.handwriting,
+        )
 
     def _read_text_layer(self, task: PageTask, route: PageRoute, started: float) -> PageResult:
         """A page routed to its text layer at submit: its frame is computed, not rendered."""
@@ -235,7 +261,15 @@ class PageEngine:
         )
         framed = time.perf_counter()
         outcome = text_layer_reading(task, width, height, dpi)
-        return page_result(task, route, dpi, outcome, started, framed)
+        return page_result(
+            task,
+            route,
+            dpi,
+            outcome,
+            started,
+            framed,
+            handwriting=self.settings.pipeline.handwriting,
+        )
 
     def recognize(self, name: str, page: PageImage) -> RecognizedPage:
         """One provider on an already rendered page (a route read from the event loop)."""

@@ -10,6 +10,7 @@ moves the page to the next provider of its route, and the attempts say so.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -127,7 +128,18 @@ async def read_with_remote(
     rendered_at = time.perf_counter()
     readers = PoolReaders(pool, remote, rendered, limits.page_timeout_s)
     outcome = await read_chain(rendered.page, route, chain_settings(settings), readers)
-    return page_result(task, route, rendered.page.dpi, outcome, started, rendered_at)
+    # marking handwriting measures every line's pixels: off the event loop
+    return await asyncio.to_thread(
+        page_result,
+        task,
+        route,
+        rendered.page.dpi,
+        outcome,
+        started,
+        rendered_at,
+        rendered.page,
+        settings.pipeline.handwriting,
+    )
 
 
 def has_remote(task: PageTask, remote: Mapping[str, Any]) -> bool:
