@@ -47,9 +47,11 @@ def test_a_document_by_url_is_read_like_its_upload(
     http: httpx.Client, key: str, files: FileServer, corpus: Path
 ) -> None:
     """The fetched bytes are the file's: the upload of the same file is answered from the
-    URL job's result (same digest), and the job is named after the URL's last segment."""
+    URL job's result (same digest), and the job is named after the URL's last segment. The
+    connection went to the checked address with the URL's host kept in the Host header."""
     response = submit(http, key, files.url(f"files/{LINE}", host="localhost"))
     assert response.status_code == 202, response.text
+    assert files.hosts[files.requests.index(f"/files/{LINE}")] == f"localhost:{files.port}"
     job = wait_for_job(http, response.json()["jobId"], key)
     assert job["status"] == "completed"
     assert "".join(b["text"] for b in job["results"][0]["content_blocks"]).strip()

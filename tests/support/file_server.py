@@ -22,6 +22,7 @@ class FileServer:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.requests: list[str] = []  # paths asked for, in order
+        self.hosts: list[str] = []  # their Host headers
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
@@ -48,6 +49,7 @@ class FileServer:
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 server.requests.append(url.path)
+                server.hosts.append(self.headers.get("Host", ""))
                 parts = url.path.strip("/").split("/", 1)
                 route, rest = parts[0], parts[1] if len(parts) > 1 else ""
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
