@@ -102,17 +102,17 @@ def texts_in_boxes(boxes: Sequence[Box], pieces: Sequence[Piece], joiner: str) -
     return [" ".join("".join(parts).split()) for parts in texts]
 
 
-def _text_lines(pieces: Sequence[Piece]) -> list[float]:
-    """Centres of the text lines the pieces stand on (centres further apart than half a
-    piece's height start a new line)."""
-    marks = sorted(((b[1] + b[3]) / 2, b[3] - b[1]) for text, b in pieces if text.strip())
+def _text_lines(pieces: Sequence[Piece]) -> list[tuple[float, float]]:
+    """The (top, bottom) bands of the text lines the pieces stand on: a piece overlapping the
+    band of the line above joins it (descenders, decimal points), else starts a new one."""
+    boxes = sorted((b[1], b[3]) for text, b in pieces if text.strip())
     lines: list[list[float]] = []
-    for centre, height in marks:
-        if lines and centre - lines[-1][-1] <= max(height, 1.0) / 2:
-            lines[-1].append(centre)
+    for top, bottom in boxes:
+        if lines and top < lines[-1][1]:
+            lines[-1][1] = max(lines[-1][1], bottom)
         else:
-            lines.append([centre])
-    return [sum(line) / len(line) for line in lines]
+            lines.append([top, bottom])
+    return [(line[0], line[1]) for line in lines]
 
 
 def _mostly_figures(pieces: Sequence[Piece]) -> bool:
@@ -152,8 +152,8 @@ def split_rows(boxes: Sequence[Box], pieces: Sequence[Piece], tolerance: float) 
         )
         if tall < 2 or 2 * tall <= len(counts) or figures < 1:
             continue  # wrapped words (a header) stay one row; rows of figures are cut
-        centres = _text_lines([p for cell in per_cell for p in cell])
-        cuts = [top] + [(a + b) / 2 for a, b in itertools.pairwise(centres)] + [bottom]
+        bands = _text_lines([p for cell in per_cell for p in cell])
+        cuts = [top] + [(a[1] + b[0]) / 2 for a, b in itertools.pairwise(bands)] + [bottom]
         for i in band:
             b = out[i]
             out[i] = (b[0], cuts[0], b[2], cuts[1])
