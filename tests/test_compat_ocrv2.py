@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from tests.support.file_server import FileServer
@@ -315,3 +316,92 @@ def test_a_form_field_that_is_not_text_is_a_failure(
     response = http.post("/ocr", headers=headers(org), files=form)
     assert response.status_code == 400
     assert "UTF-8" in response.json()["message"]
+
+
+def test_spans_hold_across_pages_failed_pages_and_lines_without_words() -> None:
+    """The mapping alone, on results of several pages: a failed page has no lines and an empty
+    span, a line whose words do not spell its text takes the words' spelling, a line without
+    words keeps its text; every span holds and the CSV has a row per line."""
+    from gateway.api.compat import ocrv2_map as m
+    from gateway.errors import ErrorDetail
+    from gateway.results import (
+        BlockLine,
+        ContentBlock,
+        DocumentMetadata,
+        Geometry,
+        PageDimensions,
+        PageResult,
+        Word,
+        failed_page,
+    )
+
+    box = Geometry(x=0.1, y=0.1, width=0.5, height=0.1)
+
+    def line(text: str, *words: str) -> BlockLine:
+        return BlockLine(
+            text=text,
+            confidence=0.9,
+            geometry=box,
+            words=[Word(text=w, confidence=0.8, geometry=box) for w in words],
+            is_handwritten=text.startswith("hand"),
+            handwriting_confidence=0.7,
+        )
+
+    def page(number: int, *lines: BlockLine) -> PageResult:
+        meta = DocumentMetadata(
+            source_model="test",
+            page_dimensions=PageDimensions(width=1000, height=2000),
+            global_confidence=0.9,
+            dpi=200.0,
+        )
+        block = ContentBlock(
+            block_id=1, type="text", geometry=box, text="", confidence=0.9, lines=list(lines)
+        )
+        return PageResult(
+            page_number=number,
+            status="completed",
+            document_metadata=meta,
+            content_blocks=[block],
+            raw_markdown="",
+            pipeline_metadata=None,
+        )
+
+    pages = [
+        page(1, line("Hello world", "Hello", "world"), line("no words here")),
+        failed_page(2, ErrorDetail(code="ocr_failed", message="x")),
+        page(3, line("Total:  12.50", "Total:", "12.50"), line("handwritten note", "handwritten")),
+    ]
+    results = m.ocr_results(pages, "test")
+    response = {"ocrResults": msgspec.to_builtins(results)}
+    assert span_problems(response) == []
+    assert results.rawText == "Hello world\nno words here\nTotal: 12.50\nhandwritten"
+    assert results.readResults[1].lines == []
+    assert results.readResults[1].spans == [m.Span(offset=25, length=0)]  # where page 1 ends
+    assert results.readResults[0].lines[0].polygon == [100, 200, 600, 200, 600, 400, 100, 400]
+    assert [s.isHandwritten for s in results.readStyles] == [False, False, False, True]
+    rows = list(csv.reader(io.StringIO(m.lines_csv(_response_of(results)))))
+    assert [r[:3] for r in rows[1:]] == [
+        ["1", "1", "Hello world"],
+        ["1", "2", "no words here"],
+        ["3", "1", "Total: 12.50"],
+        ["3", "2", "handwritten"],
+    ]
+
+
+def _response_of(results: Any) -> Any:
+    from gateway.api.compat import ocrv2_map as m
+
+    return m.OcrResponse(
+        status="SUCCESS",
+        documentId="d",
+        modelType=m.MODEL_TYPE,
+        id="j",
+        requestDateTime="t",
+        startTime=0,
+        endTime=0,
+        pages=len(results.readResults),
+        ocrResults=results,
+        resultUrl="",
+        metadata={},
+        ocrVersion="1",
+    )

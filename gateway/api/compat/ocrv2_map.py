@@ -188,7 +188,9 @@ def _page(page: PageResult, raw: _Text, styles: list[ReadStyle]) -> ReadResult:
                     isHandwritten=bool(line.is_handwritten),
                 )
             )
-    page_span = Span(offset=start or 0, length=raw.length - start if start is not None else 0)
+    # a page without lines: an empty span where its text would have been
+    first = raw.length if start is None else start
+    page_span = Span(offset=first, length=raw.length - first)
     return ReadResult(
         pageNumber=page.page_number,
         angle=meta.rotation_deg if meta else 0,
