@@ -54,6 +54,8 @@ from gateway.errors import (
 from gateway.services import Services
 from gateway.store.models import TERMINAL_JOB, JobResult, JobStatus
 from gateway.store.tenants import Tenant
+from gateway.work.documents import detect_kind
+from gateway.work.fetch import AddressPolicy, outgoing_client, parse_url, pinned_stream
 from gateway.work.reuse import SubmitOptions
 from gateway.work.webhooks import check_callback_url, register
 
@@ -225,9 +227,10 @@ class Ocrv2Controller(Controller):
                 archive, media_type="application/zip", headers={"Content-Disposition": disposition}
             )
         upload = _put_zip(services, tenant, job_id, context, stem, req.content, output, body)
+        uploads: set[asyncio.Task[None]] = request.app.state.ocrv2_uploads
         task = asyncio.create_task(upload, name=f"ocrv2-zip-{job_id}")
-        _PUTS.add(task)
-        task.add_done_callback(_PUTS.discard)
+        uploads.add(task)
+        task.add_done_callback(uploads.discard)
         answer = m.StatusBody(
             status="SUCCESS",
             id=job_id,
@@ -238,12 +241,7 @@ class Ocrv2Controller(Controller):
         return Response(answer, media_type="application/json")
 
 
-_PUTS: set[asyncio.Task[None]] = set()  # async ZIP uploads in flight (kept from the GC)
-
-
 def _zip(job: JobResult, context: m.Context, stem: str, original: bytes) -> bytes:
-    from gateway.work.documents import detect_kind
-
     kind = detect_kind(original[:2048])
     return m.zip_of(m.response_of(job, context), stem, original, kind.value if kind else "bin")
 
@@ -260,8 +258,6 @@ async def _put_zip(
 ) -> None:
     """Wait for the job, then PUT its ZIP to `outputURL` with `outputURLHeaders` (in this
     process: a restart before the upload loses it; the webhook is durable)."""
-    from gateway.work.fetch import AddressPolicy, outgoing_client, parse_url, pinned_stream
-
     logger = log.bind(job_id=job_id, tenant_id=tenant.id)
     try:
         job = await finished(services, tenant, job_id)
@@ -303,10 +299,18 @@ async def webhook_body(job: JobResult, full: bool, context: bytes | None) -> byt
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Jobs of this surface get their webhooks in its shape."""
+    """Jobs of this surface get their webhooks in its shape; async ZIP uploads in flight are
+    kept here and cancelled when the app stops."""
     services: Services = app.state.services
     services.webhooks.bodies[NAME] = webhook_body
-    yield
+    uploads: set[asyncio.Task[None]] = set()
+    app.state.ocrv2_uploads = uploads
+    try:
+        yield
+    finally:
+        for task in list(uploads):
+            task.cancel()
+        await asyncio.gather(*uploads, return_exceptions=True)
 
 
 def build(settings: Settings, prefix: str) -> Router:

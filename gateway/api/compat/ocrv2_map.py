@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import zipfile
 from typing import Any
 
@@ -284,11 +285,12 @@ def lines_csv(response: OcrResponse) -> str:
 
 
 def file_stem(file_id: str | None, now_ms: int) -> str:
-    """The ZIP's file names: the fileId (a document extension dropped, path characters made
-    safe), or the epoch timestamp (seconds) when there is none."""
+    """The ZIP's file names: the fileId (a document extension dropped, any character but
+    letters, digits, `.`, `-` and `_` made `_`), or the epoch time (seconds) when there is
+    none."""
     if not file_id:
         return str(now_ms // 1000)
-    stem = file_id.replace("/", "_").replace("\\", "_").strip(". ") or str(now_ms // 1000)
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", file_id)[:200].strip(".") or str(now_ms // 1000)
     lowered = stem.lower()
     for extension in DOCUMENT_EXTENSIONS:
         if lowered.endswith(extension) and len(stem) > len(extension):
