@@ -137,8 +137,8 @@ def recognize_task(provider: Provider, image: PageImage, *, phase: Any) -> Readi
     pipeline does."""
     started = time.perf_counter()
     recognized = provider.recognize(image)
-    tables = image_tables(image, recognized.lines) if recognized.lines else []
-    blocks = blocks_with_tables(recognized.lines, tables, recognized.width, recognized.height)
+    tables, lines = image_tables(image, recognized.lines, provider.recognize)
+    blocks = blocks_with_tables(lines, tables, recognized.width, recognized.height)
     markdown = to_markdown(blocks)
     seconds = time.perf_counter() - started
     return Reading(

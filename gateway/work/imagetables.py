@@ -26,6 +26,7 @@ import numpy.typing as npt
 from gateway.tables.grid import Box, FoundTable
 from gateway.tables.stream import MAX_CELL_WORDS, Row, Word, rows_of
 from gateway.tables.structure import model_table
+from gateway.work.cellreads import Reader, reread_empty_cells
 from gateway.work.pdftables import line_words
 from providers.types import PageImage, TextLine
 
@@ -246,12 +247,19 @@ def read_region(page: PageImage, region: Box, words: Sequence[Word]) -> FoundTab
     return table
 
 
-def image_tables(page: PageImage, lines: Sequence[TextLine]) -> list[FoundTable]:
-    """The tables of a page image whose OCR `lines` (with words) are given, in its pixels."""
+def image_tables(
+    page: PageImage, lines: Sequence[TextLine], reader: Reader | None = None
+) -> tuple[list[FoundTable], list[TextLine]]:
+    """The tables of a page image whose OCR `lines` (with words) are given, in its pixels;
+    with a `reader` (the engine that read the page), the empty cells with ink read again, and
+    the lines that reading found."""
     words = line_words(lines)
-    found = []
+    found, more = [], []
     for region in table_regions(page.pixels, words):
         table = read_region(page, region, words)
+        if table is not None and reader is not None:
+            table, extra = reread_empty_cells(page, table, reader)
+            more += extra
         if table is not None:
             found.append(table)
-    return found
+    return found, more

@@ -14,6 +14,7 @@ from pathlib import Path
 from gateway.results import ContentBlock
 from gateway.tables.blocks import split_lines, table_block, with_tables
 from gateway.tables.grid import FoundTable, to_table
+from gateway.work.cellreads import Reader
 from gateway.work.documents import DocumentKind
 from gateway.work.imagetables import image_tables
 from gateway.work.layout import build_blocks
@@ -31,13 +32,16 @@ def find_tables(
     dpi: float,
     from_text_layer: bool,
     image: PageImage | None = None,
-) -> list[FoundTable]:
-    """The tables of a read page, in its pixels; none where there is nothing to find them in."""
+    reader: Reader | None = None,
+) -> tuple[list[FoundTable], list[TextLine]]:
+    """The tables of a read page, in its pixels (none where there is nothing to find them
+    in), and the page's lines with those found by reading empty table cells again."""
     if from_text_layer and kind == DocumentKind.PDF:
-        return pdf_tables(path, index, dpi, page.lines)
+        return pdf_tables(path, index, dpi, page.lines), list(page.lines)
     if image is not None and page.lines:
-        return image_tables(image, page.lines)
-    return []
+        tables, more = image_tables(image, page.lines, reader)
+        return tables, [*page.lines, *more]
+    return [], list(page.lines)
 
 
 def blocks_with_tables(

@@ -29,6 +29,7 @@ from gateway.results import (
     PipelineTimings,
 )
 from gateway.work.assess import measure_page, plan_page
+from gateway.work.cellreads import Reader
 from gateway.work.chain import ChainOutcome, ChainSettings, Reading, read_chain
 from gateway.work.documents import DocumentKind, pdf_page_frame, render_page
 from gateway.work.layout import global_confidence, mark_handwriting, to_markdown
@@ -105,13 +106,15 @@ def page_result(
     rendered: float,
     image: PageImage | None = None,
     handwriting: HandwritingSettings | None = None,
+    reader: Reader | None = None,
 ) -> PageResult:
     """The normalized result of a page read along its route (the one place that builds it).
     `image`: the page as rendered for the chain; an OCR reading's lines are marked handwritten
-    or printed on it (`handwriting`, default settings when None), a text layer's are printed."""
+    or printed on it (`handwriting`, default settings when None), a text layer's are printed;
+    its tables are found on it, `reader` (the engine that read it) reading empty cells again."""
     reading = outcome.reading
     read = time.perf_counter()
-    tables = find_tables(
+    tables, lines = find_tables(
         Path(task.path),
         task.kind,
         task.page_number - 1,
@@ -119,8 +122,9 @@ def page_result(
         dpi,
         from_text_layer=reading.provider == TEXT_LAYER,
         image=image,
+        reader=reader,
     )
-    blocks = blocks_with_tables(reading.page.lines, tables, reading.page.width, reading.page.height)
+    blocks = blocks_with_tables(lines, tables, reading.page.width, reading.page.height)
     if reading.provider == TEXT_LAYER or image is not None:  # else unmarked: nothing to look at
         blocks = mark_handwriting(
             blocks,
@@ -251,7 +255,13 @@ class PageEngine:
             rendered,
             image=page,
             handwriting=self.settings.pipeline.handwriting,
+            reader=self._cell_reader(outcome.reading.provider),
         )
+
+    def _cell_reader(self, name: str) -> Reader | None:
+        """The local engine that read a page, to read its tables' empty cells again."""
+        provider = self.providers.get(name)
+        return provider.recognize if provider is not None else None
 
     def _read_text_layer(self, task: PageTask, route: PageRoute, started: float) -> PageResult:
         """A page routed to its text layer at submit: its frame is computed, not rendered."""
