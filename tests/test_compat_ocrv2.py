@@ -405,3 +405,25 @@ def _response_of(results: Any) -> Any:
         metadata={},
         ocrVersion="1",
     )
+
+
+def test_handwritten_lines_are_flagged_in_read_styles(
+    http: httpx.Client, org: dict[str, str], corpus: Path
+) -> None:
+    """A handwritten will is read with most of its lines' styles `isHandwritten: true`, each
+    with a confidence, from the lines' own handwriting flags."""
+    from PIL import Image
+
+    will = "e_handwriting/testaments_de_poilus/TestamentsDePoilus_will_AD78_0006-0.jpg"
+    with Image.open(corpus / will) as image:  # a band of a few lines: read in seconds
+        top = image.crop((0, image.height // 4, image.width, image.height // 4 + 260))
+        buffer = io.BytesIO()
+        top.save(buffer, "PNG")
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    response = http.post("/ocr", headers=headers(org), json={"base64": encoded})
+    assert response.status_code == 200, response.text
+    styles = response.json()["ocrResults"]["readStyles"]
+    assert len(styles) >= 2
+    assert sum(s["isHandwritten"] for s in styles) > len(styles) / 2
+    assert all(0 < s["confidence"] <= 1 for s in styles)
+    assert span_problems(response.json()) == []
