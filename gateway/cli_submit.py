@@ -43,6 +43,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 page_ranges=args.page_ranges,
                 mode=mode,
                 max_credits=args.max_credits,
+                language=args.language,
                 idempotency_key=args.idempotency_key,
             )
             if not args.wait:
@@ -80,6 +81,7 @@ def add_submit_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     submit.add_argument("--mode", choices=["auto", "fast", "accurate"])
     submit.add_argument("--max-credits", type=int)
     submit.add_argument("--page-ranges", help='JSON, e.g. [{"start":1,"end":3}]')
+    submit.add_argument("--language", help="auto (default), a name (french) or a code (fr)")
     submit.add_argument("--idempotency-key", help="default: one generated for this submit")
     submit.add_argument("--timeout", type=float, help="seconds --wait waits at most")
     submit.set_defaults(func=cmd_submit)

@@ -353,3 +353,23 @@ def test_engine_devices_merge_what_each_worker_reported() -> None:
     assert engine_devices(
         [{"rapidocr": "cuda", "tesseract": "cpu"}, {"rapidocr": "cpu", "tesseract": "cpu"}]
     ) == {"rapidocr": "cpu+cuda", "tesseract": "cpu"}
+
+
+def test_a_language_field_routes_the_page_to_an_engine_that_has_the_language(
+    client: httpx.Client, api_key: str, corpus: Path
+) -> None:
+    """`language=french` on POST /v1/ocr reads a scanned French page with Tesseract's French
+    pack (said in the reason); an unknown language is a 400 listing the accepted ones."""
+    pdf = (corpus / "f_pdfs/ocrmypdf/francais.pdf").read_bytes()
+    refused = submit(client, api_key, pdf, "francais.pdf", language="klingon")
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "bad_request"
+    assert "french" in refused.json()["error"]["message"]
+    accepted = submit(client, api_key, pdf, "francais.pdf", language="fr")
+    assert accepted.status_code == 202, accepted.text
+    job = wait_for_job(client, accepted.json()["jobId"], api_key)
+    meta = job["results"][0]["pipeline_metadata"]
+    assert meta["provider_used"] == "tesseract", meta
+    assert "language fra" in meta["provider_reason"], meta
+    words = page_text(job["results"][0]).split()
+    assert {"île", "intérieure,", "côté", "bûches", "Moÿ,", "œuvre."} <= set(words)

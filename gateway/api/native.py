@@ -39,6 +39,7 @@ from gateway.work.reuse import SubmitOptions
 from gateway.work.submissions import Intake
 from gateway.work.webhooks import check_callback_url
 from gateway.work.webhooks import register as register_webhook
+from router.language import UnknownLanguageError, resolve
 
 DEFAULT_PAGE_SECONDS = 3.0
 MAX_WAIT_S = 30.0
@@ -331,4 +332,13 @@ def options(tenant: Tenant, data: QuoteForm) -> SubmitOptions:
         allow_remote=tenant.allow_remote and given(data.allow_remote) is not False,
         cache=given(data.cache) is not False,
         quote_id=given(data.quote_id) if isinstance(data, SubmitForm) else None,
+        language=language_code(given(data.language)),
     )
+
+
+def language_code(hint: str | None) -> str | None:
+    """The Tesseract code of a `language` field; an unknown one is a 400 naming the accepted."""
+    try:
+        return resolve(hint)
+    except UnknownLanguageError as exc:
+        raise BadRequestError(str(exc)) from exc

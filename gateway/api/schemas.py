@@ -37,6 +37,8 @@ class QuoteForm(msgspec.Struct, frozen=True, kw_only=True):
     max_credits: Credits | UnsetType = UNSET  # cap on the credits of the whole document
     allow_remote: bool | UnsetType = UNSET  # false: remote providers never see this document
     cache: bool | UnsetType = UNSET  # false: read again, even if an earlier job could answer
+    # what the engines read: auto (default), a name (french) or a code (fra, fr); README "Language"
+    language: Annotated[str, msgspec.Meta(max_length=32)] | UnsetType = UNSET
 
 
 class SubmitForm(QuoteForm, frozen=True, kw_only=True):

@@ -82,6 +82,7 @@ class AsyncClient:
         max_credits: int | None = None,
         allow_remote: bool | None = None,
         cache: bool | None = None,
+        language: str | None = None,
         quote_id: str | None = None,
         callback_url: str | None = None,
         callback_full: bool | None = None,
@@ -94,6 +95,7 @@ class AsyncClient:
             max_credits=max_credits,
             allow_remote=allow_remote,
             cache=cache,
+            language=language,
         )
         request = submit_request(
             source,
@@ -118,6 +120,7 @@ class AsyncClient:
         max_credits: int | None = None,
         allow_remote: bool | None = None,
         cache: bool | None = None,
+        language: str | None = None,
     ) -> QuoteResponse:
         """`POST /v1/quote`: each page's tier, credits and reason; nothing is reserved."""
         options = Options(
@@ -126,6 +129,7 @@ class AsyncClient:
             max_credits=max_credits,
             allow_remote=allow_remote,
             cache=cache,
+            language=language,
         )
         request = document_request("/v1/quote", source, url, filename, options.form())
         return decoded((await self.send(request)), QuoteResponse)

@@ -72,6 +72,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     max_credits: int | None = None
     allow_remote: bool | None = None
     cache: bool | None = None
+    language: str | None = None  # auto, a name (french) or a code (fr, fra)
 
     def form(self) -> dict[str, object]:
         return {f: getattr(self, f) for f in self.__struct_fields__}

@@ -80,6 +80,7 @@ class Client:
         max_credits: int | None = None,
         allow_remote: bool | None = None,
         cache: bool | None = None,
+        language: str | None = None,
         quote_id: str | None = None,
         callback_url: str | None = None,
         callback_full: bool | None = None,
@@ -92,6 +93,7 @@ class Client:
             max_credits=max_credits,
             allow_remote=allow_remote,
             cache=cache,
+            language=language,
         )
         request = submit_request(
             source,
@@ -116,6 +118,7 @@ class Client:
         max_credits: int | None = None,
         allow_remote: bool | None = None,
         cache: bool | None = None,
+        language: str | None = None,
     ) -> QuoteResponse:
         """`POST /v1/quote`: each page's tier, credits and reason; nothing is reserved."""
         options = Options(
@@ -124,6 +127,7 @@ class Client:
             max_credits=max_credits,
             allow_remote=allow_remote,
             cache=cache,
+            language=language,
         )
         request = document_request("/v1/quote", source, url, filename, options.form())
         return decoded(self.send(request), QuoteResponse)
