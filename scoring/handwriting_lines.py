@@ -22,7 +22,15 @@ corpus as the README's "Handwriting" section tells):
 Then each line's log-odds is pulled towards the page's median line (`page_weight`): handwriting
 comes in pages, and a printed page's one odd line is more likely a blur than a hand. A line with
 fewer than `MIN_GLYPHS` glyph-sized shapes (a dot, a lone digit, a rule) gives no evidence of
-its own (log-odds 0): the page decides it. Pure numpy / OpenCV; about a millisecond a line.
+its own (log-odds 0): the page decides it. A line the page context calls printed is still
+handwritten when one of its parts (words apart by more than a line height: a form's answer
+written beside its printed label, which the layout joins into one row) that the recognizer is
+unsure of (`part_max_confidence`) is, by its own measure, above `part_log_odds`.
+
+The probability reported is that of the verdict's rule, measured from its threshold: the line's
+(with page context) against `min_probability`, or the part's against `part_log_odds`.
+
+Pure numpy / OpenCV; about a millisecond a line.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import numpy.typing as npt
 
 CROP_HEIGHT = 40  # every line is measured scaled to this height
 MIN_GLYPHS = 3  # fewer glyph-sized shapes than this: no evidence of its own, the page decides
+PART_GAP = 1.0  # words further apart than this many line heights are separate parts
 MAX_LOG_HEIGHT_PX = 64.0  # taller lines count as this tall (a high-resolution scan is no hand)
 FEATURES = (
     "axis",
@@ -53,7 +62,7 @@ FEATURES = (
 # Logistic regression on FEATURES (raw units), fitted by benchmarks/handwriting.py --fit:
 # see the README, "Handwriting".
 INTERCEPT = 1.4244
-COEFFICIENTS = (
+COEFFICIENTS: tuple[float, ...] = (
     -10.6169,
     -2.8903,
     4.5073,
@@ -76,18 +85,32 @@ class HandwritingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     enabled: bool = True  # mark each line handwritten or printed
     min_probability: float = 0.5  # a line this likely handwritten (after page context) is
     page_weight: float = 1.5  # share of the page's median line log-odds added to each line's
+    # A part of a line (its words between gaps wider than the line is tall: a filled-in answer
+    # beside its printed label) whose own log-odds, without page context, is above this marks
+    # the line handwritten.
+    part_log_odds: float = -0.5
+    part_max_confidence: float = 0.95  # parts the recognizer is surer of than this are print
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_probability < 1.0:
             raise ValueError("min_probability must be between 0 and 1 (exclusive)")
         if not 0.0 <= self.page_weight <= 5.0:
             raise ValueError("page_weight must be between 0 and 5")
+        if not 0.0 <= self.part_max_confidence <= 1.0:
+            raise ValueError("part_max_confidence must be between 0 and 1")
+
+
+class WordInput(msgspec.Struct, frozen=True, kw_only=True):
+    box: Box
+    text: str
+    confidence: float  # the recognizer's, 0..1
 
 
 class LineInput(msgspec.Struct, frozen=True, kw_only=True):
     box: Box
     text: str
     confidence: float  # the recognizer's, 0..1
+    words: tuple[WordInput, ...] = ()  # in reading order; for the line's parts
 
 
 class LineVerdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -216,6 +239,39 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
+def line_parts(line: LineInput) -> list[LineInput]:
+    """The line's words grouped where the gap between two is wider than `PART_GAP` line
+    heights, each group a part with the line's height; none when the line is one group."""
+    gap = PART_GAP * (line.box[3] - line.box[1])
+    groups: list[list[WordInput]] = []
+    for word in line.words:
+        if groups and word.box[0] - groups[-1][-1].box[2] <= gap:
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    if len(groups) < 2:
+        return []
+    return [
+        LineInput(
+            box=(group[0].box[0], line.box[1], max(w.box[2] for w in group), line.box[3]),
+            text=" ".join(w.text for w in group),
+            confidence=sum(w.confidence for w in group) / len(group),
+        )
+        for group in groups
+    ]
+
+
+def _part_odds(gray: Gray, line: LineInput, max_confidence: float) -> float | None:
+    """The highest log-odds among the line's parts that the recognizer is not sure of (None:
+    one part, or none judged)."""
+    odds = [
+        line_log_odds(features)
+        for part in line_parts(line)
+        if part.confidence < max_confidence and (features := line_features(gray, part)) is not None
+    ]
+    return max(odds) if odds else None
+
+
 def classify_lines(
     pixels: npt.NDArray[np.uint8], lines: Sequence[LineInput], settings: HandwritingSettings
 ) -> list[LineVerdict]:
@@ -229,9 +285,13 @@ def classify_lines(
     page = float(np.median(judged)) if judged else 0.0
     threshold = math.log(settings.min_probability / (1.0 - settings.min_probability))
     verdicts = []
-    for z in odds:
-        pulled = (z or 0.0) + settings.page_weight * page
+    for line, z in zip(lines, odds, strict=True):
+        probability = _sigmoid((z or 0.0) + settings.page_weight * page - threshold)
+        if probability <= 0.5:
+            part = _part_odds(gray, line, settings.part_max_confidence)
+            if part is not None and part > settings.part_log_odds:
+                probability = _sigmoid(part - settings.part_log_odds)
         verdicts.append(
-            LineVerdict(is_handwritten=pulled > threshold, probability=round(_sigmoid(pulled), 4))
+            LineVerdict(is_handwritten=probability > 0.5, probability=round(probability, 4))
         )
     return verdicts

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from gateway.results import BlockLine, ContentBlock, Geometry, PageResult, Word
 from gateway.tables.grid import table_markdown
 from providers.types import TextLine, TextWord, quad_bounds, words_by_share
-from scoring.handwriting_lines import HandwritingSettings, LineInput, classify_lines
+from scoring.handwriting_lines import HandwritingSettings, LineInput, WordInput, classify_lines
 
 PARAGRAPH_GAP = 0.8  # vertical gap, in median line heights, that starts a new block
 COLUMN_GAP = 1.0  # horizontal gap, in median line heights, that may separate columns
@@ -219,16 +219,19 @@ def mark_handwriting(
         verdicts = [(False, 0.0)] * len(lines)  # (handwritten, its probability)
     else:
         height, width = pixels.shape[:2]
+
+        def box(g: Geometry) -> tuple[float, float, float, float]:
+            return g.x * width, g.y * height, (g.x + g.width) * width, (g.y + g.height) * height
+
         boxes = [
             LineInput(
-                box=(
-                    line.geometry.x * width,
-                    line.geometry.y * height,
-                    (line.geometry.x + line.geometry.width) * width,
-                    (line.geometry.y + line.geometry.height) * height,
-                ),
+                box=box(line.geometry),
                 text=line.text,
                 confidence=line.confidence,
+                words=tuple(
+                    WordInput(box=box(w.geometry), text=w.text, confidence=w.confidence)
+                    for w in line.words
+                ),
             )
             for line in lines
         ]
