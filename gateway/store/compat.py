@@ -51,12 +51,6 @@ async def finished_before(db: Database, surface: str, before_ms: int) -> list[tu
     return [(r["tenant_id"], r["id"]) for r in rows]
 
 
-async def forget_deleted(db: Database) -> None:
-    """Drop the rows of jobs deleted since (by their surface, the native API or retention)."""
-    async with db.transaction() as tx:
-        await tx.execute("DELETE FROM compat_jobs WHERE job_id NOT IN (SELECT id FROM jobs)")
-
-
 async def ledger_totals(db: Database, tenant_id: str) -> LedgerTotals:
     row = await db.fetch_one(
         "SELECT t.credits_available, t.credits_reserved,"

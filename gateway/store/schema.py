@@ -139,10 +139,11 @@ CREATE INDEX quotes_expiry ON quotes(expires_at);
 """
 
 # Jobs submitted through a compatible API surface (gateway/api/compat): which surface, so that
-# surface's own rules apply to them (the solver deletes a task 30 s after it finishes).
+# surface's own rules apply to them (the solver deletes a task 30 s after it finishes); a row goes
+# with its job, whoever deletes it (retention, another surface).
 _COMPAT_JOBS = """
 CREATE TABLE compat_jobs (
-    job_id TEXT PRIMARY KEY,
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
     tenant_id TEXT NOT NULL,
     surface TEXT NOT NULL,
     created_at INTEGER NOT NULL

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -63,7 +62,6 @@ NAME = "solver"
 SCHEME = "SolverKey"
 IN_PROCESS = "in_process"
 FIRST_PAGE = '[{"start":1,"end":1}]'
-FORGET_EVERY_S = 3600.0  # compat_jobs rows of jobs deleted by retention or another surface
 
 # the document's error details
 INVALID_KEY = "Invalid API key"
@@ -235,7 +233,6 @@ async def expire_tasks(services: Services) -> int:
         with contextlib.suppress(JobNotFoundError):  # deleted meanwhile
             await services.delete_job(tenant_id, job_id)
     if expired:
-        await compat_store.forget_deleted(services.db)
         log.info("solver_tasks_expired", tasks=len(expired))
     return len(expired)
 
@@ -246,13 +243,9 @@ async def sweeper(app: Litestar) -> AsyncIterator[None]:
     services: Services = app.state.services
 
     async def loop() -> None:
-        forgotten = 0.0
         while True:
             try:
                 await expire_tasks(services)
-                if time.monotonic() - forgotten > FORGET_EVERY_S:  # jobs deleted elsewhere
-                    await compat_store.forget_deleted(services.db)
-                    forgotten = time.monotonic()
             except Exception:  # broad on purpose: logged, and the next sweep tries again
                 log.exception("solver_sweep_failed")
             await asyncio.sleep(services.settings.compat.solver.sweep_interval_s)
