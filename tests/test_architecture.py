@@ -16,7 +16,17 @@ from tests.support.gateway_process import REPO
 PRODUCT = ("gateway", "providers", "router", "scoring")
 OUTSIDE = ("benchmarks", "tests")  # may use the product; the product never uses them
 CORE = tuple(
-    f"gateway.{name}" for name in ("config", "errors", "page_errors", "clock", "logs", "results")
+    f"gateway.{name}"
+    for name in (
+        "config",
+        "compat_config",
+        "errors",
+        "page_errors",
+        "clock",
+        "logs",
+        "results",
+        "metrics",
+    )
 )
 COMPOSITION = tuple(f"gateway.{name}" for name in ("app", "services", "cli", "__main__"))
 MAX_LINES = 400
