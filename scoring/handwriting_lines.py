@@ -61,18 +61,18 @@ FEATURES = (
 )
 # Logistic regression on FEATURES (raw units), fitted by benchmarks/handwriting.py --fit:
 # see the README, "Handwriting".
-INTERCEPT = 1.4244
+INTERCEPT = 3.6064
 COEFFICIENTS: tuple[float, ...] = (
-    -10.6169,
-    -2.8903,
-    4.5073,
-    3.1148,
-    -0.5834,
-    -1.4783,
-    -1.1684,
-    -4.3177,
-    1.4407,
-    1.5735,
+    -12.7509,
+    -4.2111,
+    5.7291,
+    3.3433,
+    -1.0016,
+    -1.654,
+    -1.3583,
+    -5.1711,
+    -0.8597,
+    1.7395,
 )
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom in page pixels
