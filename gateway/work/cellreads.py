@@ -8,7 +8,7 @@ in, as new words in the page's pixels. Runs only inside worker processes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -91,17 +91,27 @@ def _ink_box(pixels: Any, box: Box) -> Box:
     )
 
 
+def _blanked(pixels: Any, words: Sequence[Box]) -> Any:
+    """A copy of the page with the words the OCR read painted white: ink left is unread."""
+    out = pixels.copy()
+    for x0, y0, x1, y1 in words:
+        out[max(round(y0), 0) : max(round(y1), 0), max(round(x0), 0) : max(round(x1), 0)] = 255
+    return out
+
+
 def reread_empty_cells(
-    page: PageImage, table: FoundTable, reader: Reader
+    page: PageImage, table: FoundTable, reader: Reader, words: Sequence[Box] = ()
 ) -> tuple[FoundTable, list[TextLine]]:
-    """The table with its empty inked cells read again, and the lines found there (in the
-    page's pixels) for the page's words."""
+    """The table with its empty cells that hold ink no word of the page's reading (`words`,
+    their boxes) explains read again, and the lines found there (in the page's pixels) for the
+    page's words."""
     import cv2
 
+    pixels = _blanked(page.pixels, words)
     empty = [
-        (i, _ink_box(page.pixels, _inner(c.box)))
+        (i, _ink_box(pixels, _inner(c.box)))
         for i, c in enumerate(table.cells)
-        if not c.text and _ink(page.pixels, _inner(c.box))
+        if not c.text and _ink(pixels, _inner(c.box))
     ]
     if not empty or len(empty) > MAX_CELLS:
         return table, []
@@ -109,7 +119,7 @@ def reread_empty_cells(
     places: list[_Place] = []
     y, width = GAP, 0
     for i, box in empty:
-        cut = _crop(page.pixels, box)
+        cut = _crop(pixels, box)
         scale = min(3.0, max(1.0, TARGET_HEIGHT / max(cut.shape[0], 1)))
         crop = cv2.resize(cut, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
         crops.append((crop, y))
@@ -128,15 +138,14 @@ def reread_empty_cells(
         place = next((p for p in places if p.top <= centre <= p.top + p.height), None)
         if place is None or not line.text.strip():
             continue
-        words = tuple(
+        placed = tuple(
             TextWord(text=w.text, confidence=w.confidence, quad=place.back(w.quad))
             for w in line.words
         ) or (TextWord(text=line.text, confidence=line.confidence, quad=place.back(line.quad)),)
-        text = " ".join(w.text for w in words)
+        text = " ".join(w.text for w in placed)
         texts.setdefault(place.cell, []).append(text)
-        lines.append(
-            TextLine(text=text, confidence=line.confidence, quad=place.back(line.quad), words=words)
-        )
+        quad = place.back(line.quad)
+        lines.append(TextLine(text=text, confidence=line.confidence, quad=quad, words=placed))
     cells = [
         msgspec.structs.replace(c, text=" ".join(texts[i])) if i in texts else c
         for i, c in enumerate(table.cells)

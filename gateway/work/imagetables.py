@@ -266,7 +266,7 @@ def image_tables(
     for region in table_regions(page.pixels, words):
         table = read_region(page, region, words)
         if table is not None and reader is not None:
-            table, extra = reread_empty_cells(page, table, reader)
+            table, extra = reread_empty_cells(page, table, reader, [w.box for w in words])
             more += extra
         if table is not None:
             found.append(table)
