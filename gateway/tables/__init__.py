@@ -8,9 +8,11 @@ table block built from it.
   geometry), text from the characters or words that fall in each cell.
 - `stream`: tables without rules: rows of words in aligned columns, found and cut by the
   whitespace between them.
+- `structure`: a table-structure model's answer (SLANet's HTML tokens, cell boxes) as a grid,
+  with the OCR's words in its cells.
 - `blocks`: a page's blocks with each table as one block in reading order, holding the lines
   (and their words) that lie in it.
 
 Pure functions of boxes and text; reading PDFs and images for them is `gateway.work`'s
-(`pdftables`, `imagetables`).
+(`pdftables`, `imagetables`, `cellreads`, `pagetables`).
 """
