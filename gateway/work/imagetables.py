@@ -260,8 +260,8 @@ def image_tables(
     page: PageImage, lines: Sequence[TextLine], reader: Reader | None = None
 ) -> tuple[list[FoundTable], list[TextLine]]:
     """The tables of a page image whose OCR `lines` (with words) are given, in its pixels;
-    with a `reader` (the engine that read the page), the empty cells with ink read again, and
-    the lines that reading found."""
+    with a `reader` (the engine that read the page), the empty cells with ink read again; and
+    the page's lines, those that reading found added."""
     words = line_words(lines)
     found, more = [], []
     for region in table_regions(page.pixels, words):
@@ -271,4 +271,4 @@ def image_tables(
             more += extra
         if table is not None:
             found.append(table)
-    return found, more
+    return found, [*lines, *more]

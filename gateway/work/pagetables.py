@@ -39,8 +39,7 @@ def find_tables(
     if from_text_layer and kind == DocumentKind.PDF:
         return pdf_tables(path, index, dpi, page.lines), list(page.lines)
     if image is not None and page.lines:
-        tables, more = image_tables(image, page.lines, reader)
-        return tables, [*page.lines, *more]
+        return image_tables(image, page.lines, reader)
     return [], list(page.lines)
 
 
