@@ -172,16 +172,21 @@ class RapidOCRProvider:
 
     def recognize(self, page: PageImage) -> RecognizedPage:
         try:
-            lines = self._read(page.pixels)
+            lines, upside_down = self._read(page.pixels)
         except Exception as exc:  # broad on purpose: any engine failure is this page's error
             raise ProviderError(f"rapidocr failed: {type(exc).__name__}") from exc
         return RecognizedPage(
-            lines=tuple(lines), model=self.model, width=page.width, height=page.height
+            lines=tuple(lines),
+            model=self.model,
+            width=page.width,
+            height=page.height,
+            upside_down=upside_down,
         )
 
     # --- the page -----------------------------------------------------------------------------
 
-    def _read(self, rgb: Image) -> list[TextLine]:
+    def _read(self, rgb: Image) -> tuple[list[TextLine], bool]:
+        """The page's lines, and whether it was read turned by 180 degrees (upside down)."""
         height, width = rgb.shape[:2]
         top, left, bottom, right = content_bounds(rgb)
         content = rgb[top:bottom, left:right]  # a view: no copy of a large page at full size
@@ -197,7 +202,7 @@ class RapidOCRProvider:
         )
         boxes = self._detect(work)
         if not boxes:
-            return []
+            return [], False
         crops = [crop_box(work, box) for box in boxes]
         turned = [False] * len(crops)
         if self._cls is not None:
@@ -221,7 +226,7 @@ class RapidOCRProvider:
                     words=place_words(reading.words, along),
                 )
             )
-        return lines
+        return lines, page_turned
 
     def _detect(self, image: Image) -> list[Box]:
         height, width = image.shape[:2]

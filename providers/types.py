@@ -51,6 +51,9 @@ class RecognizedPage(msgspec.Struct, frozen=True, kw_only=True):
     width: int
     height: int
     note: str | None = None  # how the provider read it, added to the page's reason
+    # the provider found the page upside down and read it turned; the geometry is still on the
+    # image as given (`turned_180` moves it onto the upright page)
+    upside_down: bool = False
 
 
 class PageHints(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,3 +101,25 @@ def words_by_share(text: str, confidence: float, quad: Quad) -> tuple[TextWord, 
         )
         for match in re.finditer(r"\S+", text)
     )
+
+
+def turned_180(page: RecognizedPage) -> RecognizedPage:
+    """An upside-down reading on the page turned by 180 degrees: every point mirrored through
+    the centre, each quad's corners starting again at its (new) top-left, lines in reading
+    order from the top."""
+    width, height = page.width, page.height
+
+    def turn(quad: Quad) -> Quad:
+        a, b, c, d = ((width - x, height - y) for x, y in (quad[2], quad[3], quad[0], quad[1]))
+        return (a, b, c, d)
+
+    lines = tuple(
+        msgspec.structs.replace(
+            line,
+            quad=turn(line.quad),
+            words=tuple(msgspec.structs.replace(w, quad=turn(w.quad)) for w in line.words),
+        )
+        for line in reversed(page.lines)
+    )
+    note = "; ".join(filter(None, (page.note, "read upside down, turned 180 degrees")))
+    return msgspec.structs.replace(page, lines=lines, upside_down=False, note=note)

@@ -23,7 +23,7 @@ from providers.ppocr_geometry import content_bounds, respace
 from providers.ppocr_models import MODEL_SETS, verified_path
 from providers.rapidocr import RapidOCRConfig, RapidOCRProvider, select_device
 from providers.tesseract import TesseractConfig, TesseractProvider, encode_pnm, parse_tsv
-from providers.types import PageImage
+from providers.types import PageImage, turned_180
 
 
 def _page(corpus: Path, relative: str) -> PageImage:
@@ -114,8 +114,33 @@ def test_single_text_line_image_is_read_whole(rapidocr: RapidOCRProvider, corpus
 
 def test_upside_down_page_is_read_upright(rapidocr: RapidOCRProvider, corpus: Path) -> None:
     page = _page(corpus, "a_clean_printed/tesseract/phototest-rotated-180.png")
-    text = _text(rapidocr.recognize(page).lines)
-    assert "The quick brown dog jumped over the" in text
+    read = rapidocr.recognize(page)
+    assert "The quick brown dog jumped over the" in _text(read.lines)
+    assert read.upside_down
+    assert not rapidocr.recognize(
+        _page(corpus, "a_clean_printed/tesseract/phototest.tif")
+    ).upside_down
+
+
+def test_an_upside_down_reading_turned_lies_where_the_upright_page_reads(
+    rapidocr: RapidOCRProvider, corpus: Path
+) -> None:
+    """turned_180 puts an upside-down reading on the upright page: lines in reading order from
+    the top, each line's and word's corners where reading the upright original puts them."""
+    upright = rapidocr.recognize(_page(corpus, "a_clean_printed/tesseract/phototest.tif"))
+    turned = turned_180(
+        rapidocr.recognize(_page(corpus, "a_clean_printed/tesseract/phototest-rotated-180.png"))
+    )
+    assert not turned.upside_down
+    assert "upside down" in (turned.note or "")
+    assert [line.text for line in turned.lines] == [line.text for line in upright.lines]
+    for a, b in zip(upright.lines, turned.lines, strict=True):
+        for (ax, ay), (bx, by) in zip(a.quad, b.quad, strict=True):
+            assert abs(ax - bx) < 12, (a.text, a.quad, b.quad)
+            assert abs(ay - by) < 12, (a.text, a.quad, b.quad)
+        assert [w.text for w in a.words] == [w.text for w in b.words]
+        for wa, wb in zip(a.words, b.words, strict=True):
+            assert abs(wa.quad[0][0] - wb.quad[0][0]) < 12, (wa, wb)
 
 
 def test_quads_are_in_page_pixels(rapidocr: RapidOCRProvider, corpus: Path) -> None:

@@ -26,7 +26,7 @@ from gateway.page_errors import OcrFailedError
 from gateway.results import Attempt
 from providers.errors import ProviderError
 from providers.orientation import rotate_upright
-from providers.types import PageImage, RecognizedPage
+from providers.types import PageImage, RecognizedPage, turned_180
 from router.policy import PageRoute
 
 SUSPICIOUS_CONFIDENCE = 0.6  # a reading this unsure may be of a page turned upside down
@@ -159,6 +159,8 @@ async def _attempt(
         metrics.provider_attempt(name, exc.code)
         return None
     metrics.provider_attempt(name, None)
+    if recognized.upside_down:  # the provider turned it itself: its geometry goes upright too
+        recognized, rotation = turned_180(recognized), (rotation + 180) % 360
     reading = Reading(
         provider=name, page=recognized, confidence=reading_confidence(recognized), rotation=rotation
     )
