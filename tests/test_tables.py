@@ -117,6 +117,24 @@ def test_spanning_header_is_one_cell_with_its_span(
     assert alto_schema().validate(etree.fromstring(alto.encode()))
 
 
+def test_figures_under_a_ruled_head_stand_in_their_own_columns(
+    engine: PageEngine, corpus: Path
+) -> None:
+    """A right-to-left Hebrew table (tabula indictb1h_14) whose rows of figures are drawn
+    without rules between the year columns gets one figure per column, under its year, and its
+    Hebrew labels in logical order: the cells match the ground truth (before: all six figures
+    of a row in one spanning cell, F1 0.10)."""
+    folder = corpus / "d_tables" / "tabula"
+    result = read(engine, folder / "indictb1h_14.pdf")
+    assert result.pipeline_metadata is not None
+    assert result.pipeline_metadata.provider_used == "pdf_text"
+    assert best_f1(result, truth(folder / "indictb1h_14.expected.csv")) >= 0.95
+    table = next(b.table for b in tables(result) if b.table)
+    rows = table_rows(table)
+    assert rows[0][:6] == ["2014", "2013", "2012", "2011", "2010", "2009"]
+    assert rows[2] == ["2.6", "3.2", "3.0", "4.2", "5.8", "1.9", "סך הכל"]
+
+
 def test_pipe_table_in_markdown(engine: PageEngine, corpus: Path) -> None:
     """A table without spans is a pipe table in raw_markdown and in the markdown format."""
     folder = corpus / "d_tables" / "icdar2013"

@@ -161,6 +161,44 @@ def split_rows(boxes: Sequence[Box], pieces: Sequence[Piece], tolerance: float) 
     return out
 
 
+def split_columns(boxes: Sequence[Box], pieces: Sequence[Piece], tolerance: float) -> list[Box]:
+    """Cells that span columns but hold figures standing apart in each column they span (a
+    body drawn without rules between its columns of figures, under a ruled head): each is cut
+    along the column edges, when no character or word crosses one and every filled part
+    holds a digit. A spanning head's text (words, or one run across an edge) stays whole."""
+    xs = cluster([v for b in boxes for v in (b[0], b[2])], tolerance)
+    out: list[Box] = []
+    for box in boxes:
+        inner = [x for x in xs if box[0] + tolerance < x < box[2] - tolerance]
+        if not inner:
+            out.append(box)
+            continue
+        mine = [
+            (text, b)
+            for text, b in pieces
+            if box[0] <= (b[0] + b[2]) / 2 <= box[2] and box[1] <= (b[1] + b[3]) / 2 <= box[3]
+        ]
+        edges = [box[0], *inner, box[2]]
+        parts: list[str] = ["" for _ in edges[1:]]
+        crossed = False
+        token: set[int] = set()  # the column slots of the word being read
+        for text, b in [*mine, (" ", box)]:
+            if not text.strip():
+                crossed = crossed or len(token) > 1
+                token = set()
+                continue
+            crossed = crossed or any(b[0] < x - 1 and b[2] > x + 1 for x in inner)
+            slot = sum(1 for x in inner if x <= (b[0] + b[2]) / 2)
+            token.add(slot)
+            parts[slot] += text
+        filled = [part for part in parts if part]
+        if crossed or len(filled) < 2 or not all(any(ch.isdigit() for ch in p) for p in filled):
+            out.append(box)
+            continue
+        out += [(x0, box[1], x1, box[3]) for x0, x1 in itertools.pairwise(edges)]
+    return out
+
+
 def lattice_tables(
     segments: Sequence[Segment], pieces: Sequence[Piece], scale: float, joiner: str = ""
 ) -> list[FoundTable]:
@@ -170,7 +208,7 @@ def lattice_tables(
         left, top = min(b[0] for b in cells), min(b[1] for b in cells)
         right, bottom = max(b[2] for b in cells), max(b[3] for b in cells)
         near = [p for p in pieces if left <= p[1][0] <= right and top <= p[1][1] <= bottom]
-        boxes = split_rows(cells, near, SNAP * scale)
+        boxes = split_columns(split_rows(cells, near, SNAP * scale), near, SNAP * scale)
         texts = texts_in_boxes(boxes, pieces, joiner)
         if sum(1 for t in texts if t) < 2:
             continue
