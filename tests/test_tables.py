@@ -18,7 +18,9 @@ from gateway.outputs.markdown import to_markdown
 from gateway.results import ContentBlock, PageResult
 from gateway.tables.grid import table_rows
 from gateway.work.documents import DocumentKind
+from gateway.work.pdftables import pdf_tables
 from gateway.work.pipeline import PageEngine, PageTask
+from gateway.work.textlayer import read_text_layer
 from tests.support.gateway_process import REPO
 from tests.test_outputs import HOCR_SPEC, alto_schema
 
@@ -133,6 +135,24 @@ def test_figures_under_a_ruled_head_stand_in_their_own_columns(
     rows = table_rows(table)
     assert rows[0][:6] == ["2014", "2013", "2012", "2011", "2010", "2009"]
     assert rows[2] == ["2.6", "3.2", "3.0", "4.2", "5.8", "1.9", "סך הכל"]
+
+
+def test_shaded_bands_mark_the_rows(settings: Settings, corpus: Path) -> None:
+    """A table whose rows are shaded bands rather than rules (ICDAR 2013 us-010, page 2), read
+    from the page's text layer and drawing, has one row per band: a label wrapping over three
+    lines is one cell, the two-line column heads are one row, and the cells match the ground
+    truth (before: 0.43)."""
+    folder = corpus / "d_tables" / "icdar2013"
+    dpi = float(settings.rendering.dpi)
+    layer = read_text_layer(folder / "us-010.pdf", 1, dpi)
+    assert layer is not None
+    found = [t.grid() for t in pdf_tables(folder / "us-010.pdf", 1, dpi, layer.lines)]
+    expected = truth(folder / "us-010.table1.region1.page2.csv")
+    assert max((adjacency_f1(expected, grid) for grid in found), default=0.0) >= 0.95
+    rows = found[0]
+    assert rows[0][1:] == ["Launch: May 21, 2009", "1 Year: May 21, 2010", "FY 2010 Sept. 30, 2011"]
+    label = "Applications and mashups developed by the public and government"
+    assert [label, "0", "237", "1,079"] in rows
 
 
 def test_pipe_table_in_markdown(engine: PageEngine, corpus: Path) -> None:

@@ -240,10 +240,10 @@ def _looks_like_table(table: FoundTable, columns: list[tuple[float, float]], wor
     return True
 
 
-def _merge_ruled(table: FoundTable, rules: Sequence[float]) -> FoundTable:
+def _merge_ruled(table: FoundTable, rules: Sequence[float], strict: bool = True) -> FoundTable:
     """Rows between two horizontal rules of the table (`rules`: their y) where at most one
     has two cells or more are one row of cells whose text wraps (the rules say where rows
-    end)."""
+    end); not `strict` (the edges of shaded bands, one band a row), any rows between two."""
     box = table.box
     inside = sorted(y for y in rules if box[1] - 2 <= y <= box[3] + 2)
     if len(inside) < 2:
@@ -266,7 +266,7 @@ def _merge_ruled(table: FoundTable, rules: Sequence[float]) -> FoundTable:
     cells: list[FoundCell] = []
     for new_row, rows in enumerate(groups):
         multi = sum(1 for r in rows if sum(bool(c.text) for c in by_row.get(r, [])) >= 2)
-        if len(rows) > 1 and multi > 1:
+        if strict and len(rows) > 1 and multi > 1:
             return table  # rows of cells between two rules: the rules do not bound rows
         merged: dict[int, FoundCell] = {}
         for r in rows:
@@ -285,10 +285,14 @@ def _merge_ruled(table: FoundTable, rules: Sequence[float]) -> FoundTable:
 
 
 def stream_tables(
-    words: Sequence[Word], exclude: Sequence[Box] = (), rules: Sequence[float] = ()
+    words: Sequence[Word],
+    exclude: Sequence[Box] = (),
+    rules: Sequence[float] = (),
+    bands: Sequence[float] = (),
 ) -> list[FoundTable]:
     """Tables of aligned words, leaving out words whose centre is in an `exclude` box (tables
-    found otherwise); rows between horizontal `rules` (their y) may be one row of cells."""
+    found otherwise); rows between horizontal `rules` (their y) may be one row of cells, rows
+    between the edges of shaded `bands` (their y) are one."""
 
     def excluded(w: Word) -> bool:
         cx, cy = (w.box[0] + w.box[2]) / 2, (w.box[1] + w.box[3]) / 2
@@ -308,7 +312,7 @@ def stream_tables(
         if len(columns) < 2:
             continue
         table, columns = _trimmed(_table(run, columns), columns)
-        table = _merge_ruled(table, rules)
+        table = _merge_ruled(_merge_ruled(table, rules), bands, strict=False)
         n_words = sum(len(c.text.split()) for c in table.cells)
         if table.rows >= MIN_ROWS and _looks_like_table(table, columns, n_words):
             found.append(table)

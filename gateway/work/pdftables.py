@@ -22,6 +22,7 @@ from providers.types import TextLine, quad_bounds
 Point = tuple[float, float]
 MAX_PATH_OBJECTS = 20_000  # a page drawn as a mesh of paths is no table to cut
 WHITE = 240  # a path whose colour channels are all this light draws no rule
+SHADE = 4.0  # points: a filled area thicker than this both ways shades, it does not rule
 MIN_RULE_WIDTH = 36.0  # points: a horizontal rule this long may bound a table's rows
 
 
@@ -63,8 +64,12 @@ def _visible(c: Any, handle: Any, fill: bool, stroke: bool) -> bool:
     return False
 
 
-def rules(page: Any, convert: Callable[[float, float], Point]) -> list[Segment]:
-    """The straight horizontal and vertical segments of the page's visible paths, in pixels."""
+def rules(
+    page: Any, convert: Callable[[float, float], Point], shading: list[Segment] | None = None
+) -> list[Segment]:
+    """The straight horizontal and vertical segments of the page's visible paths, in pixels.
+    A filled, unstroked path whose segments span more than SHADE points both ways is a shaded
+    area, not rules: its bounds go to `shading` when given (its top and bottom may end rows)."""
     import pypdfium2.raw as c
 
     segments: list[Segment] = []
@@ -85,6 +90,7 @@ def rules(page: Any, convert: Callable[[float, float], Point]) -> list[Segment]:
         for form in reversed(forms):
             matrix = matrix.multiply(_matrix(c, form))
         start = previous = None
+        first = len(segments)
         for i in range(c.FPDFPath_CountSegments(handle)):
             segment = c.FPDFPath_GetPathSegment(handle, i)
             if not c.FPDFPathSegment_GetPoint(segment, x, y):
@@ -99,9 +105,24 @@ def rules(page: Any, convert: Callable[[float, float], Point]) -> list[Segment]:
             if c.FPDFPathSegment_GetClose(segment) and start is not None:
                 segments.append((*point, *start))
             previous = point
+        drawn = segments[first:]
+        if fill.value and not stroke.value and drawn:
+            xs = [v for seg in drawn for v in (seg[0], seg[2])]
+            ys = [v for seg in drawn for v in (seg[1], seg[3])]
+            shade = SHADE * page_scale(page, convert)
+            if max(xs) - min(xs) > shade and max(ys) - min(ys) > shade:
+                del segments[first:]
+                if shading is not None:
+                    shading.append((min(xs), min(ys), max(xs), max(ys)))
     return [
         s for s in segments if min(abs(s[2] - s[0]), abs(s[3] - s[1])) <= 1.0
     ]  # axis-aligned only
+
+
+def page_scale(page: Any, convert: Callable[[float, float], Point]) -> float:
+    """Pixels per point of `convert`."""
+    (x0, y0), (x1, y1) = convert(0.0, 0.0), convert(1.0, 0.0)
+    return float(abs(x1 - x0) + abs(y1 - y0))
 
 
 def characters(textpage: Any, convert: Callable[[float, float], Point]) -> list[Piece]:
@@ -144,6 +165,16 @@ def line_words(lines: Sequence[TextLine]) -> list[Word]:
     return words
 
 
+def _inside(box: Segment, other: Segment, slack: float = 1.0) -> bool:
+    """Whether `box` lies within `other` (both left, top, right, bottom)."""
+    return (
+        other[0] - slack <= box[0]
+        and other[1] - slack <= box[1]
+        and box[2] <= other[2] + slack
+        and box[3] <= other[3] + slack
+    )
+
+
 def pdf_tables(path: Path, index: int, dpi: float, lines: Sequence[TextLine]) -> list[FoundTable]:
     """Ruled tables of PDF page `index` cut along its rules, then tables of aligned words
     among the text layer's `lines` outside them; in pixels of the page at `dpi`."""
@@ -151,19 +182,23 @@ def pdf_tables(path: Path, index: int, dpi: float, lines: Sequence[TextLine]) ->
 
     scale = dpi / 72.0
     segments: list[Segment] = []
+    shading: list[Segment] = []
     found: list[FoundTable] = []
     pdf = open_pdf(path)
     try:
         page = pdf[index]
         convert = to_pixels(page, scale)
-        segments = rules(page, convert)
+        segments = rules(page, convert, shading)
         if segments:
             textpage = page.get_textpage()
             found = lattice_tables(segments, characters(textpage, convert), scale)
     except pdfium.PdfiumError:
-        segments, found = [], []
+        segments, shading, found = [], [], []
     finally:
         pdf.close()
     across = [(s[1] + s[3]) / 2 for s in segments if abs(s[2] - s[0]) >= MIN_RULE_WIDTH * scale]
     # (segments are axis-aligned: a long one across is a horizontal rule)
-    return found + stream_tables(line_words(lines), [t.box for t in found], across)
+    wide = [b for b in shading if b[2] - b[0] >= MIN_RULE_WIDTH * scale]
+    outer = [b for b in wide if not any(o != b and _inside(b, o) for o in wide)]
+    bands = [y for b in outer for y in (b[1], b[3])]  # a shaded band's edges end rows
+    return found + stream_tables(line_words(lines), [t.box for t in found], across, bands)
