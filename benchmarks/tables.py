@@ -1,6 +1,6 @@
 """Tables as cells against ground truth and reference points, side by side (issue 14).
 
-    python -m benchmarks.tables [--limit N] [--repeat 3] [--no-false] [--out DIR]
+    python -m benchmarks.tables [--limit N] [--repeat 3] [--no-false] [--no-images] [--out DIR]
 
 Born-digital (`d_tables`, tabula-java and ICDAR 2013 PDFs): per ground-truth table, the
 adjacency-relation F1 (ICDAR 2013: each non-empty cell related to its nearest non-empty
@@ -271,13 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="documents per category")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-false", action="store_true", help="skip the false-table count")
+    parser.add_argument("--no-images", action="store_true", help="born-digital tables only")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     settings: Settings = load_settings(REPO / "config.yaml", env={})
     dpi = float(settings.rendering.dpi)
     pdf_rows = run_pdfs(pdf_cases(CORPUS, args.limit), dpi, args.repeat)
     engine = PageEngine(settings)
-    image_rows = run_images(engine, image_cases(CORPUS, args.limit))
+    image_rows = [] if args.no_images else run_images(engine, image_cases(CORPUS, args.limit))
     false = {} if args.no_false else count_false_tables(engine, args.limit)
     report = summary(pdf_rows, image_rows)
     if false:
