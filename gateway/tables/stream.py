@@ -73,10 +73,11 @@ def _span(segment: list[Word]) -> tuple[float, float]:
     return min(w.box[0] for w in segment), max(w.box[2] for w in segment)
 
 
-def _candidates(rows: list[Row], line_h: float) -> list[list[Row]]:
+def _candidates(rows: list[Row], line_h: float, rules: Sequence[float] = ()) -> list[list[Row]]:
     """Runs of close rows holding at least MIN_ROWS rows of two segments or more; a run ends
     at a wide gap or at more than MAX_SINGLES single-segment rows in a row, and loses its
-    single-segment ends."""
+    single-segment ends, but for those above the first horizontal rule (`rules`: their y)
+    under its last row of cells (a last row whose cell wraps, the rule closing it)."""
     runs: list[list[Row]] = []
     current: list[Row] = []
     singles = 0
@@ -97,7 +98,26 @@ def _candidates(rows: list[Row], line_h: float) -> list[list[Row]]:
             run.pop()
         n_multi = sum(len(r.segments) >= 2 for r in run)
         if n_multi >= MIN_ROWS and n_multi >= MIN_MULTI_SHARE * len(run):
-            out.append(run)
+            out.append(run + _wrapped_end(rows, run[-1], rules))
+    return out
+
+
+def _wrapped_end(rows: list[Row], last: Row, rules: Sequence[float]) -> list[Row]:
+    """The single-segment rows right under `last` and above the first rule below it, each
+    starting where the last cell of `last` starts (that cell's text wrapping on)."""
+    below = [y for y in rules if y >= last.bottom - 1]
+    if not below:
+        return []
+    closing = min(below)
+    starts = [_span(last.segments[-1])[0]]
+    slack = last.bottom - last.top
+    out = []
+    for row in rows[rows.index(last) + 1 :]:
+        if len(row.segments) != 1 or row.bottom > closing:
+            break
+        if not any(abs(_span(row.segments[0])[0] - x) <= slack for x in starts):
+            break
+        out.append(row)
     return out
 
 
@@ -307,7 +327,7 @@ def stream_tables(
         return []
     line_h = statistics.median(w.box[3] - w.box[1] for w in kept)
     found = []
-    for run in _candidates(rows_of(kept), line_h):
+    for run in _candidates(rows_of(kept), line_h, rules):
         columns = _columns(run, line_h)
         if len(columns) < 2:
             continue
