@@ -5,9 +5,10 @@
 Starts the gateway with the repository's config.yaml (default worker count) on a free port and
 feeds it multi-page PDFs made from small real corpus pages (a receipt, forms, printed pages and
 a text line, in turn; built in a temporary folder, never in the repository), keeping a few jobs
-queued so that every worker stays busy. Every `--interval` seconds it sums the resident memory
-(VmRSS from /proc/PID/status) of the gateway process and all its descendants (worker processes
-and the tesseract binaries they start), and notes how many pages are done. Shared pages count
+queued so that every worker stays busy; the result cache is off, so every page is read. Every
+`--interval` seconds it sums the resident memory (VmRSS from /proc/PID/status) of the gateway
+process and all its descendants (worker processes and the tesseract binaries they start), and
+notes how many pages are done. Shared pages count
 once per process in that sum, so it overstates the machine's use; the PSS sum
 (/proc/PID/smaps_rollup) is recorded beside it.
 
@@ -111,8 +112,11 @@ def _jobs(client: httpx.Client, key: str) -> dict[str, dict[str, Any]]:
 def soak(
     pages: int, per_job: int, interval_s: float, root: Path, log: Any = print
 ) -> tuple[list[Sample], dict[str, Any]]:
-    config = write_config(
-        root / "config.yaml", root / "data", logging={"level": "warning", "json": True}
+    config = write_config(  # no result cache: the few documents cycle, and each is read again
+        root / "config.yaml",
+        root / "data",
+        logging={"level": "warning", "json": True},
+        cache={"enabled": False},
     )
     key = create_tenant(config, credits=pages * 5 + 100, plan="professional")
     documents = [
