@@ -13,7 +13,8 @@ from importlib.metadata import EntryPoint, entry_points
 from importlib.util import find_spec
 from typing import TypeVar
 
-from gateway.cli_common import CLIError, settings_of
+from gateway.cli_common import CLIError as CLIError  # re-exported: callers and tests import it here
+from gateway.cli_common import settings_of
 from gateway.cli_local import add_local_commands
 from gateway.cli_submit import add_submit_command
 from gateway.config import ConfigError
