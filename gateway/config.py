@@ -21,6 +21,7 @@ from scoring.handwriting_lines import HandwritingSettings
 
 DATA_DIR_ENV = "OCR_GATEWAY_DATA_DIR"
 CONFIG_ENV = "OCR_GATEWAY_CONFIG"
+REDIS_URL_ENV = "OCR_GATEWAY_REDIS_URL"  # redis://host:port/db: rate limits shared by API nodes
 
 
 class ConfigError(Exception):
@@ -149,7 +150,8 @@ def _default_plans() -> dict[str, PlanSettings]:
 
 
 class RateLimitSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    storage_uri: str = "async+memory://"  # `limits` storage; async+redis://host:6379 to share
+    # `limits` storage; async+redis://host:6379/0 (env OCR_GATEWAY_REDIS_URL) shares it across nodes
+    storage_uri: str = "async+memory://"
     reads: str = "1200/minute"  # status and result reads, per API key
     admin: str = "600/minute"
 
@@ -336,4 +338,10 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     data_dir = Path(env[DATA_DIR_ENV]) if env.get(DATA_DIR_ENV) else Path(settings.data_dir)
     if not data_dir.is_absolute():
         data_dir = (base / data_dir).resolve()
-    return msgspec.structs.replace(settings, data_dir=str(data_dir))
+    settings = msgspec.structs.replace(settings, data_dir=str(data_dir))
+    if redis_url := env.get(REDIS_URL_ENV):
+        if not redis_url.startswith(("redis://", "rediss://", "redis+unix://")):
+            raise ConfigError(f"{REDIS_URL_ENV} must be a redis:// URL, not {redis_url!r}")
+        limits = msgspec.structs.replace(settings.rate_limits, storage_uri=f"async+{redis_url}")
+        settings = msgspec.structs.replace(settings, rate_limits=limits)
+    return settings
