@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.gateway_process import CORPUS, GatewayProcess, create_tenant, write_config
 from tests.support.outbound import Outbound
+from tests.support.servers import PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +54,34 @@ def outbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outbound]:
     running = Outbound(tmp_path_factory.mktemp("outbound"))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL on a free loopback port for the session (fails if not installed)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """postgresql://gateway@127.0.0.1:PORT/t_<hex>: a fresh empty database, dropped after."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port for the session (fails if not installed)."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """redis://127.0.0.1:PORT/0 of an emptied server (FLUSHALL before the test)."""
+    redis_server.flushall()
+    return redis_server.url()
