@@ -1,9 +1,19 @@
 """Rate limits on top of the `limits` library, with storage a multi-node deployment can share.
 
-Moving windows (exact: a request is admitted only if fewer than N were admitted in the last
-window). A rule with several windows ("10/hour", "100/day") admits a request only when every
-window has room, and then counts it in all of them; the check-then-count runs under a per-key
-lock, so racing requests never overshoot.
+Moving windows, exact: a request is admitted only if fewer than N were admitted in the last
+window. The gate is the storage's atomic moving-window `hit` (a Lua script on Redis, a lock in
+memory): it counts the request only if the window has room, so API nodes sharing one Redis
+(`async+redis://`, env OCR_GATEWAY_REDIS_URL) never admit more than N between them.
+
+A rule with several windows ("10/hour", "100/day") admits a request only when every window has
+room, and then counts it in all of them: the windows after the first are tested (a full one
+refuses, nothing is counted), then each window's atomic hit is taken in turn, shortest window
+first. Every window is gated by its own atomic hit, so none ever admits more than its limit.
+The one inexactness errs on refusing: when another node takes a window's last room between this
+node's test and hit, the refused request stays counted in the shorter windows hit before it (it
+was admitted there), for at most their length, while the longer window was full anyway. Within
+one process a per-key lock serializes test and hit, so there it never happens. Windows are
+judged by each node's clock: the nodes must keep time (NTP).
 """
 
 from __future__ import annotations
@@ -12,9 +22,12 @@ import asyncio
 import math
 import time
 from collections import defaultdict
+from typing import Any
 
+import coredis
 import msgspec
 from limits import RateLimitItem, parse_many
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -40,29 +53,53 @@ def parse_rule(rules: list[str] | str) -> tuple[RateLimitItem, ...]:
     return tuple(item for text in texts for item in parse_many(text))
 
 
+# limits' schemes for one Redis server, served by its coredis bridge; the URL coredis reads
+_REDIS_SCHEMES = {"async+redis": "redis", "async+rediss": "rediss", "async+redis+unix": "unix"}
+
+
 class RateLimiter:
     def __init__(self, settings: RateLimitSettings) -> None:
-        self._limiter = MovingWindowRateLimiter(storage_from_string(settings.storage_uri))
+        uri = settings.storage_uri
+        scheme, sep, rest = uri.partition("://")
+        self._pool: coredis.ConnectionPool | None = None
+        if scheme in _REDIS_SCHEMES:  # our own pool, so that aclose() can close its connections
+            self._pool = coredis.ConnectionPool.from_url(f"{_REDIS_SCHEMES[scheme]}{sep}{rest}")
+            options: dict[str, Any] = {"connection_pool": self._pool}  # documented, typed narrower
+            redis = RedisStorage(uri, implementation="coredis", **options)
+            self._limiter = MovingWindowRateLimiter(redis)
+        else:
+            self._limiter = MovingWindowRateLimiter(storage_from_string(uri))
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def aclose(self) -> None:
+        """Close the connections to a Redis storage (the memory storage has none)."""
+        if self._pool is not None:
+            self._pool.disconnect()
 
     async def hit(
         self, scope: str, identity: str, items: tuple[RateLimitItem, ...]
     ) -> RateLimitStatus:
         """Count one request against every window, or raise RateLimitedError (Retry-After)."""
-        key = f"{scope}:{identity}"
-        async with self._locks[key]:
-            for item in items:
+        windows = sorted(items, key=lambda item: (item.get_expiry(), item.amount))
+        async with self._locks[f"{scope}:{identity}"]:
+            for item in windows[1:]:
                 if not await self._limiter.test(item, scope, identity):
-                    status = await self._status(scope, identity, items)
-                    retry_after = max(1, math.ceil(status.reset_epoch_s - time.time()))
-                    raise RateLimitedError(
-                        f"rate limit {item} exceeded; retry in {retry_after} s",
-                        status=status,
-                        retry_after_s=retry_after,
-                    )
-            for item in items:
-                await self._limiter.hit(item, scope, identity)
+                    raise await self._refusal(item, scope, identity, items)
+            for item in windows:
+                if not await self._limiter.hit(item, scope, identity):  # atomic: the gate
+                    raise await self._refusal(item, scope, identity, items)
             return await self._status(scope, identity, items)
+
+    async def _refusal(
+        self, item: RateLimitItem, scope: str, identity: str, items: tuple[RateLimitItem, ...]
+    ) -> RateLimitedError:
+        status = await self._status(scope, identity, items)
+        retry_after = max(1, math.ceil(status.reset_epoch_s - time.time()))
+        return RateLimitedError(
+            f"rate limit {item} exceeded; retry in {retry_after} s",
+            status=status,
+            retry_after_s=retry_after,
+        )
 
     async def _status(
         self, scope: str, identity: str, items: tuple[RateLimitItem, ...]

@@ -1,0 +1,104 @@
+"""Rate limits exact across API nodes: RateLimiter instances sharing one real Redis, and memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.api.ratelimit import RateLimiter, RateLimitStatus, parse_rule
+from gateway.config import RateLimitSettings, load_settings
+from gateway.errors import RateLimitedError
+from tests.support.servers import RedisServer
+
+TENANT = ("plan:free", "tenant-1")
+
+
+@pytest.fixture
+async def nodes(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[list[RateLimiter]]:
+    """API nodes' limiters on one Redis (2, or the parameter): the first set by the environment."""
+    from_env = load_settings(env={"OCR_GATEWAY_REDIS_URL": redis_url}).rate_limits
+    assert from_env.storage_uri == f"async+{redis_url}"
+    count = getattr(request, "param", 2)
+    limiters = [RateLimiter(from_env)]
+    limiters += [
+        RateLimiter(RateLimitSettings(storage_uri=from_env.storage_uri)) for _ in range(count - 1)
+    ]
+    yield limiters
+    for limiter in limiters:
+        await limiter.aclose()
+
+
+async def burst(
+    nodes: list[RateLimiter], rule: list[str], hits: int = 16
+) -> tuple[list[RateLimitStatus], list[RateLimitedError]]:
+    """`hits` concurrent requests of one tenant, spread round-robin over `nodes`."""
+    items = parse_rule(rule)
+    results = await asyncio.gather(
+        *(nodes[i % len(nodes)].hit(*TENANT, items) for i in range(hits)),
+        return_exceptions=True,
+    )
+    admitted = [r for r in results if isinstance(r, RateLimitStatus)]
+    refused = [r for r in results if isinstance(r, RateLimitedError)]
+    assert len(admitted) + len(refused) == hits, results
+    return admitted, refused
+
+
+def entries(redis: RedisServer, rule: str) -> int:
+    """How many requests limits' moving window in Redis holds for `rule` of the tenant."""
+    (item,) = parse_rule(rule)
+    reply = redis.command("LLEN", f"LIMITS:{item.key_for(*TENANT)}")
+    assert reply.startswith(":"), reply
+    return int(reply[1:])
+
+
+# With 3 nodes the former check-all-then-hit-all under a per-process lock admitted 12.
+@pytest.mark.parametrize("nodes", [2, 3], indirect=True)
+async def test_nodes_on_one_redis_admit_exactly_the_limit(
+    redis_server: RedisServer, nodes: list[RateLimiter]
+) -> None:
+    """16 concurrent hits of 10/minute over the nodes: 10 admitted, 6 refused with Retry-After."""
+    admitted, refused = await burst(nodes, ["10/minute"])
+    assert len(admitted) == 10
+    assert len(refused) == 6
+    assert all(e.retry_after_s > 0 and e.status.remaining == 0 for e in refused)
+    assert entries(redis_server, "10/minute") == 10  # counted in Redis, not in either process
+
+
+@pytest.mark.parametrize("nodes", [2, 3], indirect=True)
+async def test_nodes_admit_exactly_the_limit_of_a_rule_with_two_windows(
+    redis_server: RedisServer, nodes: list[RateLimiter]
+) -> None:
+    """The free plan's ["10/hour", "100/day"] over the nodes: 10 admitted, counted once in each."""
+    admitted, refused = await burst(nodes, ["10/hour", "100/day"])
+    assert len(admitted) == 10
+    assert entries(redis_server, "10/hour") == 10
+    assert entries(redis_server, "100/day") == 10
+    assert all(e.status.limit == 10 for e in refused)
+
+
+@pytest.mark.parametrize("nodes", [2, 3], indirect=True)
+async def test_a_full_longer_window_refuses_across_nodes(
+    redis_server: RedisServer, nodes: list[RateLimiter]
+) -> None:
+    """3 of 5/hour already used: of 16 concurrent hits of 3/minute + 5/hour exactly 2 pass."""
+    for _ in range(3):
+        await nodes[0].hit(*TENANT, parse_rule("5/hour"))
+    admitted, _ = await burst(nodes, ["3/minute", "5/hour"])
+    assert len(admitted) == 2
+    assert entries(redis_server, "5/hour") == 5
+    assert entries(redis_server, "3/minute") <= 3
+    for _ in range(2):  # the hour is full: later bursts admit nothing and count nowhere
+        admitted, _ = await burst(nodes, ["3/minute", "5/hour"])
+        assert admitted == []
+        assert entries(redis_server, "5/hour") == 5
+
+
+async def test_one_node_in_memory_admits_exactly_the_limit() -> None:
+    """Memory storage, one process: 10 of 16 admitted, each told a different remaining count."""
+    limiter = RateLimiter(RateLimitSettings(storage_uri="async+memory://"))
+    admitted, refused = await burst([limiter], ["10/minute"])
+    assert sorted(s.remaining for s in admitted) == list(range(10))
+    assert len(refused) == 6
+    await limiter.aclose()
