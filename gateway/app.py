@@ -31,7 +31,7 @@ from gateway.api.signup import create_account
 from gateway.api.strict import check_body_types
 from gateway.config import Settings
 from gateway.errors import GatewayError
-from gateway.services import VERSION, Services
+from gateway.services import VERSION, Role, Services
 
 log = structlog.get_logger(__name__)
 
@@ -110,8 +110,9 @@ def complete_allow_header(allowed: dict[str, str]) -> Callable[[ASGIApp], ASGIAp
     return factory
 
 
-def create_app(settings: Settings) -> Litestar:
-    services = Services(settings)
+def create_app(settings: Settings, role: Role = "api+worker") -> Litestar:
+    """The HTTP gateway; `role="api"` reads no page here (worker nodes do)."""
+    services = Services(settings, role)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -124,7 +125,9 @@ def create_app(settings: Settings) -> Litestar:
         log.info(
             "gateway_started",
             data_dir=settings.data_dir,
-            workers=services.engines.size,
+            workers=services.node.workers,
+            role=role,
+            database=services.db.describe(),
             provider=settings.pipeline.provider,
         )
         try:

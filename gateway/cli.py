@@ -1,5 +1,5 @@
-"""`ocr-gateway`: serve, manage tenants, read a file locally (`cli_local`), submit one to a
-running gateway (`cli_submit`), benchmark.
+"""`ocr-gateway`: serve and worker nodes (`cli_nodes`), manage tenants, read a file locally
+(`cli_local`), submit one to a running gateway (`cli_submit`), benchmark.
 
 `CLIError` (from `cli_common`) stays importable from here."""
 
@@ -16,11 +16,11 @@ from typing import TypeVar
 from gateway.cli_common import CLIError as CLIError  # re-exported: callers and tests import it here
 from gateway.cli_common import settings_of
 from gateway.cli_local import add_local_commands
+from gateway.cli_nodes import add_node_commands
 from gateway.cli_submit import add_submit_command
-from gateway.config import ConfigError
 from gateway.errors import GatewayError
 from gateway.store import tenants
-from gateway.store.db import Database
+from gateway.store.db import Database, opened
 
 T = TypeVar("T")
 PLANS = ["free", "starter", "professional", "business"]
@@ -35,40 +35,13 @@ OPTIONAL_COMMANDS = {
 }
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from gateway.app import create_app
-    from gateway.logs import configure_logging
-
-    settings = settings_of(args)
-    configure_logging(settings.logging)
-    try:
-        app = create_app(settings)
-    except ConfigError as exc:  # e.g. a compat surface's prefix colliding with another route
-        raise CLIError(str(exc)) from exc
-    uvicorn.run(
-        app,
-        host=args.host or settings.server.host,
-        port=args.port or settings.server.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
-    return 0
-
-
 def _with_db(args: argparse.Namespace, action: Callable[[Database], Awaitable[T]]) -> T:
-    """Run one store action against the configured SQLite file (server running or not)."""
+    """Run one store action against the configured database (server running or not)."""
     settings = settings_of(args)
 
     async def run() -> T:
-        db = Database(settings.database_path)
-        await db.open()
-        try:
+        async with opened(settings) as db:
             return await action(db)
-        finally:
-            await db.close()
 
     try:
         return asyncio.run(run())
@@ -172,11 +145,7 @@ def build_parser(plugins: Mapping[str, EntryPoint] | None = None) -> argparse.Ar
     parser.add_argument("--config", help="config file (default: ./config.yaml if present)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the HTTP gateway")
-    serve.add_argument("--config", default=argparse.SUPPRESS)
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.set_defaults(func=cmd_serve)
+    add_node_commands(sub)  # serve, worker
 
     tenant_cmds = sub.add_parser("tenants", help="manage tenants").add_subparsers(
         dest="tenants_command", required=True

@@ -20,6 +20,7 @@ from router.policy import TEXT_LAYER, TIER_ORDER, RoutingPolicy, Tier
 from scoring.handwriting_lines import HandwritingSettings
 
 DATA_DIR_ENV = "OCR_GATEWAY_DATA_DIR"
+DATABASE_URL_ENV = "OCR_GATEWAY_DATABASE_URL"
 CONFIG_ENV = "OCR_GATEWAY_CONFIG"
 REDIS_URL_ENV = "OCR_GATEWAY_REDIS_URL"  # redis://host:port/db: rate limits shared by API nodes
 
@@ -61,10 +62,32 @@ class RenderSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ValueError("dpi must be between 50 and 600")
 
 
+class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Unset `url`: SQLite in the data folder. `postgresql://user:pass@host:5432/db`: PostgreSQL,
+    which any number of API and worker nodes share (env OCR_GATEWAY_DATABASE_URL)."""
+
+    url: str | None = None
+    pool_size: int = 10  # connections per node
+
+    def __post_init__(self) -> None:
+        if self.url is not None and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("database.url must be a postgresql:// URL (unset: SQLite)")
+        if self.pool_size < 2:
+            raise ValueError("database.pool_size must be >= 2")
+
+
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     processes: int = 0  # 0: one per CPU core
     max_page_attempts: int = 3  # a page that kills its worker this often fails for good
     poll_interval_s: float = 1.0
+    # A page being read is leased to its worker, which extends the lease every lease_s / 3; a
+    # page whose lease ran out (its node died) is read again by another worker.
+    lease_s: float = 60.0
+    heartbeat_s: float = 10.0  # how often a node says it is alive (/health's nodes)
+
+    def __post_init__(self) -> None:
+        if self.lease_s < 3 or self.heartbeat_s <= 0:
+            raise ValueError("worker.lease_s must be >= 3 and worker.heartbeat_s > 0")
 
     @property
     def process_count(self) -> int:
@@ -260,6 +283,7 @@ def _default_providers() -> dict[str, ProviderConfig]:
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = "data"
+    database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
     limits: LimitSettings = LimitSettings()
     rendering: RenderSettings = RenderSettings()

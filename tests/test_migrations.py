@@ -17,7 +17,7 @@ import pytest
 
 from gateway.errors import SchemaTooNewError
 from gateway.store import tenants
-from gateway.store.db import Database
+from gateway.store.db_sqlite import SqliteDatabase as Database
 from gateway.store.ledger import LedgerKind
 from gateway.store.schema import (
     LATEST,

@@ -17,9 +17,11 @@ from gateway.api.auth import provide_services, provide_tenant, require_api_key
 from gateway.api.errors import error_responses
 from gateway.api.schemas import (
     MAX_OFFSET,
+    DatabaseHealth,
     EngineHealth,
     HealthResponse,
     JobView,
+    NodeHealth,
     QuotedPageResponse,
     QuoteForm,
     QuoteResponse,
@@ -27,6 +29,7 @@ from gateway.api.schemas import (
     SubmitResponse,
     given,
 )
+from gateway.clock import now_ms
 from gateway.errors import BadRequestError
 from gateway.services import VERSION, Services
 from gateway.store import outbox
@@ -264,8 +267,21 @@ class NativeController(TenantController):
 @get("/health", summary="Service health", tags=["service"], responses=error_responses(500))
 async def health(services: Services) -> HealthResponse:
     engines = services.engines
+    now = now_ms()
+    nodes = [
+        NodeHealth(
+            **msgspec.structs.asdict(node),
+            seen_s_ago=round(max(0, now - node.last_seen_at) / 1000, 1),
+            this_node=node.id == services.node.id,
+        )
+        for node in await services.recent_nodes()
+    ]
     return HealthResponse(
         status="ok" if engines.ready > 0 else "degraded",
+        role=services.role,
+        database=DatabaseHealth(backend=services.db.backend, location=services.db.describe()),
+        nodes=nodes,
+        workers_seen=sum(node.workers for node in nodes),
         version=VERSION,
         uptime_s=round(services.uptime_s(), 1),
         queue_depth=await services.store.queue_depth(),

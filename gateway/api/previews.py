@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 import structlog
 from litestar import Response, get
 from litestar.datastructures import ResponseHeader
@@ -50,6 +51,15 @@ PREVIEW_ERRORS = {
     409: "The page failed (`page_failed`, details: its error) or was never read because the "
     "job was cancelled (`page_not_read`)",
 }
+
+
+async def local_preview_request(
+    services: Services, page: JobPage, job_id: str, page_number: int
+) -> PreviewRequest:
+    """`preview_request`, reading the upload from where this node has it."""
+    request = preview_request(page, page_number)
+    path = await services.local_upload(job_id, request.path)
+    return msgspec.structs.replace(request, path=path)
 
 
 def preview_request(page: JobPage, page_number: int) -> PreviewRequest:
@@ -112,7 +122,7 @@ class PreviewController(TenantController):
         `rotation_deg`: its size is the result's `page_dimensions`, so relative geometry times
         that size lands on these pixels. Rendered on demand; nothing is stored."""
         page = await services.store.get_job_page(tenant.id, job_id, page_number)
-        request = preview_request(page, page_number)
+        request = await local_preview_request(services, page, job_id, page_number)
         try:
             preview = await make_preview(services.engines, request, services.settings)
         except (PageError, PoolError) as exc:

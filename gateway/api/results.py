@@ -114,6 +114,9 @@ class ResultController(TenantController):
         if job.status not in TERMINAL_JOB:
             raise ResultNotReadyError()
         upload = await job_upload(services.db, tenant.id, job_id)
+        upload = msgspec.structs.replace(
+            upload, path=await services.local_upload(job_id, upload.path)
+        )
         name = download_name(upload.file_name, f"job-{job_id[:8]}", fmt)
         if fmt == OutputFormat.PDF:
             path = await searchable_pdf(services, upload, job.results, job_id)

@@ -98,10 +98,34 @@ class EngineHealth(msgspec.Struct, frozen=True, kw_only=True):
     remote: dict[str, dict[str, object]]  # remote providers: breaker state, calls, failures
 
 
+class NodeHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """A node sharing the database, as its last heartbeat said."""
+
+    id: str
+    role: str  # "api+worker" (serve), "api" (serve --workers 0) or "worker"
+    host: str
+    pid: int
+    workers: int  # page-reading processes
+    version: str
+    started_at: int  # epoch ms
+    last_seen_at: int  # epoch ms: its last heartbeat
+    seen_s_ago: float
+    this_node: bool  # the node that answered this request
+
+
+class DatabaseHealth(msgspec.Struct, frozen=True, kw_only=True):
+    backend: str  # "sqlite" (embedded) or "postgresql"
+    location: str  # the file, or the server without credentials
+
+
 class HealthResponse(msgspec.Struct, frozen=True, kw_only=True):
     status: str  # "ok", or "degraded" while no worker process is ready
     version: str
     uptime_s: float
     queue_depth: int  # pages waiting or being read
     jobs_processed: int
-    engines: EngineHealth
+    engines: EngineHealth  # this node's processes
+    role: str = "api+worker"  # this node's
+    database: DatabaseHealth | None = None
+    nodes: list[NodeHealth] = []  # every node seen within three heartbeats, this one included
+    workers_seen: int = 0  # page-reading processes over those nodes

@@ -3,13 +3,12 @@ credits it reserves and its pages, all in one transaction."""
 
 from __future__ import annotations
 
-import aiosqlite
 import msgspec
 
 from gateway.clock import now_ms
 from gateway.errors import IdempotencyKeyReusedError, TooManyJobsError
-from gateway.store import ledger
-from gateway.store.db import Database
+from gateway.store import ledger, uploads
+from gateway.store.db import Database, Tx
 from gateway.store.models import ACTIVE_JOB, Idempotency, JobStatus, NewJob, PageStatus
 from router.policy import PageRoute
 
@@ -30,7 +29,7 @@ async def find_idempotent(db: Database, tenant_id: str, idem: Idempotency) -> st
     return job_id
 
 
-async def record_idempotency(tx: aiosqlite.Connection, job: NewJob, now: int) -> None:
+async def record_idempotency(tx: Tx, job: NewJob, now: int) -> None:
     """Remember the job's Idempotency-Key, if it came with one (in the job's transaction)."""
     if job.idempotency is not None:
         await tx.execute(
@@ -40,19 +39,27 @@ async def record_idempotency(tx: aiosqlite.Connection, job: NewJob, now: int) ->
         )
 
 
+async def lock_tenant(tx: Tx, tenant_id: str) -> None:
+    """Hold the tenant's row to the end of the transaction: admissions of one tenant on several
+    nodes (PostgreSQL) then count its active jobs one after the other, never both under the cap."""
+    await tx.execute("UPDATE tenants SET plan = plan WHERE id = ?", (tenant_id,))
+
+
 async def create_job(
     db: Database, job: NewJob, routes: dict[int, PageRoute], *, max_active_jobs: int
 ) -> int:
     """Insert the job and its pages and reserve their credits; returns credits reserved.
 
-    Raises InsufficientCreditsError, TooManyJobsError, or sqlite3.IntegrityError when a
+    Raises InsufficientCreditsError, TooManyJobsError, or ConstraintError when a
     concurrent request with the same Idempotency-Key won the race.
     """
     reserved = sum(route.credits for route in routes.values())
     now = now_ms()
     job_id, tenant_id = job.job_id, job.tenant_id
+    content = await uploads.read_for(db, job.file_path)
     async with db.transaction() as tx:
         await record_idempotency(tx, job, now)
+        await lock_tenant(tx, tenant_id)
         async with tx.execute(
             "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND status IN (?, ?)",
             (tenant_id, *ACTIVE_JOB),
@@ -91,4 +98,5 @@ async def create_job(
                 for n, r in sorted(routes.items())
             ],
         )
+        await uploads.save(tx, job_id, content, now)
     return reserved

@@ -13,7 +13,7 @@ import msgspec
 
 from gateway.clock import now_ms
 from gateway.results import PageResult
-from gateway.store import ledger
+from gateway.store import ledger, uploads
 from gateway.store.admission import record_idempotency
 from gateway.store.db import Database
 from gateway.store.models import CacheKey, JobStatus, NewJob, PageStatus
@@ -114,6 +114,7 @@ class CacheStore:
         total = sum(p.credits for p in pages)
         now = now_ms()
         job_id, tenant_id, key = job.job_id, job.tenant_id, job.key
+        content = await uploads.read_for(self.db, job.file_path)
         async with self.db.transaction() as tx:
             await record_idempotency(tx, job, now)
             await ledger.reserve(tx, tenant_id, total, job_id)
@@ -159,4 +160,5 @@ class CacheStore:
             )
             for p in pages:
                 await ledger.charge(tx, tenant_id, p.credits, job_id, p.page_number, p.tier)
+            await uploads.save(tx, job_id, content, now)
         return total

@@ -25,8 +25,8 @@ async def record_job(db: Database, tenant_id: str, job_id: str, surface: str) ->
     """Remember that `job_id` came through `surface` (a job answered from the cache too)."""
     async with db.transaction() as tx:
         await tx.execute(
-            "INSERT OR IGNORE INTO compat_jobs (job_id, tenant_id, surface, created_at)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO compat_jobs (job_id, tenant_id, surface, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
             (job_id, tenant_id, surface, now_ms()),
         )
 

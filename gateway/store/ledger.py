@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import enum
 
-import aiosqlite
-
 from gateway import metrics
 from gateway.clock import now_ms
 from gateway.errors import InsufficientCreditsError
+from gateway.store.db import Tx
 
 
 class LedgerKind(enum.StrEnum):
@@ -29,7 +28,7 @@ class LedgerKind(enum.StrEnum):
 
 
 async def _record(
-    tx: aiosqlite.Connection,
+    tx: Tx,
     tenant_id: str,
     kind: LedgerKind,
     amount: int,
@@ -46,7 +45,7 @@ async def _record(
     metrics.credits_moved(kind, amount)  # counted when recorded (a rolled-back one too: rare)
 
 
-async def grant(tx: aiosqlite.Connection, tenant_id: str, amount: int, note: str) -> None:
+async def grant(tx: Tx, tenant_id: str, amount: int, note: str) -> None:
     await tx.execute(
         "UPDATE tenants SET credits_available = credits_available + ? WHERE id = ?",
         (amount, tenant_id),
@@ -54,7 +53,7 @@ async def grant(tx: aiosqlite.Connection, tenant_id: str, amount: int, note: str
     await _record(tx, tenant_id, LedgerKind.GRANT, amount, note=note)
 
 
-async def reserve(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id: str) -> None:
+async def reserve(tx: Tx, tenant_id: str, amount: int, job_id: str) -> None:
     """Hold `amount` for a job, or raise InsufficientCreditsError; never goes negative."""
     async with tx.execute(
         "UPDATE tenants SET credits_available = credits_available - ?,"
@@ -78,7 +77,7 @@ async def reserve(tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id:
 
 
 async def charge(
-    tx: aiosqlite.Connection, tenant_id: str, amount: int, job_id: str, page_number: int, tier: str
+    tx: Tx, tenant_id: str, amount: int, job_id: str, page_number: int, tier: str
 ) -> None:
     await tx.execute(
         "UPDATE tenants SET credits_reserved = credits_reserved - ? WHERE id = ?",
@@ -90,7 +89,7 @@ async def charge(
 
 
 async def refund(
-    tx: aiosqlite.Connection,
+    tx: Tx,
     tenant_id: str,
     amount: int,
     job_id: str,

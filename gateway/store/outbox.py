@@ -53,6 +53,7 @@ class DueWebhook(msgspec.Struct, frozen=True, kw_only=True):
     completed_at: int  # when its job finished
     surface: str | None  # the compatible API surface the job came through (None: native)
     context: bytes | None  # what that surface's body echoes of its request
+    next_attempt_at: int = 0  # as read: `claim` takes the webhook only if it is unchanged
 
 
 _ATTEMPTS = msgspec.json.Decoder(list[WebhookAttempt])
@@ -90,6 +91,7 @@ async def due(db: Database, now: int, limit: int) -> list[DueWebhook]:
     """Webhooks of finished jobs whose next attempt has come, the longest waiting first."""
     rows = await db.fetch_all(
         "SELECT w.job_id, w.tenant_id, w.url, w.send_full, w.message_id, w.attempts, w.context,"
+        " w.next_attempt_at,"
         " j.completed_at, (SELECT c.surface FROM compat_jobs c WHERE c.job_id = w.job_id)"
         " AS surface FROM webhooks w JOIN jobs j ON j.id = w.job_id"
         " WHERE w.delivered_at IS NULL AND w.gave_up_at IS NULL AND w.next_attempt_at <= ?"
@@ -107,6 +109,7 @@ async def due(db: Database, now: int, limit: int) -> list[DueWebhook]:
             completed_at=r["completed_at"] or now,
             surface=r["surface"],
             context=r["context"],
+            next_attempt_at=r["next_attempt_at"],
         )
         for r in rows
     ]
@@ -124,18 +127,35 @@ async def record_attempt(
     and not delivered) given up."""
     done_at = now_ms()
     async with db.transaction() as tx:
+        async with tx.execute("SELECT attempts FROM webhooks WHERE job_id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return
+        attempts = [*_ATTEMPTS.decode(row["attempts"]), attempt]
         await tx.execute(
-            "UPDATE webhooks SET attempts = json_insert(attempts, '$[#]', json(?)),"
+            "UPDATE webhooks SET attempts = ?,"
             " delivered_at = ?, gave_up_at = ?, next_attempt_at = COALESCE(?, next_attempt_at)"
             " WHERE job_id = ? AND delivered_at IS NULL AND gave_up_at IS NULL",
             (
-                _ENCODER.encode(attempt).decode(),
+                _ENCODER.encode(attempts),
                 done_at if delivered else None,
                 done_at if not delivered and next_attempt_at is None else None,
                 next_attempt_at,
                 job_id,
             ),
         )
+
+
+async def claim(db: Database, webhook: DueWebhook, hold_until: int) -> bool:
+    """Take the due webhook for one attempt: its next attempt moves to `hold_until`, unless
+    another node took it first (its next attempt time is no longer the one seen)."""
+    async with db.transaction() as tx:
+        cur = await tx.execute(
+            "UPDATE webhooks SET next_attempt_at = ? WHERE job_id = ? AND next_attempt_at = ?"
+            " AND delivered_at IS NULL AND gave_up_at IS NULL",
+            (hold_until, webhook.job_id, webhook.next_attempt_at),
+        )
+    return cur.rowcount == 1
 
 
 def _new_secret() -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 
-import aiosqlite
 import msgspec
 
 from gateway.clock import now_ms
@@ -21,7 +20,7 @@ from gateway.errors import ErrorDetail, JobNotCancellableError, JobNotFoundError
 from gateway.results import PageResult
 from gateway.store import admission, ledger, reads, retention, stats
 from gateway.store.cache import CacheStore
-from gateway.store.db import Database
+from gateway.store.db import Database, Tx
 from gateway.store.models import (
     ACTIVE_JOB,
     OPEN_PAGE,
@@ -43,8 +42,39 @@ _ROUTE_DECODER = msgspec.json.Decoder(PageRoute)
 _ENCODER = msgspec.json.Encoder()
 
 
+JOB_CHANNEL = "ocr_gateway_jobs"  # a job changed: its id (long polls wake on every node)
+QUEUE_CHANNEL = "ocr_gateway_queue"  # pages were queued (workers wake on every node)
+
+
 def new_job_id() -> str:
     return str(uuid.uuid4())
+
+
+def _text(error: ErrorDetail) -> str:
+    """An error as the TEXT its columns hold."""
+    return _ENCODER.encode(error).decode()
+
+
+def _claim_sql(db: Database) -> str:
+    """The first waiting page of the active job claimed longest ago (round-robin over jobs).
+    Both engines walk `jobs_claim` in order and stop at the first job with a waiting page, so
+    the cost does not grow with the queue; PostgreSQL skips pages other claimers hold."""
+    active = ", ".join(f"'{status.value}'" for status in sorted(ACTIVE_JOB))  # the index's
+    waiting = f"'{PageStatus.PENDING.value}'"  # literals, so the planner may use the indexes
+    order = f"j.status IN ({active}) ORDER BY COALESCE(j.last_claimed_at, 0), j.created_at LIMIT 1"
+    if db.lock_clause:
+        return (
+            "SELECT p.job_id, p.page_number FROM jobs j CROSS JOIN LATERAL"  # noqa: S608 - enums
+            " (SELECT q.job_id, q.page_number FROM pages q"
+            f" WHERE q.job_id = j.id AND q.status = {waiting}"
+            f" ORDER BY q.page_number LIMIT 1{db.lock_clause}) p WHERE {order}"
+        )
+    return (
+        "SELECT j.id AS job_id, (SELECT MIN(q.page_number) FROM pages q"  # noqa: S608 - enums
+        f" WHERE q.job_id = j.id AND q.status = {waiting}) AS page_number FROM jobs j"
+        f" WHERE EXISTS (SELECT 1 FROM pages q WHERE q.job_id = j.id"
+        f" AND q.status = {waiting}) AND {order}"
+    )
 
 
 class JobStore:
@@ -53,20 +83,29 @@ class JobStore:
         self.events = reads.JobEvents()
         self.cache = CacheStore(db)  # quotes and answers from earlier jobs
 
-    async def claim_page(self) -> ClaimedPage | None:
+    async def claim_page(self, lease_s: float) -> ClaimedPage | None:
+        """The next page to read, leased to the caller for `lease_s` seconds (see `extend`)."""
         now = now_ms()
         async with self.db.transaction() as tx:
+            async with tx.execute(_claim_sql(self.db)) as cur:
+                next_page = await cur.fetchone()
+            if next_page is None:
+                return None
             async with tx.execute(
-                "UPDATE pages SET status = ?, attempts = attempts + 1, updated_at = ?"
-                " WHERE rowid = (SELECT p.rowid FROM pages p JOIN jobs j ON j.id = p.job_id"
-                "  WHERE p.status = ?"
-                "  ORDER BY COALESCE(j.last_claimed_at, 0), j.created_at, p.page_number LIMIT 1)"
+                "UPDATE pages SET status = ?, attempts = attempts + 1, updated_at = ?,"
+                " lease_until = ? WHERE job_id = ? AND page_number = ? AND status = ?"
                 " RETURNING job_id, page_number, attempts, credits_reserved, tier, route",
-                (PageStatus.PROCESSING, now, PageStatus.PENDING),
+                (
+                    PageStatus.PROCESSING,
+                    now,
+                    now + int(lease_s * 1000),
+                    next_page["job_id"],
+                    next_page["page_number"],
+                    PageStatus.PENDING,
+                ),
             ) as cur:
                 page = await cur.fetchone()
-            if page is None:
-                return None
+            assert page is not None  # locked by the SELECT (PostgreSQL), or the one writer
             async with tx.execute(
                 "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?),"
                 " last_claimed_at = ? WHERE id = ? RETURNING tenant_id, file_path, file_kind",
@@ -74,7 +113,7 @@ class JobStore:
             ) as cur:
                 job = await cur.fetchone()
         assert job is not None
-        self.events.notify(page["job_id"])
+        await self._changed(page["job_id"])
         return ClaimedPage(
             job_id=page["job_id"],
             tenant_id=job["tenant_id"],
@@ -87,13 +126,30 @@ class JobStore:
             route=_ROUTE_DECODER.decode(page["route"]) if page["route"] else None,
         )
 
+    async def extend(self, claim: ClaimedPage, lease_s: float) -> bool:
+        """Extend the page's lease; False if the page is no longer this claim's (its lease ran
+        out and another worker took it, or its job was cancelled)."""
+        async with self.db.transaction() as tx:
+            cur = await tx.execute(
+                "UPDATE pages SET lease_until = ? WHERE job_id = ? AND page_number = ?"
+                " AND status = ? AND attempts = ?",
+                (
+                    now_ms() + int(lease_s * 1000),
+                    claim.job_id,
+                    claim.page_number,
+                    PageStatus.PROCESSING,
+                    claim.attempts,
+                ),
+            )
+        return cur.rowcount == 1
+
     async def complete_page(self, claim: ClaimedPage, result: PageResult, seconds: float) -> bool:
         """Store the result and charge the page; False if the page was no longer in flight."""
         async with self.db.transaction() as tx:
             cur = await tx.execute(
                 "UPDATE pages SET status = ?, result = ?, credits_charged = ?,"
                 " seconds = ?, updated_at = ?"
-                " WHERE job_id = ? AND page_number = ? AND status = ?",
+                " WHERE job_id = ? AND page_number = ? AND status = ? AND attempts = ?",
                 (
                     PageStatus.COMPLETED,
                     _ENCODER.encode(result),
@@ -103,6 +159,7 @@ class JobStore:
                     claim.job_id,
                     claim.page_number,
                     PageStatus.PROCESSING,
+                    claim.attempts,
                 ),
             )
             if cur.rowcount != 1:
@@ -116,7 +173,7 @@ class JobStore:
                 claim.tier,
             )
             await self._finish_if_done(tx, claim.job_id)
-        self.events.notify(claim.job_id)
+        await self._changed(claim.job_id)
         return True
 
     async def fail_page(self, claim: ClaimedPage, error: ErrorDetail) -> bool:
@@ -124,14 +181,15 @@ class JobStore:
         async with self.db.transaction() as tx:
             cur = await tx.execute(
                 "UPDATE pages SET status = ?, error = ?, updated_at = ?"
-                " WHERE job_id = ? AND page_number = ? AND status = ?",
+                " WHERE job_id = ? AND page_number = ? AND status = ? AND attempts = ?",
                 (
                     PageStatus.FAILED,
-                    _ENCODER.encode(error),
+                    _text(error),
                     now_ms(),
                     claim.job_id,
                     claim.page_number,
                     PageStatus.PROCESSING,
+                    claim.attempts,
                 ),
             )
             if cur.rowcount != 1:
@@ -145,7 +203,7 @@ class JobStore:
                 note=error.code,
             )
             await self._finish_if_done(tx, claim.job_id)
-        self.events.notify(claim.job_id)
+        await self._changed(claim.job_id)
         return True
 
     async def release_page(self, claim: ClaimedPage, *, count_attempt: bool = True) -> None:
@@ -153,8 +211,9 @@ class JobStore:
         (`count_attempt=False`: a clean shutdown is not the page's fault)."""
         async with self.db.transaction() as tx:
             await tx.execute(
-                "UPDATE pages SET status = ?, updated_at = ?, attempts = attempts - ?"
-                " WHERE job_id = ? AND page_number = ? AND status = ?",
+                "UPDATE pages SET status = ?, updated_at = ?, attempts = attempts - ?,"
+                " lease_until = NULL"
+                " WHERE job_id = ? AND page_number = ? AND status = ? AND attempts = ?",
                 (
                     PageStatus.PENDING,
                     now_ms(),
@@ -162,22 +221,29 @@ class JobStore:
                     claim.job_id,
                     claim.page_number,
                     PageStatus.PROCESSING,
+                    claim.attempts,
                 ),
             )
 
-    async def sweep(self, max_attempts: int) -> int:
-        """At start-up nothing is in flight: requeue interrupted pages, fail exhausted ones."""
+    async def requeue_expired(self, max_attempts: int, *, all_in_flight: bool = False) -> int:
+        """Pages whose lease ran out (their worker's node died) go back to the queue, or fail
+        and are refunded once they have been tried `max_attempts` times. `all_in_flight`: every
+        page being read counts as expired (an embedded server starting: nothing else reads)."""
+        expired_before = 2**62 if all_in_flight else now_ms()
         async with self.db.transaction() as tx:
             async with tx.execute(
-                "SELECT p.job_id, p.page_number, p.attempts, p.credits_reserved, j.tenant_id"
-                " FROM pages p JOIN jobs j ON j.id = p.job_id WHERE p.status = ?",
-                (PageStatus.PROCESSING,),
+                "SELECT p.job_id, p.page_number, p.attempts, p.credits_reserved, j.tenant_id"  # noqa: S608
+                " FROM pages p JOIN jobs j ON j.id = p.job_id WHERE p.status = ?"
+                " AND COALESCE(p.lease_until, 0) < ?"
+                + (" FOR UPDATE OF p SKIP LOCKED" if self.db.lock_clause else ""),
+                (PageStatus.PROCESSING, expired_before),
             ) as cur:
                 rows = list(await cur.fetchall())
             for row in rows:
                 if row["attempts"] < max_attempts:
                     await tx.execute(
-                        "UPDATE pages SET status = ? WHERE job_id = ? AND page_number = ?",
+                        "UPDATE pages SET status = ?, lease_until = NULL"
+                        " WHERE job_id = ? AND page_number = ?",
                         (PageStatus.PENDING, row["job_id"], row["page_number"]),
                     )
                     continue
@@ -188,7 +254,7 @@ class JobStore:
                 )
                 await tx.execute(
                     "UPDATE pages SET status = ?, error = ? WHERE job_id = ? AND page_number = ?",
-                    (PageStatus.FAILED, _ENCODER.encode(error), row["job_id"], row["page_number"]),
+                    (PageStatus.FAILED, _text(error), row["job_id"], row["page_number"]),
                 )
                 await ledger.refund(
                     tx,
@@ -199,12 +265,18 @@ class JobStore:
                     note=error.code,
                 )
                 await self._finish_if_done(tx, row["job_id"])
+        for job_id in {row["job_id"] for row in rows}:
+            await self._changed(job_id)
         return len(rows)
 
-    async def _finish_if_done(self, tx: aiosqlite.Connection, job_id: str) -> None:
+    async def _finish_if_done(self, tx: Tx, job_id: str) -> None:
+        # The job's row first: on PostgreSQL two pages of one job finishing at once would each
+        # count the other as still open; the second waits here, then counts after the first.
+        await tx.execute("UPDATE jobs SET credits_used = credits_used WHERE id = ?", (job_id,))
         async with tx.execute(
-            "SELECT SUM(status IN (?, ?)) AS open,"
-            " SUM(status = ?) AS done, SUM(credits_charged) AS used,"
+            "SELECT SUM(CASE WHEN status IN (?, ?) THEN 1 ELSE 0 END) AS open,"
+            " SUM(CASE WHEN status = ? THEN 1 ELSE 0 END) AS done,"
+            " SUM(credits_charged) AS used,"
             " MIN(CASE WHEN status = ? THEN error END) AS first_error"
             " FROM pages WHERE job_id = ?",
             (*OPEN_PAGE, PageStatus.COMPLETED, PageStatus.FAILED, job_id),
@@ -219,7 +291,7 @@ class JobStore:
         if not row["done"]:
             status = JobStatus.FAILED
             page_error = _ERROR_DECODER.decode(row["first_error"])
-            error = _ENCODER.encode(
+            error = _text(
                 ErrorDetail(
                     code="all_pages_failed",
                     message=f"no page could be read; first error: {page_error.message}",
@@ -245,11 +317,9 @@ class JobStore:
             if job["status"] in TERMINAL_JOB:
                 raise JobNotCancellableError(f"the job is already {job['status']}")
             await self._cancel_open_pages(tx, tenant_id, job_id)
-        self.events.notify(job_id)
+        await self._changed(job_id)
 
-    async def _cancel_open_pages(
-        self, tx: aiosqlite.Connection, tenant_id: str, job_id: str
-    ) -> None:
+    async def _cancel_open_pages(self, tx: Tx, tenant_id: str, job_id: str) -> None:
         async with tx.execute(
             "UPDATE pages SET status = ?, updated_at = ? WHERE job_id = ?"
             " AND status IN (?, ?) RETURNING page_number, credits_reserved",
@@ -291,7 +361,7 @@ class JobStore:
             await tx.execute("DELETE FROM pages WHERE job_id = ?", (job_id,))
             await tx.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job_id,))
             await tx.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-        self.events.notify(job_id)
+        await self._changed(job_id)
         path: str = job["file_path"]
         return path
 
@@ -305,7 +375,16 @@ class JobStore:
         self, job: NewJob, routes: dict[int, PageRoute], *, max_active_jobs: int
     ) -> int:
         """Admit the job: see `admission.create_job`. Returns the credits reserved."""
-        return await admission.create_job(self.db, job, routes, max_active_jobs=max_active_jobs)
+        reserved = await admission.create_job(self.db, job, routes, max_active_jobs=max_active_jobs)
+        if self.db.shared:
+            await self.db.publish(QUEUE_CHANNEL, job.job_id)
+        return reserved
+
+    async def _changed(self, job_id: str) -> None:
+        """Wake this node's long polls on the job, and (PostgreSQL) every other node's."""
+        self.events.notify(job_id)
+        if self.db.shared:
+            await self.db.publish(JOB_CHANNEL, job_id)
 
     async def get_job(self, tenant_id: str, job_id: str) -> JobResult:
         """The job as its owner sees it; another tenant's job is not found."""

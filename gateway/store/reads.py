@@ -114,14 +114,15 @@ async def list_jobs(
     """The tenant's jobs, newest first, without their results."""
     params = (tenant_id, status, status, job_id, job_id)
     total = await db.fetch_one(
-        "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND (? IS NULL OR status = ?)"
-        " AND (? IS NULL OR id = ?)",
+        "SELECT COUNT(*) FROM jobs WHERE tenant_id = ? AND (CAST(? AS TEXT) IS NULL OR status = ?)"
+        " AND (CAST(? AS TEXT) IS NULL OR id = ?)",
         params,
     )
     rows = await db.fetch_all(
         "SELECT j.*, (SELECT COUNT(*) FROM pages p WHERE p.job_id = j.id AND p.status"
         " IN (?, ?)) AS processed FROM jobs j"
-        " WHERE tenant_id = ? AND (? IS NULL OR status = ?) AND (? IS NULL OR id = ?)"
+        " WHERE tenant_id = ? AND (CAST(? AS TEXT) IS NULL OR status = ?)"
+        " AND (CAST(? AS TEXT) IS NULL OR id = ?)"
         " ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
         (*PROCESSED_PAGE, *params, limit, offset),
     )

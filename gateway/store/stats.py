@@ -26,7 +26,7 @@ async def mean_page_seconds(db: Database) -> float | None:
     # this read the newest rows only instead of sorting every page ever stored.
     row = await db.fetch_one(
         "SELECT AVG(seconds) FROM (SELECT seconds FROM pages WHERE seconds IS NOT NULL"
-        " ORDER BY updated_at DESC LIMIT ?)",
+        " ORDER BY updated_at DESC LIMIT ?) AS recent",
         (RECENT_PAGES,),
     )
     return float(row[0]) if row and row[0] is not None else None

@@ -10,11 +10,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
 import uuid
 from collections.abc import Collection
 
-import aiosqlite
 import msgspec
 
 from gateway.clock import now_ms
@@ -25,7 +23,7 @@ from gateway.errors import (
     TenantNotFoundError,
 )
 from gateway.store import ledger
-from gateway.store.db import Database
+from gateway.store.db import ConstraintError, Database, Row, Tx
 
 KEY_PREFIX = "ocrg_"
 PLANS = ("free", "starter", "professional", "business")
@@ -64,7 +62,7 @@ def new_api_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def _tenant(row: sqlite3.Row) -> Tenant:
+def _tenant(row: Row) -> Tenant:
     return Tenant(
         id=row["id"],
         name=row["name"],
@@ -100,7 +98,7 @@ async def create_tenant(
             await _insert_key(tx, tenant_id, key, now)
             if credits:
                 await ledger.grant(tx, tenant_id, credits, note="opening balance")
-    except sqlite3.IntegrityError as exc:
+    except ConstraintError as exc:
         raise AccountExistsError() from exc
     return Tenant(
         id=tenant_id,
@@ -120,7 +118,7 @@ async def signup(db: Database, email: str, plan: str, credits: int) -> tuple[Ten
     return await create_tenant(db, email, plan, credits, email=email)
 
 
-async def _insert_key(tx: aiosqlite.Connection, tenant_id: str, key: str, now: int) -> str:
+async def _insert_key(tx: Tx, tenant_id: str, key: str, now: int) -> str:
     key_id = str(uuid.uuid4())
     await tx.execute(
         "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -18,6 +18,8 @@ from gateway.store.tenants import Tenant
 from router.policy import Tier
 
 MAX_USAGE_DAYS = 366
+DAY_MS = 86_400_000  # ledger times are epoch milliseconds; a UTC day is their integer quotient
+EPOCH = dt.date(1970, 1, 1)
 
 
 class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,17 +94,16 @@ async def get_usage(db: Database, tenant: Tenant, start: str | None, end: str | 
     lo = int(dt.datetime.combine(first, dt.time(), dt.UTC).timestamp() * 1000)
     hi = int(dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp() * 1000)
     rows = await db.fetch_all(
-        "SELECT date(created_at / 1000, 'unixepoch') AS day, COALESCE(tier, ?) AS tier,"
+        "SELECT created_at / ? AS day, COALESCE(tier, ?) AS tier,"
         " COUNT(*) AS pages, SUM(amount) AS credits FROM ledger"
         " WHERE tenant_id = ? AND kind = ? AND created_at >= ? AND created_at < ?"
-        " GROUP BY day, tier ORDER BY day",
-        (Tier.SIMPLE, tenant.id, LedgerKind.CHARGE, lo, hi),
+        " GROUP BY 1, 2 ORDER BY 1",
+        (DAY_MS, Tier.SIMPLE, tenant.id, LedgerKind.CHARGE, lo, hi),
     )
     days: dict[str, dict[str, UsageTotals]] = {}
     for r in rows:
-        days.setdefault(r["day"], {})[r["tier"]] = UsageTotals(
-            pages=r["pages"], credits=r["credits"]
-        )
+        day = (EPOCH + dt.timedelta(days=int(r["day"]))).isoformat()
+        days.setdefault(day, {})[r["tier"]] = UsageTotals(pages=r["pages"], credits=r["credits"])
     day_rows = [
         DayUsage(
             date=day,

@@ -206,12 +206,14 @@ class LocalReaders:
 class PageEngine:
     """The local providers of one worker process, loaded once."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, load_providers: bool = True) -> None:
+        """`load_providers=False`: an API-only node's process, which renders previews and
+        PDFs and reads nothing (no model loaded)."""
         self.settings = settings
         self.providers: dict[str, Provider] = {
             name: build_provider(name, cfg)
             for name, cfg in settings.providers.items()
-            if is_local(cfg)  # remote kinds run in the server's event loop, not here
+            if is_local(cfg) and load_providers  # remote kinds run in the server's event loop
         }
         self._readers = LocalReaders(self)
 

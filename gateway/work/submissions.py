@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import sqlite3
 from pathlib import Path
 
 import msgspec
@@ -25,6 +24,7 @@ from gateway.errors import (
     UnsupportedMediaTypeError,
 )
 from gateway.store.cache import StoredQuote
+from gateway.store.db import ConstraintError
 from gateway.store.models import Idempotency, NewJob
 from gateway.store.queue import JobStore, new_job_id
 from gateway.store.tenants import Tenant
@@ -214,7 +214,7 @@ class Intake:
             reserved = await store.create_job(
                 job, routes, max_active_jobs=self.plan.max_concurrent_jobs
             )
-        except sqlite3.IntegrityError:
+        except ConstraintError:
             path.unlink(missing_ok=True)
             assert idempotency is not None  # the only unique key a new job can collide on
             replay = await _replay(store, tenant, idempotency)

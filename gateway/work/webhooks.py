@@ -155,6 +155,11 @@ class WebhookDeliverer:
         for webhook in await outbox.due(self.db, now_ms(), MAX_IN_FLIGHT):
             if webhook.job_id in self._in_flight or len(self._in_flight) >= MAX_IN_FLIGHT:
                 continue
+            # one node attempts it (several API nodes look at one outbox); if this one dies
+            # mid-attempt the webhook is due again after the hold
+            hold_until = now_ms() + int(3 * self.settings.webhooks.timeout_s * 1000)
+            if not await outbox.claim(self.db, webhook, hold_until):
+                continue
             task = asyncio.create_task(self._attempt(webhook), name=f"webhook-{webhook.job_id}")
             self._in_flight[webhook.job_id] = task
             task.add_done_callback(self._forget)

@@ -19,6 +19,7 @@ from gateway.page_errors import PageInternalError, page_error_for_pool
 from gateway.results import PageResult
 from gateway.store.models import ClaimedPage
 from gateway.store.queue import JobStore
+from gateway.store.uploads import local_file
 from gateway.work.documents import DocumentKind
 from gateway.work.pipeline import PageEngine, PageTask, Phase
 from gateway.work.procpool import WorkerPool
@@ -34,6 +35,11 @@ def start_engine(settings: Settings) -> PageEngine:
 
     warnings.simplefilter("ignore", UserWarning)  # decoders' notes on damaged files
     return PageEngine(settings)
+
+
+def start_renderer(settings: Settings) -> PageEngine:
+    """Process initializer of an API-only node: renders previews and PDFs, loads no model."""
+    return PageEngine(settings, load_providers=False)
 
 
 def read_page(engine: PageEngine, task: PageTask, *, phase: Phase) -> PageResult:
@@ -57,12 +63,31 @@ class Worker:
         self._in_flight: dict[asyncio.Task[Any], ClaimedPage] = {}
 
     async def start(self) -> None:
-        swept = await self.store.sweep(self.settings.worker.max_page_attempts)
+        # Embedded, nothing else reads this queue: a page left in flight was interrupted by the
+        # last stop. Shared, another node may be reading it: only expired leases count.
+        swept = await self.store.requeue_expired(
+            self.settings.worker.max_page_attempts, all_in_flight=not self.store.db.shared
+        )
         if swept:
             log.info("pages_requeued", count=swept)
         self._loops = [
             asyncio.create_task(self._run(), name=f"worker-{i}") for i in range(self.pool.size)
         ]
+        if self.store.db.shared:
+            self._loops.append(asyncio.create_task(self._reap(), name="lease-reaper"))
+
+    async def _reap(self) -> None:
+        """Put back the pages whose worker's node died (their lease ran out)."""
+        while True:
+            await asyncio.sleep(self.settings.worker.lease_s / 3)
+            try:
+                swept = await self.store.requeue_expired(self.settings.worker.max_page_attempts)
+            except Exception:  # a store hiccup must not end the loop: logged, retried
+                log.exception("lease_reap_failed")
+                continue
+            if swept:
+                log.warning("pages_requeued_after_lease", count=swept)
+                self.wake()
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -79,7 +104,7 @@ class Worker:
         while True:
             self._wakeup.clear()
             try:
-                claim = await self.store.claim_page()
+                claim = await self.store.claim_page(self.settings.worker.lease_s)
             except Exception:  # a store hiccup must not end the claiming loop: logged, retried
                 log.exception("page_claim_failed")
                 claim = None
@@ -109,16 +134,39 @@ class Worker:
         )
         return result
 
+    async def _keep_lease(self, claim: ClaimedPage) -> None:
+        """Extend the page's lease while it is read (a worker node that dies stops extending)."""
+        lease_s = self.settings.worker.lease_s
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            try:
+                if not await self.store.extend(claim, lease_s):
+                    return  # cancelled, or taken over: the result will not be recorded
+            except Exception:  # logged; the next beat tries again before the lease runs out
+                log.exception("lease_extend_failed", job_id=claim.job_id, page=claim.page_number)
+
     async def _process(self, claim: ClaimedPage) -> None:
         logger = log.bind(job_id=claim.job_id, tenant_id=claim.tenant_id, page=claim.page_number)
-        task = PageTask(
-            path=claim.file_path,
-            kind=DocumentKind(claim.file_kind),
-            page_number=claim.page_number,
-            route=claim.route,
-        )
+        lease = asyncio.create_task(self._keep_lease(claim), name="lease")
+        try:
+            await self._process_leased(claim, logger)
+        finally:
+            lease.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease
+
+    async def _process_leased(self, claim: ClaimedPage, logger: Any) -> None:
         started = time.perf_counter()
         try:
+            path = await local_file(
+                self.store.db, claim.job_id, claim.file_path, self.settings.uploads_dir
+            )
+            task = PageTask(
+                path=path,
+                kind=DocumentKind(claim.file_kind),
+                page_number=claim.page_number,
+                route=claim.route,
+            )
             result = await self._read(task)
         except Exception as exc:  # noqa: BLE001 - one page never stops the worker: mapped below
             error = page_error_for_pool(

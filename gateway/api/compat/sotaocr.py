@@ -44,7 +44,7 @@ from gateway.api.compat.sotaocr_map import (
     result_of,
     upstream_failed,
 )
-from gateway.api.previews import MAX_PAGE_NUMBER, preview_request
+from gateway.api.previews import MAX_PAGE_NUMBER, local_preview_request
 from gateway.config import Settings
 from gateway.errors import (
     BadRequestError,
@@ -230,7 +230,7 @@ class SotaController(Controller):
     ) -> Response[bytes]:
         """After automatic rotation (no unwarping): its size is the page's page_preview."""
         page = await services.store.get_job_page(tenant.id, job_id, page_number)
-        request = preview_request(page, page_number)
+        request = await local_preview_request(services, page, job_id, page_number)
         try:
             preview = await make_preview(services.engines, request, services.settings)
         except (PageError, PoolError) as exc:
