@@ -1,12 +1,15 @@
 """The persistent job queue: jobs, their pages, and page results.
 
-A page is claimed by one atomic `UPDATE ... RETURNING`; its result, its charge and the job's
-completion are written in one transaction, so a crash at any point leaves every page either
-pending (read again after restart) or finished exactly once, and charged at most once.
-Pages are claimed round-robin across jobs, so one large document does not starve the others.
+A page is claimed in one transaction under a lease its reader extends (`leases`); its result,
+its charge and the job's completion are written in one transaction, fenced by the attempt
+number, so a crash at any point (of a process or of a whole node) leaves every page either
+waiting (read again once its lease runs out, or at once when an embedded server restarts) or
+finished exactly once, and charged at most once. Pages are claimed round-robin across jobs,
+so one large document does not starve the others.
 
 `JobStore` is the one object callers hold. The page flow, cancelling and deleting are here;
-admitting a job is `admission`, reading jobs back (and the long poll) is `reads`.
+admitting a job is `admission`, reading jobs back (and the long poll) is `reads`. A change is
+told to this node's long polls and, on PostgreSQL, to every other node's (`JOB_CHANNEL`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import msgspec
 from gateway.clock import now_ms
 from gateway.errors import ErrorDetail, JobNotCancellableError, JobNotFoundError
 from gateway.results import PageResult
-from gateway.store import admission, ledger, reads, retention, stats
+from gateway.store import admission, leases, ledger, reads, retention, stats
 from gateway.store.cache import CacheStore
 from gateway.store.db import Database, Tx
+from gateway.store.leases import error_text, finish_if_done
 from gateway.store.models import (
     ACTIVE_JOB,
     OPEN_PAGE,
@@ -50,33 +54,6 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def _text(error: ErrorDetail) -> str:
-    """An error as the TEXT its columns hold."""
-    return _ENCODER.encode(error).decode()
-
-
-def _claim_sql(db: Database) -> str:
-    """The first waiting page of the active job claimed longest ago (round-robin over jobs).
-    Both engines walk `jobs_claim` in order and stop at the first job with a waiting page, so
-    the cost does not grow with the queue; PostgreSQL skips pages other claimers hold."""
-    active = ", ".join(f"'{status.value}'" for status in sorted(ACTIVE_JOB))  # the index's
-    waiting = f"'{PageStatus.PENDING.value}'"  # literals, so the planner may use the indexes
-    order = f"j.status IN ({active}) ORDER BY COALESCE(j.last_claimed_at, 0), j.created_at LIMIT 1"
-    if db.lock_clause:
-        return (
-            "SELECT p.job_id, p.page_number FROM jobs j CROSS JOIN LATERAL"  # noqa: S608 - enums
-            " (SELECT q.job_id, q.page_number FROM pages q"
-            f" WHERE q.job_id = j.id AND q.status = {waiting}"
-            f" ORDER BY q.page_number LIMIT 1{db.lock_clause}) p WHERE {order}"
-        )
-    return (
-        "SELECT j.id AS job_id, (SELECT MIN(q.page_number) FROM pages q"  # noqa: S608 - enums
-        f" WHERE q.job_id = j.id AND q.status = {waiting}) AS page_number FROM jobs j"
-        f" WHERE EXISTS (SELECT 1 FROM pages q WHERE q.job_id = j.id"
-        f" AND q.status = {waiting}) AND {order}"
-    )
-
-
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -87,7 +64,7 @@ class JobStore:
         """The next page to read, leased to the caller for `lease_s` seconds (see `extend`)."""
         now = now_ms()
         async with self.db.transaction() as tx:
-            async with tx.execute(_claim_sql(self.db)) as cur:
+            async with tx.execute(leases.claim_sql(self.db)) as cur:
                 next_page = await cur.fetchone()
             if next_page is None:
                 return None
@@ -127,21 +104,8 @@ class JobStore:
         )
 
     async def extend(self, claim: ClaimedPage, lease_s: float) -> bool:
-        """Extend the page's lease; False if the page is no longer this claim's (its lease ran
-        out and another worker took it, or its job was cancelled)."""
-        async with self.db.transaction() as tx:
-            cur = await tx.execute(
-                "UPDATE pages SET lease_until = ? WHERE job_id = ? AND page_number = ?"
-                " AND status = ? AND attempts = ?",
-                (
-                    now_ms() + int(lease_s * 1000),
-                    claim.job_id,
-                    claim.page_number,
-                    PageStatus.PROCESSING,
-                    claim.attempts,
-                ),
-            )
-        return cur.rowcount == 1
+        """Extend the page's lease; False if the page is no longer this claim's."""
+        return await leases.extend(self.db, claim, lease_s)
 
     async def complete_page(self, claim: ClaimedPage, result: PageResult, seconds: float) -> bool:
         """Store the result and charge the page; False if the page was no longer in flight."""
@@ -172,7 +136,7 @@ class JobStore:
                 claim.page_number,
                 claim.tier,
             )
-            await self._finish_if_done(tx, claim.job_id)
+            await finish_if_done(tx, claim.job_id)
         await self._changed(claim.job_id)
         return True
 
@@ -184,7 +148,7 @@ class JobStore:
                 " WHERE job_id = ? AND page_number = ? AND status = ? AND attempts = ?",
                 (
                     PageStatus.FAILED,
-                    _text(error),
+                    error_text(error),
                     now_ms(),
                     claim.job_id,
                     claim.page_number,
@@ -202,7 +166,7 @@ class JobStore:
                 claim.page_number,
                 note=error.code,
             )
-            await self._finish_if_done(tx, claim.job_id)
+            await finish_if_done(tx, claim.job_id)
         await self._changed(claim.job_id)
         return True
 
@@ -254,7 +218,7 @@ class JobStore:
                 )
                 await tx.execute(
                     "UPDATE pages SET status = ?, error = ? WHERE job_id = ? AND page_number = ?",
-                    (PageStatus.FAILED, _text(error), row["job_id"], row["page_number"]),
+                    (PageStatus.FAILED, error_text(error), row["job_id"], row["page_number"]),
                 )
                 await ledger.refund(
                     tx,
@@ -264,45 +228,10 @@ class JobStore:
                     row["page_number"],
                     note=error.code,
                 )
-                await self._finish_if_done(tx, row["job_id"])
+                await finish_if_done(tx, row["job_id"])
         for job_id in {row["job_id"] for row in rows}:
             await self._changed(job_id)
         return len(rows)
-
-    async def _finish_if_done(self, tx: Tx, job_id: str) -> None:
-        # The job's row first: on PostgreSQL two pages of one job finishing at once would each
-        # count the other as still open; the second waits here, then counts after the first.
-        await tx.execute("UPDATE jobs SET credits_used = credits_used WHERE id = ?", (job_id,))
-        async with tx.execute(
-            "SELECT SUM(CASE WHEN status IN (?, ?) THEN 1 ELSE 0 END) AS open,"
-            " SUM(CASE WHEN status = ? THEN 1 ELSE 0 END) AS done,"
-            " SUM(credits_charged) AS used,"
-            " MIN(CASE WHEN status = ? THEN error END) AS first_error"
-            " FROM pages WHERE job_id = ?",
-            (*OPEN_PAGE, PageStatus.COMPLETED, PageStatus.FAILED, job_id),
-        ) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        if row["open"]:
-            await tx.execute("UPDATE jobs SET credits_used = ? WHERE id = ?", (row["used"], job_id))
-            return
-        error = None
-        status = JobStatus.COMPLETED
-        if not row["done"]:
-            status = JobStatus.FAILED
-            page_error = _ERROR_DECODER.decode(row["first_error"])
-            error = _text(
-                ErrorDetail(
-                    code="all_pages_failed",
-                    message=f"no page could be read; first error: {page_error.message}",
-                    details={"page_error": page_error.code},
-                )
-            )
-        await tx.execute(
-            "UPDATE jobs SET status = ?, credits_used = ?, completed_at = ?, error = ?"
-            " WHERE id = ?",
-            (status, row["used"], now_ms(), error, job_id),
-        )
 
     async def cancel_job(self, tenant_id: str, job_id: str) -> None:
         """Pages not yet read are not read and their credits are refunded at once. A page being
