@@ -16,6 +16,7 @@ from typing import TypeVar
 from gateway.cli_common import CLIError as CLIError  # re-exported: callers and tests import it here
 from gateway.cli_common import settings_of
 from gateway.cli_local import add_local_commands
+from gateway.cli_migrate import add_migrate_command
 from gateway.cli_nodes import add_node_commands
 from gateway.cli_submit import add_submit_command
 from gateway.errors import GatewayError
@@ -177,6 +178,7 @@ def build_parser(plugins: Mapping[str, EntryPoint] | None = None) -> argparse.Ar
 
     add_local_commands(sub)  # ocr, quote
     add_submit_command(sub)  # submit, to a running gateway
+    add_migrate_command(sub)  # migrate-to, SQLite to PostgreSQL
 
     plugins = plugin_commands() if plugins is None else plugins
     for name in sorted(OPTIONAL_COMMANDS.keys() | plugins.keys()):
