@@ -363,6 +363,12 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     if not data_dir.is_absolute():
         data_dir = (base / data_dir).resolve()
     settings = msgspec.structs.replace(settings, data_dir=str(data_dir))
+    if database_url := env.get(DATABASE_URL_ENV):
+        try:
+            database = DatabaseSettings(url=database_url, pool_size=settings.database.pool_size)
+        except ValueError as exc:
+            raise ConfigError(f"{DATABASE_URL_ENV}: {exc}") from exc
+        settings = msgspec.structs.replace(settings, database=database)
     if redis_url := env.get(REDIS_URL_ENV):
         if not redis_url.startswith(("redis://", "rediss://", "redis+unix://")):
             raise ConfigError(f"{REDIS_URL_ENV} must be a redis:// URL, not {redis_url!r}")

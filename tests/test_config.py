@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import DATA_DIR_ENV, ConfigError, load_settings
+from gateway.config import DATA_DIR_ENV, DATABASE_URL_ENV, ConfigError, load_settings
 from tests.support.gateway_process import REPO
 
 
@@ -76,3 +76,13 @@ def test_environment_overrides_data_dir(tmp_path: Path) -> None:
         write(tmp_path, "data_dir: store\n"), env={DATA_DIR_ENV: str(tmp_path / "elsewhere")}
     )
     assert Path(settings.data_dir) == tmp_path / "elsewhere"
+
+
+def test_environment_sets_the_database_url(tmp_path: Path) -> None:
+    """OCR_GATEWAY_DATABASE_URL wins over database.url, keeps pool_size, and is checked."""
+    config = write(tmp_path, "database: {url: postgresql://a@h/one, pool_size: 4}\n")
+    settings = load_settings(config, env={DATABASE_URL_ENV: "postgresql://b@h/two"})
+    assert settings.database.url == "postgresql://b@h/two"
+    assert settings.database.pool_size == 4
+    with pytest.raises(ConfigError, match=DATABASE_URL_ENV):
+        load_settings(config, env={DATABASE_URL_ENV: "mysql://b@h/two"})
