@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,43 +40,69 @@ def write_config(path: Path, data_dir: Path, **overrides: Any) -> Path:
 
 
 class GatewayProcess:
-    def __init__(self, config: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
+    """`args`: the node's command, `serve` (default, HTTP on a free port), `serve --workers 0`
+    (API only) or `worker` (no HTTP: ready once its node shows in `peer`'s /health nodes)."""
+
+    def __init__(
+        self,
+        config: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = ("serve",),
+    ) -> None:
         self.config = config
         self.extra_env = env or {}
         self.log_path = log_path
+        self.args = tuple(args)
+        self.serves_http = self.args[0] == "serve"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 120.0) -> GatewayProcess:
+    def start(self, timeout_s: float = 120.0, peer: GatewayProcess | None = None) -> GatewayProcess:
+        return self.launch().wait_ready(timeout_s, peer)
+
+    def launch(self) -> GatewayProcess:
+        """Start the process without waiting (several nodes then load their models at once)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         env.pop("OCR_GATEWAY_DATA_DIR", None)
+        argv = [sys.executable, "-m", "gateway", *self.args, "--config", str(self.config)]
+        if self.serves_http:
+            argv += ["--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gateway",
-                    "serve",
-                    "--config",
-                    str(self.config),
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=REPO,
+                argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
             )
+        return self
+
+    def wait_ready(
+        self, timeout_s: float = 120.0, peer: GatewayProcess | None = None
+    ) -> GatewayProcess:
+        """Healthy; a node without HTTP: listed (by its pid) in `peer`'s /health nodes."""
+        assert self.proc is not None, "launch() first"
+        if not self.serves_http and peer is None:
+            raise ValueError("a node without HTTP is ready when a peer lists it: pass `peer`")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-3000:]}")
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
+                if self.serves_http:
+                    if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                        return self
+                else:
+                    assert peer is not None
+                    health = httpx.get(f"{peer.url}/health", timeout=2).json()
+                    if any(n["pid"] == self.proc.pid for n in health.get("nodes", [])):
+                        return self
             time.sleep(0.2)
-        raise RuntimeError("gateway did not become healthy in time")
+        raise RuntimeError(f"gateway did not become ready in time: {self.logs()[-3000:]}")
+
+    def pids(self) -> list[int]:
+        """The node's process and its worker processes (none once it has exited)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        return [self.proc.pid, *_children(self.proc.pid)]
 
     def kill(self) -> None:
         """SIGKILL the server and its worker processes, as a crash would."""
