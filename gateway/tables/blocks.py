@@ -41,44 +41,60 @@ def _words(line: BlockLine) -> list[Word]:
     return list(line.words)
 
 
-def _union(a: Geometry, b: Geometry) -> Geometry:
-    x, y = min(a.x, b.x), min(a.y, b.y)
-    x2, y2 = max(a.x + a.width, b.x + b.width), max(a.y + a.height, b.y + b.height)
-    return Geometry(x=x, y=y, width=round(x2 - x, 5), height=round(y2 - y, 5))
-
-
 def words_by_cell(
     block: ContentBlock, words_of: Callable[[BlockLine], list[Word]] = _words
 ) -> tuple[list[tuple[TableCell, list[Word]]], list[Word]]:
     """(each cell of the block's table, row by row, with its words in reading order; the
-    words in no cell): each word goes to the cell its centre falls in."""
+    words in no cell): each word goes to the first cell its centre falls in."""
+    import numpy as np
+
     table = block.table
     cells = sorted(table.cells, key=lambda c: (c.row, c.column)) if table is not None else []
     held: list[list[Word]] = [[] for _ in cells]
     loose: list[Word] = []
-    for line in block.lines:
-        for word in words_of(line):
-            g = word.geometry
-            cx, cy = g.x + g.width / 2, g.y + g.height / 2
-            for i, cell in enumerate(cells):
-                c = cell.geometry
-                if c.x <= cx <= c.x + c.width and c.y <= cy <= c.y + c.height:
-                    held[i].append(word)
-                    break
-            else:
-                loose.append(word)
+    words = [word for line in block.lines for word in words_of(line)]
+    if not cells or not words:
+        return list(zip(cells, held, strict=True)), words
+    c = np.asarray(
+        [(g.x, g.y, g.x + g.width, g.y + g.height) for g in (cell.geometry for cell in cells)],
+        dtype=np.float64,
+    )
+    w = np.asarray(
+        [(g.x + g.width / 2, g.y + g.height / 2) for g in (word.geometry for word in words)],
+        dtype=np.float64,
+    )
+    inside = (
+        (c[None, :, 0] <= w[:, None, 0])
+        & (w[:, None, 0] <= c[None, :, 2])
+        & (c[None, :, 1] <= w[:, None, 1])
+        & (w[:, None, 1] <= c[None, :, 3])
+    )
+    found: list[bool] = np.asarray(inside.any(axis=1)).tolist()
+    first: list[int] = np.asarray(inside.argmax(axis=1)).tolist()
+    for word, hit, i in zip(words, found, first, strict=True):
+        if hit:
+            held[i].append(word)
+        else:
+            loose.append(word)
     return list(zip(cells, held, strict=True)), loose
 
 
+def _extent(geometries: Sequence[Geometry]) -> Geometry:
+    """The union of the boxes (one pass: a table's lines and cells are many)."""
+    first = geometries[0]
+    x, y, x2, y2 = first.x, first.y, first.x + first.width, first.y + first.height
+    for g in geometries[1:]:
+        x, y = min(x, g.x), min(y, g.y)
+        x2, y2 = max(x2, g.x + g.width), max(y2, g.y + g.height)
+    return Geometry(x=x, y=y, width=round(x2 - x, 5), height=round(y2 - y, 5))
+
+
 def _line(words: list[Word]) -> BlockLine:
-    geometry = words[0].geometry
-    for word in words[1:]:
-        geometry = _union(geometry, word.geometry)
     chars = sum(len(w.text) for w in words) or 1
     return BlockLine(
         text=" ".join(w.text for w in words),
         confidence=round(sum(w.confidence * len(w.text) for w in words) / chars, 4),
-        geometry=geometry,
+        geometry=_extent([w.geometry for w in words]),
         words=words,
     )
 
@@ -100,12 +116,8 @@ def _rows(words: list[Word]) -> list[list[Word]]:
 def table_block(table: Table, inside: Sequence[ContentBlock]) -> ContentBlock:
     """One table block: the cells' extent, its lines those of its cells row by row (a cell's
     words on one row of text are one line), then lines of the words in no cell."""
-    geometry = table.cells[0].geometry
-    for cell in table.cells[1:]:
-        geometry = _union(geometry, cell.geometry)
     lines = [line for block in inside for line in block.lines]
-    for line in lines:
-        geometry = _union(geometry, line.geometry)
+    geometry = _extent([cell.geometry for cell in table.cells] + [line.geometry for line in lines])
     draft = ContentBlock(
         block_id=0,
         type="table",

@@ -105,12 +105,13 @@ def header_rows(table: FoundTable) -> int:
     return min(rows, table.rows - 1) if table.rows > 1 else rows
 
 
-def _geometry(box: Box, width: int, height: int) -> Geometry:
-    def clamp(v: float) -> float:
-        return round(min(1.0, max(0.0, v)), 5)
+def _clamp(v: float) -> float:
+    return round(1.0 if v > 1.0 else 0.0 if v < 0.0 else v, 5)
 
-    x, y = clamp(box[0] / width), clamp(box[1] / height)
-    x2, y2 = clamp(box[2] / width), clamp(box[3] / height)
+
+def _geometry(box: Box, width: int, height: int) -> Geometry:
+    x, y = _clamp(box[0] / width), _clamp(box[1] / height)
+    x2, y2 = _clamp(box[2] / width), _clamp(box[3] / height)
     return Geometry(x=x, y=y, width=round(max(x2 - x, 0.0), 5), height=round(max(y2 - y, 0.0), 5))
 
 

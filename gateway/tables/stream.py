@@ -124,19 +124,20 @@ def _wrapped_end(rows: list[Row], last: Row, rules: Sequence[float]) -> list[Row
 def _columns(run: list[Row], line_h: float) -> list[tuple[float, float]]:
     """Column stretches: x ranges covered by the segments of the multi-segment rows, cut where
     at most a tenth of those rows (rounded down) cover the whitespace."""
+    import numpy as np
+
     multi = [r for r in run if len(r.segments) >= 2]
     spans = [_span(s) for r in multi for s in r.segments]
     left, right = min(s[0] for s in spans), max(s[1] for s in spans)
     step = max(line_h / 4, 1.0)
     bins = int((right - left) / step) + 1
-    cover = [0] * bins
+    counts = np.zeros(bins, dtype=np.int64)
     for r in multi:
-        hit = [False] * bins
+        hit = np.zeros(bins, dtype=bool)
         for a, b in (_span(s) for s in r.segments):
-            for k in range(int((a - left) / step), min(int((b - left) / step) + 1, bins)):
-                hit[k] = True
-        for k in range(bins):
-            cover[k] += hit[k]
+            hit[int((a - left) / step) : min(int((b - left) / step) + 1, bins)] = True
+        counts += hit
+    cover: list[int] = counts.tolist()
     allowed = len(multi) // 10
     columns: list[tuple[float, float]] = []
     start: int | None = None
@@ -318,16 +319,17 @@ def stream_tables(
         cx, cy = (w.box[0] + w.box[2]) / 2, (w.box[1] + w.box[3]) / 2
         return any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in exclude)
 
-    kept = [w for w in words if w.text.strip() and not excluded(w)]
-    prose = {
-        id(w) for r in rows_of(kept) for seg in r.segments if len(seg) >= PROSE_WORDS for w in seg
-    }
-    kept = [w for w in kept if id(w) not in prose]  # lines of running text are no cells
+    kept = [w for w in words if w.text.strip() and not (exclude and excluded(w))]
+    rows = rows_of(kept)
+    prose = {id(w) for r in rows for seg in r.segments if len(seg) >= PROSE_WORDS for w in seg}
+    if prose:  # lines of running text are no cells: the rest grouped again
+        kept = [w for w in kept if id(w) not in prose]
+        rows = rows_of(kept)
     if len(kept) < 2 * MIN_ROWS:
         return []
     line_h = statistics.median(w.box[3] - w.box[1] for w in kept)
     found = []
-    for run in _candidates(rows_of(kept), line_h, rules):
+    for run in _candidates(rows, line_h, rules):
         columns = _columns(run, line_h)
         if len(columns) < 2:
             continue

@@ -14,30 +14,47 @@ from pathlib import Path
 from typing import Any
 
 from gateway.tables.grid import FoundTable
-from gateway.tables.lattice import Piece, Segment, lattice_tables
+from gateway.tables.lattice import (
+    MIN_RULE,
+    Piece,
+    Segment,
+    lattice_cells,
+    lattice_tables,
+    overhangs,
+)
 from gateway.tables.stream import Word, stream_tables
 from gateway.work.documents import open_pdf, to_pixels
 from providers.types import TextLine, quad_bounds
 
 Point = tuple[float, float]
 MAX_PATH_OBJECTS = 20_000  # a page drawn as a mesh of paths is no table to cut
+MAX_PATH_SEGMENTS = 500  # a path of more draws a figure (a plot, a map, glyph outlines)
 WHITE = 240  # a path whose colour channels are all this light draws no rule
 SHADE = 4.0  # points: a filled area thicker than this both ways shades, it does not rule
 MIN_RULE_WIDTH = 36.0  # points: a horizontal rule this long may bound a table's rows
+OVERHANG = 1.0  # points: a word reaching this far past its cell's edge lies across a rule
+RECTANGLE_SEGMENTS = 5  # a rectangle's outline: a move and three or four lines
 
 
-def _objects(c: Any, page: Any) -> Iterator[tuple[Any, list[Any]]]:
-    """(handle, the forms around it, outermost first) of every object, forms walked down."""
-    stack: list[tuple[Any, list[Any]]] = []
-    for i in range(c.FPDFPage_CountObjects(page)):
-        stack.append((c.FPDFPage_GetObject(page, i), []))
-    while stack:
-        handle, forms = stack.pop()
-        if c.FPDFPageObj_GetType(handle) == c.FPDF_PAGEOBJ_FORM:
-            for j in range(c.FPDFFormObj_CountObjects(handle)):
-                stack.append((c.FPDFFormObj_GetObject(handle, j), [*forms, handle]))
+def _objects(
+    c: Any, handles: Sequence[Any], forms: tuple[Any, ...] = ()
+) -> Iterator[tuple[Any, int, tuple[Any, ...]]]:
+    """(handle, type, the forms around it, outermost first) of every object but forms, the
+    last first, forms walked down."""
+    for handle in reversed(handles):
+        kind = c.FPDFPageObj_GetType(handle)
+        if kind == c.FPDF_PAGEOBJ_FORM:
+            inner = [
+                c.FPDFFormObj_GetObject(handle, j)
+                for j in range(c.FPDFFormObj_CountObjects(handle))
+            ]
+            yield from _objects(c, inner, (*forms, handle))
         else:
-            yield handle, forms
+            yield handle, kind, forms
+
+
+def _page_objects(c: Any, page: Any) -> list[Any]:
+    return [c.FPDFPage_GetObject(page, i) for i in range(c.FPDFPage_CountObjects(page))]
 
 
 def _matrix(c: Any, handle: Any) -> Any:
@@ -49,19 +66,67 @@ def _matrix(c: Any, handle: Any) -> Any:
     return pdfium.PdfMatrix.from_raw(raw)
 
 
-def _visible(c: Any, handle: Any, fill: bool, stroke: bool) -> bool:
-    """Whether the path draws something a reader sees: a fill or a stroke that is neither
-    transparent nor white (a clipping path draws neither; white boxes hide, not rule)."""
-    r, g, b, a = (ctypes.c_uint() for _ in range(4))
-    paints = ((fill, c.FPDFPageObj_GetFillColor), (stroke, c.FPDFPageObj_GetStrokeColor))
-    for drawn, color in paints:
-        if not drawn:
-            continue
-        if not color(handle, r, g, b, a):
-            return True  # a colour PDFium cannot tell (a pattern): drawn
-        if a.value > 0 and min(r.value, g.value, b.value) < WHITE:
-            return True
-    return False
+class _Path:
+    """Questions about one path object at a time, through PDFium's raw calls (buffers made
+    once: a ruled page draws hundreds of paths)."""
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+        self.fill, self.stroke = ctypes.c_int(), ctypes.c_int()
+        self.rgba = tuple(ctypes.c_uint() for _ in range(4))
+        self.box = tuple(ctypes.c_float() for _ in range(4))
+
+    def draws(self, handle: Any) -> bool:
+        """Whether the path draws something a reader sees: a fill or a stroke that is neither
+        transparent nor white (a clipping path draws neither; white boxes hide, not rule);
+        its draw mode is left in `fill` and `stroke`."""
+        c = self.c
+        if not c.FPDFPath_GetDrawMode(handle, self.fill, self.stroke):
+            return False
+        r, g, b, a = self.rgba
+        paints = (
+            (self.fill.value, c.FPDFPageObj_GetFillColor),
+            (self.stroke.value, c.FPDFPageObj_GetStrokeColor),
+        )
+        for drawn, color in paints:
+            if not drawn:
+                continue
+            if not color(handle, r, g, b, a):
+                return True  # a colour PDFium cannot tell (a pattern): drawn
+            if a.value > 0 and min(r.value, g.value, b.value) < WHITE:
+                return True
+        return False
+
+    def bounds(self, handle: Any, forms: Sequence[Any]) -> tuple[float, float, float, float] | None:
+        """The object's bounds in page space (PDFium gives them in the space of its form),
+        a stroke's width included."""
+        left, bottom, right, top = self.box
+        if not self.c.FPDFPageObj_GetBounds(handle, left, bottom, right, top):
+            return None
+        box = (left.value, bottom.value, right.value, top.value)
+        for form in reversed(forms):
+            box = _matrix(self.c, form).on_rect(*box)
+        return box
+
+
+def _pixel_box(
+    box: tuple[float, float, float, float], convert: Callable[[float, float], Point]
+) -> Segment:
+    """(left, top, right, bottom) in pixels of a box in points (left, bottom, right, top)."""
+    (x1, y1), (x2, y2) = convert(box[0], box[3]), convert(box[2], box[1])
+    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+
+
+def _thin_edges(box: Segment, thin: float) -> list[Segment] | None:
+    """The two long edges of a filled box (in pixels) thinner than `thin` across (a rule drawn
+    as a thin rectangle: walking its outline gives the same two, and two short ones no rule
+    keeps); None for a box thicker both ways."""
+    left, top, right, bottom = box
+    if bottom - top < thin:
+        return [(left, top, right, top), (left, bottom, right, bottom)]
+    if right - left < thin:
+        return [(left, top, left, bottom), (right, top, right, bottom)]
+    return None
 
 
 def rules(
@@ -69,51 +134,70 @@ def rules(
 ) -> list[Segment]:
     """The straight horizontal and vertical segments of the page's visible paths, in pixels.
     A filled, unstroked path whose segments span more than SHADE points both ways is a shaded
-    area, not rules: its bounds go to `shading` when given (its top and bottom may end rows)."""
+    area, not rules: its bounds go to `shading` when given (its top and bottom may end rows).
+    Cheap questions first, from the path's bounds: one shorter than a rule both ways is passed
+    over (no rule, no shade), so is one of more than MAX_PATH_SEGMENTS segments (but for the
+    shade it may give), and a filled, unstroked one of a rectangle's few segments thinner
+    than a rule is long gives the rectangle's long edges without a walk of its outline (most
+    ruled tables draw every rule so, hundreds a page)."""
     import pypdfium2.raw as c
 
     segments: list[Segment] = []
-    fill, stroke = ctypes.c_int(), ctypes.c_int()
+    shading = shading if shading is not None else []
     x, y = ctypes.c_float(), ctypes.c_float()
+    path = _Path(c)
     count = 0
-    for handle, forms in _objects(c, page.raw):
-        if c.FPDFPageObj_GetType(handle) != c.FPDF_PAGEOBJ_PATH:
+    scale = page_scale(page, convert)
+    thin, shade = MIN_RULE * scale, SHADE * scale
+    for handle, kind, forms in _objects(c, _page_objects(c, page.raw)):
+        if kind != c.FPDF_PAGEOBJ_PATH:
             continue
         count += 1
         if count > MAX_PATH_OBJECTS:
             return []
-        if not c.FPDFPath_GetDrawMode(handle, fill, stroke):
-            continue
-        if not _visible(c, handle, bool(fill.value), bool(stroke.value)):
+        box = path.bounds(handle, forms)
+        if box is not None and max(box[2] - box[0], box[3] - box[1]) < MIN_RULE:
+            continue  # a dot, a tick, a glyph drawn as a path: no rule
+        if not path.draws(handle):
             continue  # a clipping path, or a white box
+        fill, stroke = path.fill.value, path.stroke.value
+        n_segments = c.FPDFPath_CountSegments(handle)
+        if n_segments > MAX_PATH_SEGMENTS:  # not walked: rules are a few segments each
+            area = _pixel_box(box, convert) if box is not None else None
+            if fill and not stroke and area and min(area[2] - area[0], area[3] - area[1]) > shade:
+                shading.append(area)  # a shaded area still
+            continue
+        if fill and not stroke and n_segments <= RECTANGLE_SEGMENTS and box is not None:
+            edges = _thin_edges(_pixel_box(box, convert), thin)
+            if edges is not None:
+                segments += edges
+                continue
         matrix = _matrix(c, handle)
         for form in reversed(forms):
             matrix = matrix.multiply(_matrix(c, form))
         start = previous = None
         first = len(segments)
-        for i in range(c.FPDFPath_CountSegments(handle)):
+        for i in range(n_segments):
             segment = c.FPDFPath_GetPathSegment(handle, i)
             if not c.FPDFPathSegment_GetPoint(segment, x, y):
                 continue
             point = convert(*matrix.on_point(x.value, y.value))
-            kind = c.FPDFPathSegment_GetType(segment)
-            if kind == c.FPDF_SEGMENT_MOVETO:
+            step = c.FPDFPathSegment_GetType(segment)
+            if step == c.FPDF_SEGMENT_MOVETO:
                 start = previous = point
                 continue
-            if kind == c.FPDF_SEGMENT_LINETO and previous is not None:
+            if step == c.FPDF_SEGMENT_LINETO and previous is not None:
                 segments.append((*previous, *point))
             if c.FPDFPathSegment_GetClose(segment) and start is not None:
                 segments.append((*point, *start))
             previous = point
         drawn = segments[first:]
-        if fill.value and not stroke.value and drawn:
+        if fill and not stroke and drawn:
             xs = [v for seg in drawn for v in (seg[0], seg[2])]
             ys = [v for seg in drawn for v in (seg[1], seg[3])]
-            shade = SHADE * page_scale(page, convert)
             if max(xs) - min(xs) > shade and max(ys) - min(ys) > shade:
                 del segments[first:]
-                if shading is not None:
-                    shading.append((min(xs), min(ys), max(xs), max(ys)))
+                shading.append((min(xs), min(ys), max(xs), max(ys)))
     return [
         s for s in segments if min(abs(s[2] - s[0]), abs(s[3] - s[1])) <= 1.0
     ]  # axis-aligned only
@@ -165,33 +249,47 @@ def line_words(lines: Sequence[TextLine]) -> list[Word]:
     return words
 
 
-def _inside(box: Segment, other: Segment, slack: float = 1.0) -> bool:
-    """Whether `box` lies within `other` (both left, top, right, bottom)."""
-    return (
-        other[0] - slack <= box[0]
-        and other[1] - slack <= box[1]
-        and box[2] <= other[2] + slack
-        and box[3] <= other[3] + slack
+def _outermost(boxes: Sequence[Segment], slack: float = 1.0) -> list[Segment]:
+    """The boxes (left, top, right, bottom) that lie within no other box (a box equal to
+    another does not count as within it)."""
+    import numpy as np
+
+    if not boxes:
+        return []
+    b = np.asarray(boxes, dtype=np.float64)
+    within = (
+        (b[None, :, 0] - slack <= b[:, None, 0])
+        & (b[None, :, 1] - slack <= b[:, None, 1])
+        & (b[:, None, 2] <= b[None, :, 2] + slack)
+        & (b[:, None, 3] <= b[None, :, 3] + slack)
+        & (b[:, None, :] != b[None, :, :]).any(axis=2)
     )
+    return [box for box, inner in zip(boxes, within.any(axis=1).tolist(), strict=True) if not inner]
 
 
 def pdf_tables(path: Path, index: int, dpi: float, lines: Sequence[TextLine]) -> list[FoundTable]:
     """Ruled tables of PDF page `index` cut along its rules, then tables of aligned words
-    among the text layer's `lines` outside them; in pixels of the page at `dpi`."""
+    among the text layer's `lines` outside them; in pixels of the page at `dpi`. The ruled
+    cells' text is the text layer's words; the page's characters are read only where a word
+    reaches across a cell's edge (its characters then go each to its own cell)."""
     import pypdfium2 as pdfium
 
     scale = dpi / 72.0
     segments: list[Segment] = []
     shading: list[Segment] = []
     found: list[FoundTable] = []
+    words = line_words(lines)
     pdf = open_pdf(path)
     try:
         page = pdf[index]
         convert = to_pixels(page, scale)
         segments = rules(page, convert, shading)
-        if segments:
-            textpage = page.get_textpage()
-            found = lattice_tables(segments, characters(textpage, convert), scale)
+        groups = lattice_cells(segments, scale) if segments else []
+        if groups:
+            pieces = [(f"{w.text} ", w.box) for w in words]
+            found = lattice_tables(groups, pieces, scale)
+            if overhangs(found, pieces, OVERHANG * scale):
+                found = lattice_tables(groups, characters(page.get_textpage(), convert), scale)
     except pdfium.PdfiumError:
         segments, shading, found = [], [], []
     finally:
@@ -199,6 +297,6 @@ def pdf_tables(path: Path, index: int, dpi: float, lines: Sequence[TextLine]) ->
     across = [(s[1] + s[3]) / 2 for s in segments if abs(s[2] - s[0]) >= MIN_RULE_WIDTH * scale]
     # (segments are axis-aligned: a long one across is a horizontal rule)
     wide = [b for b in shading if b[2] - b[0] >= MIN_RULE_WIDTH * scale]
-    outer = [b for b in wide if not any(o != b and _inside(b, o) for o in wide)]
+    outer = _outermost(wide)
     bands = [y for b in outer for y in (b[1], b[3])]  # a shaded band's edges end rows
-    return found + stream_tables(line_words(lines), [t.box for t in found], across, bands)
+    return found + stream_tables(words, [t.box for t in found], across, bands)
