@@ -6,8 +6,8 @@ Born-digital (`d_tables`, tabula-java and ICDAR 2013 PDFs): per ground-truth tab
 adjacency-relation F1 (ICDAR 2013: each non-empty cell related to its nearest non-empty
 neighbour right and below, normalized text, multisets; `benchmarks.table_metrics`) of the
 read table that scores best on it (each read table used once; none: 0). Read by:
-- `gateway`: the pipeline's way for a page answered from its text layer (`read_text_layer`,
-  `pdf_tables`, `blocks_with_tables`);
+- `gateway`: the pipeline's way for a page answered from its text layer (`read_text_layer`
+  with the page's drawing, `pdf_tables`, `blocks_with_tables`);
 - `camelot-lattice`, `camelot-stream`: camelot with its defaults, one flavor for every table;
 - `pdfplumber`: `extract_tables()` with its defaults.
 Cost: the page with and without tables (text layer read + layout + markdown, the median of
@@ -83,10 +83,11 @@ def _scores(truths: Sequence[Grid], readings: Sequence[Grid]) -> list[float]:
 
 
 def gateway_pdf_tables(case: PdfCase, dpi: float) -> list[Grid]:
-    layer = read_text_layer(Path(case.path), case.page - 1, dpi)
+    layer = read_text_layer(Path(case.path), case.page - 1, dpi, drawing=True)
     if layer is None:
         return []
-    return [t.grid() for t in pdf_tables(Path(case.path), case.page - 1, dpi, layer.lines)]
+    found = pdf_tables(Path(case.path), case.page - 1, dpi, layer.lines, layer.drawing)
+    return [t.grid() for t in found]
 
 
 def pdf_cost(case: PdfCase, dpi: float, repeat: int) -> tuple[float, float]:
@@ -98,10 +99,10 @@ def pdf_cost(case: PdfCase, dpi: float, repeat: int) -> tuple[float, float]:
         assert layer is not None
         return to_markdown(build_blocks(layer.lines, 1000, 1000))
 
-    def with_tables() -> str:
-        layer = read_text_layer(path, index, dpi)
+    def with_tables() -> str:  # as the pipeline: the rules read with the text layer
+        layer = read_text_layer(path, index, dpi, drawing=True)
         assert layer is not None
-        found = pdf_tables(path, index, dpi, layer.lines)
+        found = pdf_tables(path, index, dpi, layer.lines, layer.drawing)
         return to_markdown(blocks_with_tables(layer.lines, found, 1000, 1000))
 
     plain_ms, tables_ms = [], []

@@ -122,9 +122,9 @@ def _cells(meetings: Meetings) -> list[Box]:
         by_y.setdefault(point[1], []).append(point)
 
     def joined(p1: Point, p2: Point) -> bool:
-        if p1[0] == p2[0] and meetings[p1][0] & meetings[p2][0]:
+        if p1[0] == p2[0] and not meetings[p1][0].isdisjoint(meetings[p2][0]):
             return True
-        return p1[1] == p2[1] and bool(meetings[p1][1] & meetings[p2][1])
+        return p1[1] == p2[1] and not meetings[p1][1].isdisjoint(meetings[p2][1])
 
     cells: list[Box] = []
     seen_x: dict[float, int] = {}
@@ -152,27 +152,33 @@ def _cells(meetings: Meetings) -> list[Box]:
 
 
 def _tables(cells: Sequence[Box]) -> list[list[Box]]:
-    """pdfplumber's `cells_to_tables`: cells sharing a corner with a group join it, groups
-    of two cells or more, top to bottom then left to right."""
-    remaining = list(cells)
-    corners: set[Point] = set()
-    current: list[Box] = []
+    """pdfplumber's `cells_to_tables`: cells joined through shared corners are one table (its
+    passes over the remaining cells, adding those that touch the group, until none does: the
+    connected group, found here through an index of corners), each table's cells in their
+    order; tables of two cells or more, top to bottom then left to right."""
+
+    def corners(cell: Box) -> tuple[Point, ...]:
+        x0, top, x1, bottom = cell
+        return ((x0, top), (x0, bottom), (x1, top), (x1, bottom))
+
+    at: dict[Point, list[int]] = {}
+    for i, cell in enumerate(cells):
+        for corner in corners(cell):
+            at.setdefault(corner, []).append(i)
+    group = [-1] * len(cells)
     tables: list[list[Box]] = []
-    while remaining:
-        before = len(current)
-        for cell in list(remaining):
-            x0, top, x1, bottom = cell
-            mine = ((x0, top), (x0, bottom), (x1, top), (x1, bottom))
-            if not current or any(c in corners for c in mine):
-                corners.update(mine)
-                current.append(cell)
-                remaining.remove(cell)
-        if len(current) == before:
-            tables.append(list(current))
-            corners.clear()
-            current.clear()
-    if current:
-        tables.append(list(current))
+    for seed in range(len(cells)):
+        if group[seed] >= 0:
+            continue
+        group[seed], todo, members = len(tables), [seed], [seed]
+        while todo:
+            for corner in corners(cells[todo.pop()]):
+                for j in at[corner]:
+                    if group[j] < 0:
+                        group[j] = len(tables)
+                        todo.append(j)
+                        members.append(j)
+        tables.append([cells[i] for i in sorted(members)])
     tables.sort(key=lambda t: min((c[1], c[0]) for c in t))
     return [t for t in tables if len(t) > 1]
 

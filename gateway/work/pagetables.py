@@ -18,7 +18,7 @@ from gateway.work.cellreads import Reader
 from gateway.work.documents import DocumentKind
 from gateway.work.imagetables import image_tables
 from gateway.work.layout import build_blocks
-from gateway.work.pdftables import pdf_tables
+from gateway.work.pdftables import PageDrawing, pdf_tables
 from providers.types import PageImage, RecognizedPage, TextLine, quad_bounds
 
 MARGIN = 2.0  # pixels around a table's cells in which a line still counts as inside
@@ -33,11 +33,13 @@ def find_tables(
     from_text_layer: bool,
     image: PageImage | None = None,
     reader: Reader | None = None,
+    drawing: PageDrawing | None = None,
 ) -> tuple[list[FoundTable], list[TextLine]]:
     """The tables of a read page, in its pixels (none where there is nothing to find them
-    in), and the page's lines with those found by reading empty table cells again."""
+    in), and the page's lines with those found by reading empty table cells again. A text
+    layer's page is cut along its `drawing` (read with the text layer; else read here)."""
     if from_text_layer and kind == DocumentKind.PDF:
-        return pdf_tables(path, index, dpi, page.lines), list(page.lines)
+        return pdf_tables(path, index, dpi, page.lines, drawing), list(page.lines)
     if image is not None and page.lines:
         return image_tables(image, page.lines, reader)
     return [], list(page.lines)

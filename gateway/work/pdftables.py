@@ -1,9 +1,11 @@
 """The tables of a born-digital PDF page, from its own drawing and text (no OCR, no render).
 
 PDFium gives the page's path objects (their straight, axis-aligned segments are the ruling
-lines, in page pixels at the result's DPI) and its characters with boxes; ruled tables are cut
-along the rules (`gateway.tables.lattice`), and the words of the text layer outside them are
-searched for aligned columns (`gateway.tables.stream`). Runs only inside worker processes.
+lines, in page pixels at the result's DPI: `page_drawing`, read by the text layer while it holds
+the page); ruled tables are cut along the rules (`gateway.tables.lattice`), their cells' text
+the text layer's words (the page's characters where a word lies across a rule), and the words
+outside them are searched for aligned columns (`gateway.tables.stream`). Runs only inside
+worker processes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
 
 from gateway.tables.grid import FoundTable
 from gateway.tables.lattice import (
@@ -27,6 +31,7 @@ from gateway.work.documents import open_pdf, to_pixels
 from providers.types import TextLine, quad_bounds
 
 Point = tuple[float, float]
+T = TypeVar("T")
 MAX_PATH_OBJECTS = 20_000  # a page drawn as a mesh of paths is no table to cut
 MAX_PATH_SEGMENTS = 500  # a path of more draws a figure (a plot, a map, glyph outlines)
 WHITE = 240  # a path whose colour channels are all this light draws no rule
@@ -243,7 +248,18 @@ def line_words(lines: Sequence[TextLine]) -> list[Word]:
     words = []
     for line in lines:
         for word in line.words or ():
-            words.append(Word(word.text, quad_bounds(word.quad)))
+            (x0, y0), (x1, y1), (x2, y2), (x3, y3) = word.quad  # quad_bounds, inlined: hot
+            words.append(
+                Word(
+                    word.text,
+                    (
+                        min(x0, x1, x2, x3),
+                        min(y0, y1, y2, y3),
+                        max(x0, x1, x2, x3),
+                        max(y0, y1, y2, y3),
+                    ),
+                )
+            )
         if not line.words and line.text.strip():
             words.append(Word(line.text, quad_bounds(line.quad)))
     return words
@@ -267,33 +283,68 @@ def _outermost(boxes: Sequence[Segment], slack: float = 1.0) -> list[Segment]:
     return [box for box, inner in zip(boxes, within.any(axis=1).tolist(), strict=True) if not inner]
 
 
-def pdf_tables(path: Path, index: int, dpi: float, lines: Sequence[TextLine]) -> list[FoundTable]:
-    """Ruled tables of PDF page `index` cut along its rules, then tables of aligned words
-    among the text layer's `lines` outside them; in pixels of the page at `dpi`. The ruled
-    cells' text is the text layer's words; the page's characters are read only where a word
-    reaches across a cell's edge (its characters then go each to its own cell)."""
+class PageDrawing(msgspec.Struct, frozen=True, kw_only=True):
+    """What a page draws that tables are cut along, in pixels: its rules (`rules`) and the
+    shaded areas among its paths."""
+
+    segments: list[Segment]
+    shading: list[Segment]
+
+
+def page_drawing(page: Any, convert: Callable[[float, float], Point]) -> PageDrawing:
+    """The drawing of a loaded PDF page (a pypdfium2 page): the text layer reads it while it
+    holds the page, so that the tables need not load the page again."""
     import pypdfium2 as pdfium
 
-    scale = dpi / 72.0
-    segments: list[Segment] = []
     shading: list[Segment] = []
-    found: list[FoundTable] = []
-    words = line_words(lines)
+    try:
+        segments = rules(page, convert, shading)
+    except pdfium.PdfiumError:  # no rules to cut along: the words' columns may still show
+        segments, shading = [], []
+    return PageDrawing(segments=segments, shading=shading)
+
+
+def _from_page(path: Path, index: int, dpi: float, read: Callable[[Any, Any], T]) -> T | None:
+    """`read(page, convert)` on PDF page `index` loaded at `dpi`; None when PDFium fails."""
+    import pypdfium2 as pdfium
+
     pdf = open_pdf(path)
     try:
         page = pdf[index]
-        convert = to_pixels(page, scale)
-        segments = rules(page, convert, shading)
-        groups = lattice_cells(segments, scale) if segments else []
-        if groups:
-            pieces = [(f"{w.text} ", w.box) for w in words]
-            found = lattice_tables(groups, pieces, scale)
-            if overhangs(found, pieces, OVERHANG * scale):
-                found = lattice_tables(groups, characters(page.get_textpage(), convert), scale)
+        return read(page, to_pixels(page, dpi / 72.0))
     except pdfium.PdfiumError:
-        segments, shading, found = [], [], []
+        return None
     finally:
         pdf.close()
+
+
+def pdf_tables(
+    path: Path,
+    index: int,
+    dpi: float,
+    lines: Sequence[TextLine],
+    drawing: PageDrawing | None = None,
+) -> list[FoundTable]:
+    """Ruled tables of PDF page `index` cut along its rules, then tables of aligned words
+    among the text layer's `lines` outside them; in pixels of the page at `dpi`. The page is
+    loaded only when the text layer did not hand its `drawing` over, and where a word of a
+    ruled cell reaches across the cell's edge (its characters then go each to its own cell;
+    else the cells' text is the text layer's words)."""
+    scale = dpi / 72.0
+    words = line_words(lines)
+    if drawing is None:
+        drawing = _from_page(path, index, dpi, page_drawing)
+    if drawing is None:
+        return []
+    segments, shading = drawing.segments, drawing.shading
+    found: list[FoundTable] = []
+    groups = lattice_cells(segments, scale) if segments else []
+    if groups:
+        pieces = [(f"{w.text} ", w.box) for w in words]
+        found = lattice_tables(groups, pieces, scale)
+        if overhangs(found, pieces, OVERHANG * scale):
+            chars = _from_page(path, index, dpi, lambda p, to: characters(p.get_textpage(), to))
+            found = lattice_tables(groups, chars, scale) if chars is not None else found
     across = [(s[1] + s[3]) / 2 for s in segments if abs(s[2] - s[0]) >= MIN_RULE_WIDTH * scale]
     # (segments are axis-aligned: a long one across is a horizontal rule)
     wide = [b for b in shading if b[2] - b[0] >= MIN_RULE_WIDTH * scale]

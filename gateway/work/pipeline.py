@@ -34,6 +34,7 @@ from gateway.work.chain import ChainOutcome, ChainSettings, Reading, read_chain
 from gateway.work.documents import DocumentKind, pdf_page_frame, render_page
 from gateway.work.layout import global_confidence, mark_handwriting, to_markdown
 from gateway.work.pagetables import blocks_with_tables, find_tables
+from gateway.work.pdftables import PageDrawing
 from gateway.work.textlayer import read_text_layer
 from providers.base import Provider
 from providers.factory import build_provider, is_local
@@ -107,11 +108,13 @@ def page_result(
     image: PageImage | None = None,
     handwriting: HandwritingSettings | None = None,
     reader: Reader | None = None,
+    drawing: PageDrawing | None = None,
 ) -> PageResult:
     """The normalized result of a page read along its route (the one place that builds it).
     `image`: the page as rendered for the chain; an OCR reading's lines are marked handwritten
     or printed on it (`handwriting`, default settings when None), a text layer's are printed;
-    its tables are found on it, `reader` (the engine that read it) reading empty cells again."""
+    its tables are found on it, `reader` (the engine that read it) reading empty cells again.
+    `drawing`: a text layer's page's rules, read with it (`text_layer_reading`)."""
     reading = outcome.reading
     read = time.perf_counter()
     tables, lines = find_tables(
@@ -123,6 +126,7 @@ def page_result(
         from_text_layer=reading.provider == TEXT_LAYER,
         image=image,
         reader=reader,
+        drawing=drawing,
     )
     blocks = blocks_with_tables(lines, tables, reading.page.width, reading.page.height)
     if reading.provider == TEXT_LAYER or image is not None:  # else unmarked: nothing to look at
@@ -174,20 +178,24 @@ def _upright_pixels(page: PageImage | None, rotation: int) -> npt.NDArray[np.uin
     return None if page is None else rotate_upright(page, rotation).pixels
 
 
-def text_layer_reading(task: PageTask, width: int, height: int, dpi: float) -> ChainOutcome:
+def text_layer_reading(
+    task: PageTask, width: int, height: int, dpi: float
+) -> tuple[ChainOutcome, PageDrawing | None]:
     """A page answered from its PDF's own text layer (no engine runs), its geometry in the
-    pixels of the page rendered at `dpi`."""
-    layer = read_text_layer(Path(task.path), task.page_number - 1, dpi)
+    pixels of the page rendered at `dpi`; and the page's rules, read while it was loaded, for
+    its tables."""
+    layer = read_text_layer(Path(task.path), task.page_number - 1, dpi, drawing=True)
     if layer is None:
         raise TextLayerMissingError("the page's text layer could not be read")
     recognized = RecognizedPage(
         lines=layer.lines, model=TEXT_LAYER_MODEL, width=width, height=height
     )
-    return ChainOutcome(
+    outcome = ChainOutcome(
         reading=Reading(provider=TEXT_LAYER, page=recognized, confidence=1.0),
         attempts=[],
         escalation=None,
     )
+    return outcome, layer.drawing
 
 
 class LocalReaders:
@@ -242,8 +250,9 @@ class PageEngine:
         rendered = time.perf_counter()
         route = task.route or self.plan(task, page)
         phase("ocr")
+        drawing = None
         if route.providers == [TEXT_LAYER]:
-            outcome = text_layer_reading(task, page.width, page.height, page.dpi)
+            outcome, drawing = text_layer_reading(task, page.width, page.height, page.dpi)
         else:
             outcome = run_local(
                 read_chain(page, route, chain_settings(self.settings), self._readers)
@@ -258,6 +267,7 @@ class PageEngine:
             image=page,
             handwriting=self.settings.pipeline.handwriting,
             reader=self.cell_reader(outcome.reading.provider),
+            drawing=drawing,
         )
 
     def cell_reader(self, name: str) -> Reader | None:
@@ -272,7 +282,7 @@ class PageEngine:
             Path(task.path), task.page_number - 1, rendering.dpi, limits.max_pixels_per_page
         )
         framed = time.perf_counter()
-        outcome = text_layer_reading(task, width, height, dpi)
+        outcome, drawing = text_layer_reading(task, width, height, dpi)
         return page_result(
             task,
             route,
@@ -281,6 +291,7 @@ class PageEngine:
             started,
             framed,
             handwriting=self.settings.pipeline.handwriting,
+            drawing=drawing,
         )
 
     def recognize(self, name: str, page: PageImage) -> RecognizedPage:

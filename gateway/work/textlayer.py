@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from gateway.work.documents import open_pdf, to_pixels
+from gateway.work.pdftables import PageDrawing, page_drawing
 from providers.types import Point, TextLine, TextWord, quad_from_box
 
 
@@ -27,6 +28,8 @@ class TextLayer(msgspec.Struct, frozen=True, kw_only=True):
     # runs (`unmapped_in_runs`); text runs drawn on the page that give no text at all.
     unmapped_chars: int | None = None
     dropped_runs: int | None = None
+    # With `drawing`: the page's rules and shaded areas, for its tables (None: not read)
+    drawing: PageDrawing | None = None
 
 
 def unmapped_in_runs(is_unmapped: Callable[[int], bool], count: int) -> int:
@@ -160,11 +163,13 @@ def line_words(
 
 
 def read_text_layer(
-    path: Path, index: int, dpi: float, *, check_glyphs: bool = False
+    path: Path, index: int, dpi: float, *, check_glyphs: bool = False, drawing: bool = False
 ) -> TextLayer | None:
     """The text layer of PDF page `index` with line boxes at `dpi`; None when it has none.
     `check_glyphs` counts the characters PDFium decoded wrongly or dropped, for the assessment
-    (a call into PDFium for every other character and every text run: 2-6 ms on a full page)."""
+    (a call into PDFium for every other character and every text run: 2-6 ms on a full page).
+    `drawing` reads the page's rules for its tables while the page is loaded (loading it
+    again for them cost as much as a fifth of the text layer's time)."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -216,6 +221,7 @@ def read_text_layer(
             image_cover=round(min(cover, 1.0), 3),
             unmapped_chars=unmapped,
             dropped_runs=dropped if check_glyphs else None,
+            drawing=page_drawing(page, convert) if drawing else None,
         )
     except pdfium.PdfiumError:
         return None
