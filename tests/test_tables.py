@@ -212,9 +212,11 @@ def test_image_table_structure_and_cells_match_the_ground_truth(
         "f_pdfs/born_digital/tracemonkey.pdf",
         "f_pdfs/born_digital/crazyones.pdf",
         "c_receipts/sroie/065.jpg",
+        "b_forms/funsd/83996357.png",
     ],
 )
 def test_pages_without_tables_get_none(engine: PageEngine, corpus: Path, name: str) -> None:
-    """Born-digital text pages (a two-column paper, a page of prose) and a receipt scan (rows
-    of dashes and asterisks, amounts in columns) get no table."""
+    """Born-digital text pages (a two-column paper, a page of prose), a receipt scan (rows
+    of dashes and asterisks, amounts in columns) and a form (a list in two columns over a
+    shaded bar, then labels beside their fields' lines) get no table."""
     assert tables(read(engine, corpus / name)) == []

