@@ -137,6 +137,10 @@ class Database(abc.ABC):
         """Tell every node's listeners on `channel` (one node: nothing to tell)."""
         del channel, payload
 
+    async def publish_at_commit(self, tx: Tx, channel: str, payload: str) -> None:
+        """`publish`, sent when `tx` commits (and not at all if it rolls back)."""
+        del tx, channel, payload
+
     async def listen(self, channel: str, callback: Callable[[str], Awaitable[None] | None]) -> None:
         """Call `callback(payload)` for what other nodes publish on `channel`, until closed."""
         del channel, callback

@@ -33,13 +33,15 @@ def claim_sql(db: Database) -> str:
     order = f"j.status IN ({active}) ORDER BY COALESCE(j.last_claimed_at, 0), j.created_at LIMIT 1"
     if db.lock_clause:
         return (
-            "SELECT p.job_id, p.page_number FROM jobs j CROSS JOIN LATERAL"  # noqa: S608 - enums
+            "SELECT p.job_id, p.page_number, j.status AS job_status"  # noqa: S608 - enums
+            " FROM jobs j CROSS JOIN LATERAL"
             " (SELECT q.job_id, q.page_number FROM pages q"
             f" WHERE q.job_id = j.id AND q.status = {waiting}"
             f" ORDER BY q.page_number LIMIT 1{db.lock_clause}) p WHERE {order}"
         )
     return (
-        "SELECT j.id AS job_id, (SELECT MIN(q.page_number) FROM pages q"  # noqa: S608 - enums
+        "SELECT j.id AS job_id, j.status AS job_status,"  # noqa: S608 - enums
+        " (SELECT MIN(q.page_number) FROM pages q"
         f" WHERE q.job_id = j.id AND q.status = {waiting}) AS page_number FROM jobs j"
         f" WHERE EXISTS (SELECT 1 FROM pages q WHERE q.job_id = j.id"
         f" AND q.status = {waiting}) AND {order}"

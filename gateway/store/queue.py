@@ -89,8 +89,12 @@ class JobStore:
                 (JobStatus.PROCESSING, now, now, page["job_id"]),
             ) as cur:
                 job = await cur.fetchone()
+            started = next_page["job_status"] != JobStatus.PROCESSING
+            if started:  # the only change a long poll sees in a claim
+                await self._publish(tx, page["job_id"])
         assert job is not None
-        await self._changed(page["job_id"])
+        if started:
+            self.events.notify(page["job_id"])
         return ClaimedPage(
             job_id=page["job_id"],
             tenant_id=job["tenant_id"],
@@ -137,7 +141,8 @@ class JobStore:
                 claim.tier,
             )
             await finish_if_done(tx, claim.job_id)
-        await self._changed(claim.job_id)
+            await self._publish(tx, claim.job_id)
+        self.events.notify(claim.job_id)
         return True
 
     async def fail_page(self, claim: ClaimedPage, error: ErrorDetail) -> bool:
@@ -167,7 +172,8 @@ class JobStore:
                 note=error.code,
             )
             await finish_if_done(tx, claim.job_id)
-        await self._changed(claim.job_id)
+            await self._publish(tx, claim.job_id)
+        self.events.notify(claim.job_id)
         return True
 
     async def release_page(self, claim: ClaimedPage, *, count_attempt: bool = True) -> None:
@@ -308,6 +314,11 @@ class JobStore:
         if self.db.shared:
             await self.db.publish(QUEUE_CHANNEL, job.job_id)
         return reserved
+
+    async def _publish(self, tx: Tx, job_id: str) -> None:
+        """Tell other nodes (PostgreSQL) that the job changed, when `tx` commits; this node's
+        long polls are woken by the caller after the commit (`events.notify`)."""
+        await self.db.publish_at_commit(tx, JOB_CHANNEL, job_id)
 
     async def _changed(self, job_id: str) -> None:
         """Wake this node's long polls on the job, and (PostgreSQL) every other node's."""
