@@ -2,7 +2,7 @@
 
     corpus.py       manifests walked into documents; ground truth per page
     metrics.py      CER, WER, bag-of-words F1, cell-level table F1 (pure)
-    workers.py      what runs in the worker processes: render, recognize, read_page
+    workers.py      what runs in the worker processes: render, recognize, tables, read_page
     runner.py       every provider on every page, interleaved; the oracle
     results.py      the results.json schema; aggregation per provider and category
     report.py       terminal table, report.md, results.json

@@ -127,14 +127,19 @@ def render_markdown(results: BenchResults, plots: Sequence[str]) -> str:
         "- CER / WER: edit distance over characters / words of the whitespace-normalized texts, "
         "divided by the reference length (can exceed 1). F1: bag-of-words F1 over lower-cased "
         "tokens, blind to line order (ground-truth line order is not always reading order).",
-        "- table F1: cell-level F1 where a reading holds a (markdown) table and the ground truth "
-        "is a table; otherwise tables are scored as text, each row's cells joined by spaces. "
-        "Table ground truth covers the tables only: unless the notes give an area (tabula), the "
-        "whole page is compared, so text around the tables counts against CER and precision.",
+        "- table F1: cell-level F1 of the tables a reading holds (markdown pipe or HTML tables) "
+        "on every page whose ground truth is a table, 0 where it holds none. `routed` holds the "
+        "tables its pipeline found; for each provider the product's table stage (tables found on "
+        "the image, cell text from the engine's words) is run on its reading apart, untimed, so "
+        "its text scores, seconds and memory stay the engine's own. For CER/WER/F1, tables are "
+        "scored as text, each row's cells joined by spaces. Table ground truth covers the tables "
+        "only: unless the notes give an area (tabula), the whole page is compared, so text "
+        "around the tables counts against CER and precision.",
         "- A failed page with ground truth is scored as an empty reading. Pages without ground "
         "truth count for speed and errors only. Means are page means.",
-        "- s/page: rendering + recognition + layout of one page, one page at a time; for "
-        "`routed`, the wall time of `PageEngine.read_page`. pages/s = pages / total seconds.",
+        "- s/page: rendering + recognition + layout of one page, one page at a time (a "
+        "provider's table stage not included); for `routed`, the wall time of "
+        "`PageEngine.read_page`, its table stage included. pages/s = pages / total seconds.",
         "- peak MiB: high-water resident memory of the provider's worker process or its "
         "largest child (the tesseract binary); it only grows during a run.",
         "- oracle: per page with ground truth, the best reading among the listed providers; "

@@ -53,7 +53,7 @@ class PageRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     cer: float | None = None
     wer: float | None = None
     f1: float | None = None  # bag-of-words F1
-    table_f1: float | None = None  # cell-level F1, where the reading holds a table
+    table_f1: float | None = None  # cell-level F1 where the truth is a table (0: none read)
     oracle_providers: list[str] | None = None  # oracle: every provider tied for the best reading
     matches_oracle: bool | None = None  # routed: chose one of the oracle's providers
     f1_given_up: float | None = None  # routed: oracle F1 - routed F1
@@ -70,7 +70,7 @@ class Aggregate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     cer: float | None
     wer: float | None
     f1: float | None
-    table_pages: int  # pages where the reading held a table and the ground truth is one
+    table_pages: int  # pages whose ground truth is a table (table F1 is their mean)
     table_f1: float | None
     seconds_median: float | None
     seconds_p90: float | None

@@ -10,6 +10,12 @@ providers (highest bag-of-words F1, then lowest CER, then fastest). It is the ce
 routing between those providers can reach; `routed` rows record whether routing chose one of the
 oracle's providers and what quality it gave up.
 
+Table F1 compares like with like: `routed` holds the tables its pipeline found; a provider's
+reading is the engine's alone (text scores, seconds and memory unchanged), and on a page with
+table ground truth the product's table stage is run on that reading in a second worker of the
+provider (`workers.tables_task`), its markdown scored for table F1 only, its time counted
+nowhere.
+
 Rows are appended to the caller's list a whole page at a time, so after Ctrl-C the list holds
 exactly the pages that every provider finished.
 """
@@ -84,10 +90,16 @@ async def _call(
 class _Pools:
     def __init__(self, plan: BenchPlan) -> None:
         settings = plan.settings
+        self.page_timeout_s = settings.limits.page_timeout_s
         self.renderer = WorkerPool("bench-render", 1, workers.init_renderer)
         self.engines = {
             name: WorkerPool(f"bench-{name}", 1, workers.init_provider, (name, settings))
             for name in plan.engines
+        }
+        has_tables = any(t.cells is not None for truths in plan.truths for t in truths.values())
+        self.tables = {  # the table stage on a provider's reading, kept out of its figures
+            name: WorkerPool(f"bench-{name}-tables", 1, workers.init_provider, (name, settings))
+            for name in (plan.engines if has_tables else [])
         }
         self.routed = (
             WorkerPool("bench-routed", 1, workers.init_routed, (settings,))
@@ -96,7 +108,12 @@ class _Pools:
         )
 
     def all(self) -> list[WorkerPool]:
-        return [self.renderer, *self.engines.values(), *([self.routed] if self.routed else [])]
+        return [
+            self.renderer,
+            *self.engines.values(),
+            *self.tables.values(),
+            *([self.routed] if self.routed else []),
+        ]
 
 
 def _scored(row: PageRow, truth: GroundTruth, reading: workers.Reading | None) -> PageRow:
@@ -112,10 +129,10 @@ def _scored(row: PageRow, truth: GroundTruth, reading: workers.Reading | None) -
         )
     scores = score_text(truth.text, "\n".join(line.text for line in lines))
     table_f1 = None
-    if truth.cells is not None and reading is not None:
-        tables = parse_markdown_tables(reading.markdown) + html_tables(reading.markdown)
-        if tables:
-            table_f1 = cell_f1(truth.cells, table_cells(row for t in tables for row in t))
+    if truth.cells is not None:  # a table the reading does not hold is a table missed: 0
+        markdown = "" if reading is None else reading.table_markdown or reading.markdown
+        tables = parse_markdown_tables(markdown) + html_tables(markdown)
+        table_f1 = cell_f1(truth.cells, table_cells(row for t in tables for row in t))
     return msgspec.structs.replace(
         row,
         ground_truth=truth.source,
@@ -190,6 +207,33 @@ def _with_oracle(rows: dict[str, PageRow], engines: Sequence[str]) -> dict[str, 
     return rows
 
 
+async def _with_tables(
+    pools: _Pools,
+    name: str,
+    path: str,
+    info: DocumentInfo,
+    page_number: int,
+    rendered: workers.Rendered,
+    reading: workers.Reading,
+) -> workers.Reading:
+    """The reading with the markdown the product's table stage makes of it (untimed); as it
+    was when that stage fails (its tables then count as none found)."""
+    assert reading.page is not None
+    markdown = await _call(
+        pools.tables[name],
+        workers.tables_task,
+        path,
+        info.kind,
+        page_number,
+        rendered.image,
+        reading.page,
+        total_s=pools.page_timeout_s,
+        timeout_code="table_timeout",
+    )
+    table_markdown = markdown if isinstance(markdown, str) else None
+    return msgspec.structs.replace(reading, page=None, table_markdown=table_markdown)
+
+
 async def _bench_page(
     plan: BenchPlan,
     pools: _Pools,
@@ -229,10 +273,12 @@ async def _bench_page(
                 timeout_code="page_timeout",
             )
         elif isinstance(rendered, workers.Rendered):
+            with_tables = truth is not None and truth.cells is not None
             outcome = await _call(
                 pools.engines[name],
                 workers.recognize_task,
                 rendered.image,
+                with_tables,
                 total_s=limits.page_timeout_s,
                 timeout_code="ocr_timeout",
             )
@@ -240,6 +286,10 @@ async def _bench_page(
                 outcome = msgspec.structs.replace(
                     outcome, seconds=outcome.seconds + rendered.seconds
                 )
+                if with_tables:
+                    outcome = await _with_tables(
+                        pools, name, path, info, page_number, rendered, outcome
+                    )
             outcomes[name] = outcome
         else:
             assert isinstance(rendered, Failure)

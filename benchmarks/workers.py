@@ -7,6 +7,13 @@ reaches only the parent, which then reports what has finished.
 
 Times are taken here, around the work alone, with `time.perf_counter`, so pickling pages across
 the pipe is never counted.
+
+A provider's reading is the engine's alone (its lines laid out in blocks, no table stage), so
+its text scores, time and memory are the engine's. Where a page has table ground truth, the
+product's table stage is applied to that reading in a second worker of the same provider
+(`tables_task`: tables found on the image, cell text from the reading's words, empty cells read
+again by the engine), whose time and memory count nowhere; only its markdown is scored, for
+table F1.
 """
 
 from __future__ import annotations
@@ -30,13 +37,12 @@ from gateway.work.documents import (
     inspect_document,
     render_page,
 )
-from gateway.work.imagetables import image_tables
-from gateway.work.layout import to_markdown
-from gateway.work.pagetables import blocks_with_tables
+from gateway.work.layout import build_blocks, to_markdown
+from gateway.work.pagetables import blocks_with_tables, find_tables
 from gateway.work.pipeline import PageEngine, PageTask
 from providers.base import Provider
 from providers.factory import build_provider, is_local
-from providers.types import PageImage
+from providers.types import PageImage, RecognizedPage
 
 HEAD_BYTES = 2048  # enough for detect_kind, which looks for %PDF- in the first 1024 bytes
 
@@ -59,6 +65,8 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True):
     tier: str | None = None
     credits: float | None = None
     peak_rss_mb: float | None = None
+    page: RecognizedPage | None = None  # the engine's own lines, kept for the table stage
+    table_markdown: str | None = None  # the markdown with the table stage's tables, if it ran
 
 
 class Rendered(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,13 +140,13 @@ def init_provider(name: str, settings: Settings) -> Provider:
     return build_provider(name, config)
 
 
-def recognize_task(provider: Provider, image: PageImage, *, phase: Any) -> Reading:
-    """Recognize, then build blocks (tables from the image included) and markdown as the
-    pipeline does."""
+def recognize_task(provider: Provider, image: PageImage, keep_page: bool, *, phase: Any) -> Reading:
+    """Recognize, then lay the lines out in blocks and markdown as the pipeline does, without
+    its table stage; `keep_page`: the engine's lines come back with the reading, for
+    `tables_task`."""
     started = time.perf_counter()
     recognized = provider.recognize(image)
-    tables, lines = image_tables(image, recognized.lines, provider.recognize)
-    blocks = blocks_with_tables(lines, tables, recognized.width, recognized.height)
+    blocks = build_blocks(recognized.lines, recognized.width, recognized.height)
     markdown = to_markdown(blocks)
     seconds = time.perf_counter() - started
     return Reading(
@@ -149,7 +157,34 @@ def recognize_task(provider: Provider, image: PageImage, *, phase: Any) -> Readi
         model=recognized.model,
         provider_used=provider.name,
         peak_rss_mb=peak_rss_mb(),
+        page=recognized if keep_page else None,
     )
+
+
+def tables_task(
+    provider: Provider,
+    path: str,
+    kind: DocumentKind,
+    page_number: int,
+    image: PageImage,
+    page: RecognizedPage,
+    *,
+    phase: Any,
+) -> str:
+    """The markdown of page `page_number` read by `provider` (`page`, its reading of the
+    rendered `image`) with the tables the pipeline finds in an engine's reading
+    (`find_tables`: the image's tables, `provider` reading their empty cells again)."""
+    tables, lines = find_tables(
+        Path(path),
+        kind,
+        page_number - 1,
+        page,
+        image.dpi,
+        from_text_layer=False,  # an engine read the page: a text layer's tables are not its
+        image=image,
+        reader=provider.recognize,
+    )
+    return to_markdown(blocks_with_tables(lines, tables, page.width, page.height))
 
 
 # --- the routed pipeline ---------------------------------------------------------------------

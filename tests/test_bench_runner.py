@@ -17,7 +17,10 @@ import msgspec
 import pytest
 
 from benchmarks.cli import main
+from benchmarks.corpus import load_documents, load_ground_truth
 from benchmarks.results import BenchResults, PageRow, aggregate
+from benchmarks.runner import Failure
+from benchmarks.runner import _row as _runner_row
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 LINES = CORPUS / "a_clean_printed" / "uw3_lines"
@@ -228,3 +231,74 @@ def test_speed_aggregates_match_hand_computed_values() -> None:
     assert overall.seconds_median == pytest.approx(2.5)
     assert overall.seconds_p90 == pytest.approx(3.7)
     assert overall.pages_per_second == pytest.approx(0.4)
+
+
+TABLES = CORPUS / "d_tables"
+
+
+@pytest.fixture(scope="module")
+def tables_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Tesseract and the pipeline routed to it on one real table page (a tabula page)."""
+    root = tmp_path_factory.mktemp("bench-tables")
+    entry = next(
+        e
+        for e in map(json.loads, (TABLES / "manifest.jsonl").read_text().splitlines())
+        if e["file"] == "tabula/argentina_diputados_voting_record.pdf"
+    )
+    for key in ("file", "ground_truth", "expected_csv"):  # absolute: nothing is copied
+        entry[key] = str(TABLES / entry[key])
+    _manifest(root / "corpus" / "d_tables", [entry])
+    (root / "config.yaml").write_text(CONFIG)
+    out = root / "out"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(
+            [
+                "--corpus",
+                str(root / "corpus"),
+                "--providers",
+                "tesseract,routed",
+                "--config",
+                str(root / "config.yaml"),
+                "--out",
+                str(out),
+            ]
+        )
+    results = msgspec.json.decode((out / "results.json").read_bytes(), type=BenchResults)
+    return Run(exit_code=code, stdout="", out=out, results=results)
+
+
+def test_a_plain_provider_gets_the_table_f1_of_the_table_stage_on_its_reading(
+    tables_run: Run,
+) -> None:
+    """The product's table stage runs on Tesseract's own reading: same engine, same tables."""
+    assert tables_run.exit_code == 0
+    [plain] = tables_run.rows("tesseract")
+    [routed] = tables_run.rows("routed")
+    assert routed.provider_used == "tesseract"
+    assert plain.table_f1 is not None
+    assert plain.table_f1 > 0.3
+    assert plain.table_f1 == pytest.approx(routed.table_f1)
+    [aggregate_row] = [
+        a for a in tables_run.results.aggregates if (a.provider, a.category) == ("tesseract", "all")
+    ]
+    assert aggregate_row.table_pages == 1
+
+
+def test_the_table_column_is_filled_for_every_provider_in_the_report(tables_run: Run) -> None:
+    report = (tables_run.out / "report.md").read_text()
+    for provider in ("tesseract", "routed"):
+        [line] = [ln for ln in report.splitlines() if ln.startswith(f"| d_tables | {provider} |")]
+        table_f1 = line.split(" | ")[8]
+        assert table_f1 != "-"
+        assert float(table_f1) > 0.3
+
+
+def test_a_table_the_reading_does_not_hold_scores_zero() -> None:
+    """A failed page with table ground truth is an empty reading: no table, table F1 0."""
+    document = next(
+        d for d in load_documents([TABLES]) if d.entry.file == "tabula/AnimalSounds.pdf"
+    )
+    truth = load_ground_truth(document)[1]
+    row = _runner_row(document, 1, "tesseract", Failure(code="ocr_timeout", message="x"), truth)
+    assert row.table_f1 == 0.0
+    assert row.f1 == 0.0
