@@ -157,17 +157,12 @@ class Services:
 
     async def delete_job(self, tenant_id: str, job_id: str) -> None:
         path = await self.store.delete_job(tenant_id, job_id)
-        await asyncio.to_thread(self._local_upload(path).unlink, missing_ok=True)
+        local = uploads.node_path(self.db, path, self.settings.uploads_dir)
+        await asyncio.to_thread(local.unlink, missing_ok=True)
 
     async def local_upload(self, job_id: str, recorded: str) -> str:
         """Where this node reads the job's upload (see `uploads.local_file`)."""
         return await uploads.local_file(self.db, job_id, recorded, self.settings.uploads_dir)
-
-    def _local_upload(self, recorded: str) -> Path:
-        """This node's file of an upload (its own copy when the database keeps uploads)."""
-        if self.db.shared:
-            return self.settings.uploads_dir / Path(recorded).name
-        return Path(recorded)
 
     async def apply_retention(self) -> int:
         """Delete finished jobs older than the retention period, and orphaned uploads."""

@@ -54,14 +54,17 @@ async def save(tx: Tx, job_id: str, content: bytes | None, now: int) -> None:
         )
 
 
+def node_path(db: Database, recorded: str, folder: Path) -> Path:
+    """This node's file of an upload: the recorded one (embedded), or its copy in `folder`."""
+    return folder / Path(recorded).name if db.shared else Path(recorded)
+
+
 async def local_file(db: Database, job_id: str, recorded: str, folder: Path) -> str:
     """A path on this node to read the job's upload from: the recorded file (embedded), or this
     node's copy in `folder`, fetched from the database the first time. Raises JobNotFoundError
     when the job (and so its upload) is gone."""
-    if not db.shared:
-        return recorded
-    path = folder / Path(recorded).name
-    if await asyncio.to_thread(path.exists):
+    path = node_path(db, recorded, folder)
+    if not db.shared or await asyncio.to_thread(path.exists):
         return str(path)
     row = await db.fetch_one("SELECT data FROM uploads WHERE job_id = ?", (job_id,))
     if row is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.tables.grid import Box, FoundTable, cluster, table_from_boxes
 
@@ -197,14 +198,10 @@ def lattice_cells(segments: Sequence[Segment], scale: float) -> list[list[Box]]:
     return _tables(_cells(_intersections(across, down, snap)))
 
 
-def texts_in_boxes(boxes: Sequence[Box], pieces: Sequence[Piece], joiner: str) -> list[str]:
-    """Each box's text: the pieces whose centre falls in it, in their order, joined by
-    `joiner` ("" for characters, which carry their own spaces and line breaks)."""
+def _centres_in_boxes(boxes: Sequence[Box], pieces: Sequence[Piece]) -> tuple[Any, Any, Any]:
+    """(boxes, piece boxes) as arrays, and inside[k, i]: piece k's centre lies in box i."""
     import numpy as np
 
-    texts: list[list[str]] = [[] for _ in boxes]
-    if not boxes or not pieces:
-        return ["" for _ in boxes]
     b = np.asarray(boxes, dtype=np.float64)
     p = np.asarray([box for _, box in pieces], dtype=np.float64)
     cx, cy = (p[:, 0] + p[:, 2]) / 2, (p[:, 1] + p[:, 3]) / 2
@@ -214,6 +211,18 @@ def texts_in_boxes(boxes: Sequence[Box], pieces: Sequence[Piece], joiner: str) -
         & (b[None, :, 1] <= cy[:, None])
         & (cy[:, None] <= b[None, :, 3])
     )
+    return b, p, inside
+
+
+def texts_in_boxes(boxes: Sequence[Box], pieces: Sequence[Piece], joiner: str) -> list[str]:
+    """Each box's text: the pieces whose centre falls in it, in their order, joined by
+    `joiner` ("" for characters, which carry their own spaces and line breaks)."""
+    import numpy as np
+
+    texts: list[list[str]] = [[] for _ in boxes]
+    if not boxes or not pieces:
+        return ["" for _ in boxes]
+    _, _, inside = _centres_in_boxes(boxes, pieces)
     hit = inside.any(axis=1)
     owner = inside.argmax(axis=1)
     started = [False for _ in boxes]
@@ -377,19 +386,10 @@ def overhangs(tables: Sequence[FoundTable], pieces: Sequence[Piece], slack: floa
     """Whether a piece (a word) whose centre lies in a cell of the tables reaches more than
     `slack` beyond its left or right edge: text across a rule, whose characters belong to
     cells on both sides."""
-    import numpy as np
 
     boxes = [c.box for t in tables for c in t.cells]
     if not boxes or not pieces:
         return False
-    b = np.asarray(boxes, dtype=np.float64)
-    p = np.asarray([box for _, box in pieces], dtype=np.float64)
-    cx, cy = (p[:, 0] + p[:, 2]) / 2, (p[:, 1] + p[:, 3]) / 2
-    inside = (
-        (b[None, :, 0] <= cx[:, None])
-        & (cx[:, None] <= b[None, :, 2])
-        & (b[None, :, 1] <= cy[:, None])
-        & (cy[:, None] <= b[None, :, 3])
-    )
+    b, p, inside = _centres_in_boxes(boxes, pieces)
     beyond = (p[:, None, 0] < b[None, :, 0] - slack) | (p[:, None, 2] > b[None, :, 2] + slack)
     return bool((inside & beyond).any())

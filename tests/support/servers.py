@@ -44,6 +44,21 @@ def _die_with_parent() -> None:
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _on_a_free_port(server: PostgresServer | RedisServer, timeout_s: float, taken: str) -> None:
+    """Launch `server` on a free port; another process may take the port before the server
+    binds it (its log then says `taken`): up to three ports are tried."""
+    for attempt in range(3):
+        server.port = free_port()
+        try:
+            server._launch(timeout_s)
+            return
+        except RuntimeError:
+            _stop(server.proc, signal.SIGKILL, 10)
+            if attempt == 2 or taken not in _tail(server.log):
+                server.stop()
+                raise
+
+
 def postgres_bindir() -> Path:
     """The bin folder with initdb and postgres: pg_config's, else the newest under /usr/lib."""
     candidates: list[Path] = []
@@ -125,17 +140,8 @@ class PostgresServer:
         (self.root / "sock").mkdir()
         if self._as:
             os.chown(self.root / "sock", self._as["user"], self._as["group"])
-        for attempt in range(3):  # another process may take the free port before postgres binds
-            self.port = free_port()
-            try:
-                self._launch(timeout_s)
-                return self
-            except RuntimeError:
-                _stop(self.proc, signal.SIGKILL, 10)
-                if attempt == 2 or "could not bind" not in _tail(self.log):
-                    self.stop()
-                    raise
-        raise AssertionError("unreachable")
+        _on_a_free_port(self, timeout_s, "could not bind")
+        return self
 
     def _run(self, *argv: str | Path) -> None:
         out = subprocess.run(
@@ -205,17 +211,8 @@ class RedisServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30.0) -> RedisServer:
-        for attempt in range(3):  # another process may take the free port before redis binds
-            self.port = free_port()
-            try:
-                self._launch(timeout_s)
-                return self
-            except RuntimeError:
-                _stop(self.proc, signal.SIGKILL, 10)
-                if attempt == 2 or "Address already in use" not in _tail(self.log):
-                    self.stop()
-                    raise
-        raise AssertionError("unreachable")
+        _on_a_free_port(self, timeout_s, "Address already in use")
+        return self
 
     def _launch(self, timeout_s: float) -> None:
         argv = [
