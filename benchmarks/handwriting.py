@@ -119,9 +119,9 @@ def _read_document(
         assert pipeline is not None
         page = rotate_upright(page, metadata.rotation_deg)
         other = {}
-        for name, provider in engine.providers.items():
+        for name in engine.engines():
             if all_engines and name != pipeline.provider_used:
-                read = provider.recognize(page)
+                read = engine.provider(name).recognize(page)
                 other[name] = build_blocks(read.lines, read.width, read.height)
         Image.fromarray(page.pixels).save(cache / f"{key}.png")
         reading = {"category": category, "file": file, "page": number}

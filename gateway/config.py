@@ -323,6 +323,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"providers ({', '.join(sorted(self.providers)) or 'none'})"
             )
 
+    def routed_providers(self) -> set[str]:
+        """Providers a page goes to without a request naming one: the tier chains, the
+        clean-print rule's and a fixed `pipeline.provider`."""
+        named = {p for tier in self.routing.tiers.values() for p in tier.providers}
+        if self.routing.clean_print is not None:
+            named.add(self.routing.clean_print.provider)
+        if self.pipeline.provider != AUTO:
+            named.add(self.pipeline.provider)
+        return named & set(self.providers)
+
     def unknown_chain_providers(self) -> list[str]:
         """Providers named in tier chains but not configured: skipped when routing."""
         named = {p for tier in self.routing.tiers.values() for p in tier.providers}

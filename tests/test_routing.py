@@ -483,3 +483,29 @@ def test_a_sideways_form_is_read_upright_where_orientation_detection_is_unsure(
     turned_text, rotation = read(turned)
     assert rotation in (90, 270)
     assert bag_of_words_f1(upright_text, turned_text) >= 0.85
+
+
+def test_an_engine_no_route_names_loads_on_the_first_page_that_asks_for_it(
+    corpus: Path, settings: Settings
+) -> None:
+    assert "ppocrv4" in settings.providers
+    assert "ppocrv4" not in settings.routed_providers()
+    engine = PageEngine(settings)
+    assert set(engine.describe()) == settings.routed_providers()  # loaded at start
+    assert "ppocrv4" in engine.engines()  # configured, not loaded
+    path = corpus / "a_clean_printed/tesseract/phototest.tif"
+    route = PageRoute(
+        tier=Tier.SIMPLE,
+        credits=1,
+        providers=["ppocrv4"],
+        complexity_score=0.0,
+        reason="asked for",
+        escalate=False,
+        best_of_chain=False,
+    )
+    task = PageTask(path=str(path), kind=DocumentKind.TIFF, page_number=1, route=route)
+    result = engine.read_page(task)
+    assert result.pipeline_metadata is not None
+    assert result.pipeline_metadata.provider_used == "ppocrv4"
+    assert "12 point text" in " ".join(b.text for b in result.content_blocks)
+    assert engine.describe()["ppocrv4"] == "cpu"

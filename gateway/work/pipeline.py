@@ -205,34 +205,51 @@ class LocalReaders:
         self.engine = engine
 
     async def recognize(self, name: str, page: PageImage) -> RecognizedPage:
-        return self.engine.providers[name].recognize(page)
+        return self.engine.provider(name).recognize(page)
 
     async def upright(self, page: PageImage) -> tuple[PageImage, int]:
         return upright(page, self.engine.settings)
 
 
 class PageEngine:
-    """The local providers of one worker process, loaded once."""
+    """The local providers of one worker process, each loaded once.
+
+    Those a route can name without being asked (`Settings.routed_providers`) load at start, so
+    a model that fails to load fails the worker at once and no page waits for a load. Any other
+    configured local provider (`ppocrv4` by default, kept for chains and the benchmark) loads on
+    the first page that names it: a model no route uses costs no memory in every worker.
+    """
 
     def __init__(self, settings: Settings, *, load_providers: bool = True) -> None:
         """`load_providers=False`: an API-only node's process, which renders previews and
         PDFs and reads nothing (no model loaded)."""
         self.settings = settings
-        self.providers: dict[str, Provider] = {
-            name: build_provider(name, cfg)
-            for name, cfg in settings.providers.items()
-            if is_local(cfg) and load_providers  # remote kinds run in the server's event loop
+        self._configs = {  # remote kinds run in the server's event loop
+            name: cfg for name, cfg in settings.providers.items() if is_local(cfg)
         }
+        if not load_providers:
+            self._configs.clear()
+        self._loaded: dict[str, Provider] = {}
+        for name in sorted(self._configs.keys() & settings.routed_providers()):
+            self.provider(name)
         self._readers = LocalReaders(self)
 
+    def provider(self, name: str) -> Provider:
+        """The local provider `name`, loaded on first use; KeyError if none is configured."""
+        loaded = self._loaded.get(name)
+        if loaded is None:
+            loaded = self._loaded[name] = build_provider(name, self._configs[name])
+        return loaded
+
     def engines(self) -> list[str]:
-        return sorted(self.providers)
+        """The local providers this process can run, loaded or not."""
+        return sorted(self._configs)
 
     def describe(self) -> dict[str, str]:
-        """The device each local engine runs on (RapidOCR: "cuda" or "cpu")."""
+        """The device each loaded local engine runs on (RapidOCR: "cuda" or "cpu")."""
         return {
             name: str(getattr(provider, "device", "cpu"))
-            for name, provider in sorted(self.providers.items())
+            for name, provider in sorted(self._loaded.items())
         }
 
     def plan(self, task: PageTask, page: PageImage) -> PageRoute:
@@ -272,8 +289,7 @@ class PageEngine:
 
     def cell_reader(self, name: str) -> Reader | None:
         """The local engine that read a page, to read its tables' empty cells again."""
-        provider = self.providers.get(name)
-        return provider.recognize if provider is not None else None
+        return self.provider(name).recognize if name in self._configs else None
 
     def _read_text_layer(self, task: PageTask, route: PageRoute, started: float) -> PageResult:
         """A page routed to its text layer at submit: its frame is computed, not rendered."""
@@ -296,4 +312,4 @@ class PageEngine:
 
     def recognize(self, name: str, page: PageImage) -> RecognizedPage:
         """One provider on an already rendered page (a route read from the event loop)."""
-        return self.providers[name].recognize(page)
+        return self.provider(name).recognize(page)

@@ -51,10 +51,10 @@ def render_task(
     lines = None
     if with_lines:
         phase("ocr")
-        detector = engine.providers.get(GEOMETRY_ENGINE) or next(
-            iter(engine.providers.values()), None
-        )
-        if detector is not None:
+        local = engine.engines()
+        name = GEOMETRY_ENGINE if GEOMETRY_ENGINE in local else next(iter(local), None)
+        if name is not None:
+            detector = engine.provider(name)
             try:
                 lines = detector.recognize(page).lines
             except ProviderError:
