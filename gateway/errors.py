@@ -45,7 +45,8 @@
     ├── DocumentNotReadError          502 document_not_read  (a synchronous read: no page read)
     ├── GatewayTimeoutError           504 timeout  (a synchronous read ran past its limit)
     └── ServiceUnavailableError       503 service_unavailable
-        └── QueueFullError            503 service_unavailable  (pages waiting past the bound)
+        ├── QueueFullError            503 service_unavailable  (pages waiting past the bound)
+        └── RateLimitStoreUnavailableError  503 service_unavailable  (Redis unreachable)
 
 Page and pool errors, which never answer a request, are the two trees of
 `gateway.page_errors`.
@@ -370,3 +371,17 @@ class QueueFullError(ServiceUnavailableError):
 
 def _queue_full(message: str, details: dict[str, Any]) -> QueueFullError:
     return QueueFullError(message, **details)
+
+
+class RateLimitStoreUnavailableError(ServiceUnavailableError):
+    """The shared rate-limit store (Redis) did not answer: the request is refused, never
+    admitted unmetered (limits guard credits); retry after the Retry-After seconds."""
+
+    default_message = "rate limits cannot be checked now (their store is unreachable); retry later"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int = 5) -> None:
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}

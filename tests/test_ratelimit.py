@@ -1,15 +1,27 @@
-"""Rate limits exact across API nodes: RateLimiter instances sharing one real Redis, and memory."""
+"""Rate limits exact across API nodes: RateLimiter instances sharing one real Redis, and memory;
+a real gateway through a Redis outage (refused with 503, never unmetered; back by itself)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
-from gateway.api.ratelimit import RateLimiter, RateLimitStatus, parse_rule
+from gateway.api.ratelimit import (
+    STORE_RETRY_AFTER_S,
+    STORE_TIMEOUT_S,
+    RateLimiter,
+    RateLimitStatus,
+    parse_rule,
+)
 from gateway.config import RateLimitSettings, load_settings
 from gateway.errors import RateLimitedError
+from tests.support.gateway_process import GatewayProcess, write_config
 from tests.support.servers import RedisServer
 
 TENANT = ("plan:free", "tenant-1")
@@ -102,3 +114,89 @@ async def test_one_node_in_memory_admits_exactly_the_limit() -> None:
     assert sorted(s.remaining for s in admitted) == list(range(10))
     assert len(refused) == 6
     await limiter.aclose()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of the test's own, to stop and start again (the session's one stays up)."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+ADMIN = "ratelimit-admin-token"
+
+
+async def test_a_redis_outage_refuses_with_503_and_ends_by_itself(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """An API node on a Redis that hangs (SIGSTOP), then dies and comes back on its port:
+    admitted, then 503 service_unavailable with Retry-After in the native shape and in two
+    compatible surfaces' shapes (never admitted unmetered, no request held past the timeout),
+    then admitted again without a restart; one warning per outage in the log."""
+    config = write_config(tmp_path / "config.yaml", tmp_path / "data")
+    env = {"OCR_GATEWAY_REDIS_URL": own_redis.url(), "OCR_GATEWAY_ADMIN_TOKEN": ADMIN}
+    node = GatewayProcess(config, tmp_path / "gateway.log", env, ("serve", "--workers", "0"))
+    node.start()
+    try:
+        async with httpx.AsyncClient(base_url=node.url, timeout=30) as client:
+            created = await client.post(
+                "/admin/tenants",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+                json={"name": "outage", "plan": "starter", "credits": 10},
+            )
+            assert created.status_code == 201, created.text
+            key = created.json()["api_key"]
+            native = {"X-API-Key": key}
+            bearer = {"Authorization": f"Bearer {key}"}
+
+            async def balances() -> list[httpx.Response]:
+                """Eight concurrent reads of one key's budget: they queue on one lock."""
+                return await asyncio.gather(
+                    *(client.get("/v1/balance", headers=native) for _ in range(8))
+                )
+
+            assert {r.status_code for r in await balances()} == {200}
+
+            def refused(response: httpx.Response) -> None:
+                assert response.status_code == 503, response.text
+                assert response.headers["Retry-After"] == str(STORE_RETRY_AFTER_S)
+                assert "X-RateLimit-Remaining" not in response.headers
+
+            def native_refused(response: httpx.Response) -> None:
+                refused(response)
+                error = response.json()["error"]
+                assert error["code"] == "service_unavailable"
+                assert "rate limits cannot be checked" in error["message"]
+
+            # Redis hangs: every request is refused within the timeout, none waits on another's
+            assert own_redis.proc is not None
+            own_redis.proc.send_signal(signal.SIGSTOP)
+            started = time.monotonic()
+            for response in await balances():
+                native_refused(response)
+            assert time.monotonic() - started < STORE_TIMEOUT_S + 1.5
+            own_redis.proc.send_signal(signal.SIGCONT)
+            assert {r.status_code for r in await balances()} == {200}
+
+            # Redis dies: refused at once, in each surface's own shape
+            own_redis.halt()
+            for response in await balances():
+                native_refused(response)
+            sota = await client.get("/compat/sotaocr/v1/balance", headers=bearer)
+            refused(sota)
+            assert sota.json()["error"]["code"] == "service_unavailable"
+            jobs = await client.get("/compat/jobapi/api/jobs", headers=native)
+            refused(jobs)
+            assert "rate limits cannot be checked" in jobs.json()["detail"]
+
+            # Redis is back on its port (empty): admitted again, no restart of the node
+            own_redis.restart()
+            assert {r.status_code for r in await balances()} == {200}
+            assert (await client.get("/compat/sotaocr/v1/balance", headers=bearer)).is_success
+            assert (await client.get("/compat/jobapi/api/jobs", headers=native)).is_success
+    finally:
+        node.stop()
+    logs = node.logs()
+    assert logs.count("rate_limit_store_unavailable") == 2, logs[-3000:]  # one per outage
+    assert logs.count("rate_limit_store_recovered") == 2, logs[-3000:]

@@ -6,7 +6,9 @@ polling is never starved by submissions). Admin routes take the admin token as a
 A missing or wrong credential is 401 on both (`unauthorized`); 403 only when the admin API is
 off because no token is configured.
 The rate-limit status goes into the ASGI scope state, where the middleware turns it into
-`X-RateLimit-*` headers on every response, errors included.
+`X-RateLimit-*` headers on every response, errors included. When the limits' Redis does not
+answer, the limiter raises RateLimitStoreUnavailableError (503 `service_unavailable`,
+Retry-After): the request is refused, never admitted unmetered.
 """
 
 from __future__ import annotations

@@ -14,6 +14,12 @@ node's test and hit, the refused request stays counted in the shorter windows hi
 was admitted there), for at most their length, while the longer window was full anyway. Within
 one process a per-key lock serializes test and hit, so there it never happens. Windows are
 judged by each node's clock: the nodes must keep time (NTP).
+
+A Redis that does not answer fails closed: the request is refused with 503
+`service_unavailable` and Retry-After (RateLimitStoreUnavailableError), never admitted
+unmetered. Each request's whole check, its wait for the per-key lock included, is bounded by
+STORE_TIMEOUT_S, so an outage cannot hang requests. One warning is logged when an outage is
+first met and one line when Redis answers again; the pool reconnects by itself, no restart.
 """
 
 from __future__ import annotations
@@ -23,16 +29,35 @@ import math
 import time
 from collections import defaultdict
 from typing import Any
+from urllib.parse import urlsplit
 
 import coredis
 import msgspec
+import structlog
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from gateway.config import RateLimitSettings
-from gateway.errors import RateLimitedError
+from gateway.errors import RateLimitedError, RateLimitStoreUnavailableError
+
+log = structlog.get_logger(__name__)
+
+# Redis must connect, answer each command, and finish a request's whole check within this; a
+# Redis URL's own ?connect_timeout= or ?stream_timeout= wins for the first two.
+STORE_TIMEOUT_S = 2.0
+STORE_RETRY_AFTER_S = 5  # Retry-After while Redis is unreachable
+# What a Redis that cannot answer raises: refused, reset, still loading its data after a restart
+# (coredis ConnectionError and its subclasses), no answer in time (coredis' and our deadline's
+# TimeoutError), a replica after a failover (ReadOnlyError), a socket's own OSError.
+_STORE_DOWN: tuple[type[BaseException], ...] = (
+    coredis.exceptions.ConnectionError,
+    coredis.exceptions.TimeoutError,
+    coredis.exceptions.ReadOnlyError,
+    TimeoutError,
+    OSError,
+)
 
 
 class RateLimitStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,13 +82,27 @@ def parse_rule(rules: list[str] | str) -> tuple[RateLimitItem, ...]:
 _REDIS_SCHEMES = {"async+redis": "redis", "async+rediss": "rediss", "async+redis+unix": "unix"}
 
 
+def _location(url: str) -> str:
+    """A Redis URL without its credentials, for the logs."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
 class RateLimiter:
     def __init__(self, settings: RateLimitSettings) -> None:
         uri = settings.storage_uri
         scheme, sep, rest = uri.partition("://")
         self._pool: coredis.ConnectionPool | None = None
+        self._deadline_s: float | None = None  # memory: nothing to wait for
+        self._store = "memory"
+        self._down_since: float | None = None  # monotonic time the current outage was first met
         if scheme in _REDIS_SCHEMES:  # our own pool, so that aclose() can close its connections
-            self._pool = coredis.ConnectionPool.from_url(f"{_REDIS_SCHEMES[scheme]}{sep}{rest}")
+            url = f"{_REDIS_SCHEMES[scheme]}{sep}{rest}"
+            self._pool = coredis.ConnectionPool.from_url(
+                url, connect_timeout=STORE_TIMEOUT_S, stream_timeout=STORE_TIMEOUT_S
+            )
+            self._deadline_s = STORE_TIMEOUT_S
+            self._store = _location(url)
             options: dict[str, Any] = {"connection_pool": self._pool}  # documented, typed narrower
             redis = RedisStorage(uri, implementation="coredis", **options)
             self._limiter = MovingWindowRateLimiter(redis)
@@ -79,7 +118,41 @@ class RateLimiter:
     async def hit(
         self, scope: str, identity: str, items: tuple[RateLimitItem, ...]
     ) -> RateLimitStatus:
-        """Count one request against every window, or raise RateLimitedError (Retry-After)."""
+        """Count one request against every window, or raise RateLimitedError (429) when one is
+        full, or RateLimitStoreUnavailableError (503) when Redis does not answer in time; both
+        with Retry-After."""
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                status = await self._admit(scope, identity, items)
+        except RateLimitedError:
+            self._answered()
+            raise
+        except _STORE_DOWN as exc:
+            raise self._unavailable(exc) from exc
+        self._answered()
+        return status
+
+    def _unavailable(self, exc: BaseException) -> RateLimitStoreUnavailableError:
+        if self._down_since is None:  # one warning per outage, not one per refused request
+            self._down_since = time.monotonic()
+            log.warning(
+                "rate_limit_store_unavailable",
+                store=self._store,
+                error=repr(exc),
+                timeout_s=self._deadline_s,
+                detail="requests are refused with 503 until it answers again",
+            )
+        return RateLimitStoreUnavailableError(retry_after_s=STORE_RETRY_AFTER_S)
+
+    def _answered(self) -> None:
+        if self._down_since is not None:
+            down_s = round(time.monotonic() - self._down_since, 1)
+            self._down_since = None
+            log.info("rate_limit_store_recovered", store=self._store, down_s=down_s)
+
+    async def _admit(
+        self, scope: str, identity: str, items: tuple[RateLimitItem, ...]
+    ) -> RateLimitStatus:
         windows = sorted(items, key=lambda item: (item.get_expiry(), item.amount))
         async with self._locks[f"{scope}:{identity}"]:
             for item in windows[1:]:

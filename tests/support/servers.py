@@ -249,6 +249,14 @@ class RedisServer:
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
+    def halt(self) -> None:
+        """Kill the server as an outage would, keeping its port and folder for `restart()`."""
+        _stop(self.proc, signal.SIGKILL, 10)
+
+    def restart(self, timeout_s: float = 30.0) -> None:
+        """Start it again on the same port, empty (nothing is persisted)."""
+        self._launch(timeout_s)
+
     def flushall(self) -> None:
         reply = self.command("FLUSHALL")
         if reply != "+OK":
