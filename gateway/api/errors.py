@@ -44,7 +44,10 @@ _DESCRIPTIONS = {
     415: "Unsupported document type (detected from the bytes)",
     429: "Rate limit or concurrent-job limit exceeded (Retry-After)",
     500: "Internal error (the message never echoes the exception)",
-    503: "Service not ready, or the queue is full (limits.max_queued_pages; Retry-After)",
+    503: (
+        "Service not ready, the queue is full (limits.max_queued_pages), or the rate limits' "
+        "Redis does not answer; Retry-After"
+    ),
 }
 
 

@@ -48,7 +48,7 @@ DEFAULT_PAGE_SECONDS = 3.0
 MAX_WAIT_S = 30.0
 FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(9999, 12, 30)  # usage: the ledger's clock
 API_KEY: list[SecurityRequirement] = [{"ApiKeyAuth": []}]
-READ_ERRORS = (401, 429, 500)  # any authenticated read; 400 is always documented
+READ_ERRORS = (401, 429, 500, 503)  # any authenticated read (503: Redis limits down); 400 always
 
 
 class TenantController(Controller):
@@ -119,7 +119,7 @@ class NativeController(TenantController):
         status_code=200,
         summary="Price a document before reading it",
         opt={"rate_limit": "submit"},
-        responses=error_responses(401, 413, 415, 429, 500),
+        responses=error_responses(401, 413, 415, 429, 500, 503),
     )
     async def quote(
         self,

@@ -39,7 +39,7 @@ class SignupResponse(msgspec.Struct, frozen=True, kw_only=True):
     status_code=200,
     tags=["account"],
     summary="Create an account",
-    responses=error_responses(409, 413, 429, 500),
+    responses=error_responses(409, 413, 429, 500, 503),
 )
 async def create_account(
     data: SignupRequest,
