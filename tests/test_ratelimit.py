@@ -157,6 +157,10 @@ async def test_a_redis_outage_refuses_with_503_and_ends_by_itself(
                 )
 
             assert {r.status_code for r in await balances()} == {200}
+            health = (await client.get("/health")).json()["rate_limits"]
+            assert health["available"] is True
+            assert health["store"].startswith("redis://")
+            assert "@" not in health["store"]
 
             def refused(response: httpx.Response) -> None:
                 assert response.status_code == 503, response.text
@@ -189,12 +193,18 @@ async def test_a_redis_outage_refuses_with_503_and_ends_by_itself(
             jobs = await client.get("/compat/jobapi/api/jobs", headers=native)
             refused(jobs)
             assert "rate limits cannot be checked" in jobs.json()["detail"]
+            health = (await client.get("/health")).json()
+            assert health["status"] == "degraded"
+            assert health["rate_limits"]["available"] is False
+            assert health["rate_limits"]["unavailable_s"] >= 0
 
             # Redis is back on its port (empty): admitted again, no restart of the node
             own_redis.restart()
             assert {r.status_code for r in await balances()} == {200}
             assert (await client.get("/compat/sotaocr/v1/balance", headers=bearer)).is_success
             assert (await client.get("/compat/jobapi/api/jobs", headers=native)).is_success
+            health = (await client.get("/health")).json()
+            assert health["rate_limits"]["available"] is True
     finally:
         node.stop()
     logs = node.logs()

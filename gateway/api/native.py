@@ -25,6 +25,7 @@ from gateway.api.schemas import (
     QuotedPageResponse,
     QuoteForm,
     QuoteResponse,
+    RateLimitHealth,
     SubmitForm,
     SubmitResponse,
     given,
@@ -276,12 +277,17 @@ async def health(services: Services) -> HealthResponse:
         )
         for node in await services.recent_nodes()
     ]
+    limiter = services.rate_limiter
+    down_s = limiter.unavailable_s()
     return HealthResponse(
-        status="ok" if engines.ready > 0 else "degraded",
+        status="ok" if engines.ready > 0 and down_s is None else "degraded",
         role=services.role,
         database=DatabaseHealth(backend=services.db.backend, location=services.db.describe()),
         nodes=nodes,
         workers_seen=sum(node.workers for node in nodes),
+        rate_limits=RateLimitHealth(
+            store=limiter.store, available=down_s is None, unavailable_s=down_s
+        ),
         version=VERSION,
         uptime_s=round(services.uptime_s(), 1),
         queue_depth=await services.store.queue_depth(),

@@ -132,6 +132,18 @@ class RateLimiter:
         self._answered()
         return status
 
+    @property
+    def store(self) -> str:
+        """Where the windows are counted: "memory", or the Redis server without credentials."""
+        return self._store
+
+    def unavailable_s(self) -> float | None:
+        """Seconds since a request first found Redis not answering, while it still does not;
+        None while it answers (or the store is memory)."""
+        if self._down_since is None:
+            return None
+        return round(time.monotonic() - self._down_since, 1)
+
     def _unavailable(self, exc: BaseException) -> RateLimitStoreUnavailableError:
         if self._down_since is None:  # one warning per outage, not one per refused request
             self._down_since = time.monotonic()

@@ -118,8 +118,14 @@ class DatabaseHealth(msgspec.Struct, frozen=True, kw_only=True):
     location: str  # the file, or the server without credentials
 
 
+class RateLimitHealth(msgspec.Struct, frozen=True, kw_only=True):
+    store: str  # "memory", or the Redis server without credentials
+    available: bool  # false from the first request Redis did not answer until one it answers
+    unavailable_s: float | None = None  # how long it has not answered, while it does not
+
+
 class HealthResponse(msgspec.Struct, frozen=True, kw_only=True):
-    status: str  # "ok", or "degraded" while no worker process is ready
+    status: str  # "ok"; "degraded" while no worker process is ready or the limits' Redis is down
     version: str
     uptime_s: float
     queue_depth: int  # pages waiting or being read
@@ -129,3 +135,4 @@ class HealthResponse(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseHealth | None = None
     nodes: list[NodeHealth] = []  # every node seen within three heartbeats, this one included
     workers_seen: int = 0  # page-reading processes over those nodes
+    rate_limits: RateLimitHealth | None = None  # judged by requests: /health asks Redis nothing
