@@ -130,3 +130,21 @@ def test_uw3_line_read_in_two_lines_keeps_its_order_sensitive_scores() -> None:
     truth = load_ground_truth(line)[1]
     hypothesis = "(actually potential differences from the datum)\nare scaled by the mean value of"
     assert score_text(truth.text, hypothesis).cer == 0.0
+
+
+def test_engine_profile_variants_change_one_field_and_refuse_unknown_ones() -> None:
+    from benchmarks.engine_profile import columns, crop_size, with_fields
+    from providers.rapidocr import RapidOCRConfig
+
+    base = RapidOCRConfig()
+    changed = with_fields(base, "det_limit_side_len=960,restore_spaces=false")
+    assert changed.det_limit_side_len == 960
+    assert changed.restore_spaces is False
+    assert changed.rec_batch_size == base.rec_batch_size
+    with pytest.raises(SystemExit, match="no field 'det_size'"):
+        with_fields(base, "det_size=960")
+    import numpy as np
+
+    quad = np.array([[10, 20], [310, 20], [310, 44], [10, 44]], dtype=np.float32)
+    assert crop_size(quad) == (300.0, 24.0)
+    assert columns(300.0, 24.0) == 600  # 48 px high: twice as wide
