@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import coredis
 import psycopg
 
+from tests.support.gateway_process import REPO
 from tests.support.servers import PostgresServer, RedisServer
 
 
@@ -59,3 +67,42 @@ def test_redis_is_flushed_between_tests(redis_server: RedisServer, redis_url: st
     """The key the previous test left is gone: redis_url flushes the server."""
     assert redis_server.command("DBSIZE") == ":0"
     assert redis_url == redis_server.url(0)
+
+
+def test_servers_die_with_the_test_process(tmp_path: Path) -> None:
+    """A test run killed outright leaves no gateway (nor its worker processes) and no Redis."""
+    script = f"""
+import json, sys, time
+from pathlib import Path
+from tests.support.gateway_process import GatewayProcess, write_config
+from tests.support.servers import RedisServer
+tmp = Path({str(tmp_path)!r})
+redis = RedisServer().start()
+node = GatewayProcess(write_config(tmp / "config.yaml", tmp / "data"), tmp / "node.log",
+                      args=("serve", "--workers", "0")).start()
+print(json.dumps([str(redis.root), redis.proc.pid, *node.pids()]), flush=True)
+time.sleep(600)
+"""
+    with subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            redis_root, *pids = json.loads(parent.stdout.readline())
+            assert len(pids) >= 3, pids  # Redis, the node, its render process
+            assert all(alive(pid) for pid in pids)
+        finally:
+            parent.kill()
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in pids if alive(pid)]
+    shutil.rmtree(redis_root, ignore_errors=True)
+
+
+def alive(pid: int) -> bool:
+    """Running: not gone and not a zombie waiting for its reaper."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import socket
@@ -18,6 +20,16 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path(os.environ.get("OCR_GATEWAY_CORPUS") or REPO.parent / "shared" / "corpus")
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, so the forked child only calls it
+
+
+def die_with_parent(signum: int) -> None:
+    """In the child between fork and exec: `signum` when the test process dies (a killed pytest
+    leaves no server behind). Pass as `preexec_fn=functools.partial(die_with_parent, sig)`."""
+    _prctl(_PR_SET_PDEATHSIG, signum)
 
 
 def free_port() -> int:
@@ -71,7 +83,13 @@ class GatewayProcess:
             argv += ["--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+                # SIGTERM, not SIGKILL: the node then stops its worker processes as it does
+                preexec_fn=functools.partial(die_with_parent, signal.SIGTERM),  # only prctl(2)
             )
         return self
 

@@ -16,7 +16,7 @@ Each server gets the parent-death signal, so a test run killed outright leaves n
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
 import os
 import pwd
 import secrets
@@ -32,16 +32,10 @@ from typing import Any
 
 import psycopg
 
-from tests.support.gateway_process import free_port
+from tests.support.gateway_process import die_with_parent, free_port
 
 USER = "gateway"  # the PostgreSQL superuser the tests connect as (trust on loopback)
-_PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, so the forked child only calls it
-
-
-def _die_with_parent() -> None:
-    """In the child between fork and exec: SIGKILL when the test process dies."""
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+_die_with_parent = functools.partial(die_with_parent, signal.SIGKILL)
 
 
 def _on_a_free_port(server: PostgresServer | RedisServer, timeout_s: float, taken: str) -> None:
