@@ -28,7 +28,8 @@ _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, so the forked
 
 def die_with_parent(signum: int) -> None:
     """In the child between fork and exec: `signum` when the test process dies (a killed pytest
-    leaves no server behind). Pass as `preexec_fn=functools.partial(die_with_parent, sig)`."""
+    leaves no server behind). Pass as `preexec_fn=functools.partial(die_with_parent, sig)`.
+    Linux means the thread that forked: start servers from a thread that outlives them."""
     _prctl(_PR_SET_PDEATHSIG, signum)
 
 
