@@ -100,8 +100,10 @@ def profile_ours(label: str, config: RapidOCRConfig, pages: Sequence[BenchPage])
         profile.columns += cols
 
     provider.recognize(load_page(pages[0].page))  # warm: first runs allocate
-    provider._det = TimedSession(provider._det, add_det)  # the benchmark times the models
-    provider._rec = TimedSession(provider._rec, add_rec)
+    models = provider._models  # the benchmark times the model calls of this process's sessions
+    models.narrow = models.narrow._replace(
+        det=TimedSession(models.narrow.det, add_det), rec=TimedSession(models.narrow.rec, add_rec)
+    )
     for page in pages:
         image = load_page(page.page)
         started = time.perf_counter()

@@ -19,6 +19,9 @@ renders them; `--limit N` keeps the first N documents of each category.
   page's text compared with stock's.
 - pipeline: `PageEngine.read_page` (render, recognize, layout; the gateway's per-page work) in N
   processes against one single-threaded worker process.
+- lone: the `rapidocr` provider in N processes, given one page at a time (a lone request on an
+  idle node), with `idle_cores` on (the page runs on its idle siblings' cores too) and off; the
+  two pools take turns page by page. Reports seconds per page; the text must not change.
 
 N is the gateway's default concurrency (`worker.processes`, 0 = one per core). Sides take turns
 round by round, the order rotating, so drift in the machine's load hits them alike; engines are
@@ -51,12 +54,13 @@ from benchmarks.workers import init_provider
 from gateway.config import Settings, load_settings
 from gateway.work.documents import DocumentKind, detect_kind, inspect_document, render_page
 from gateway.work.procpool import WorkerPool
+from providers.rapidocr import RapidOCRConfig
 from providers.tesseract import TesseractConfig
 from tests.support.gateway_process import CORPUS, REPO
 
 CATEGORIES = ("a_clean_printed", "b_forms", "c_receipts", "f_pdfs")
 SCANNED_KINDS = ("scanned", "image_pdf")  # the f_pdfs entries that are scans, by manifest kind
-PARTS = ("rapidocr", "tesseract", "pipeline")
+PARTS = ("rapidocr", "tesseract", "pipeline", "lone")
 ENGINE, PREVIOUS = "rapidocr", "ppocrv4"  # configured names: PP-OCRv6 (default), PP-OCRv4
 TASK_LIMIT_S = 900.0
 
@@ -344,6 +348,68 @@ async def bench_pipeline(
     }
 
 
+async def bench_lone(
+    pages: list[BenchPage],
+    settings: Settings,
+    workers: int,
+    rounds: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """One page at a time through N processes, lending idle cores or not, pages alternating."""
+    config = settings.providers[ENGINE]
+    assert isinstance(config, RapidOCRConfig)
+    variants = {
+        lend: msgspec.structs.replace(
+            settings,
+            providers={
+                **settings.providers,
+                ENGINE: msgspec.structs.replace(config, idle_cores=lend),
+            },
+        )
+        for lend in (True, False)
+    }
+    pools = {
+        lend: WorkerPool(f"bench-lone-{lend}", workers, init_provider, (ENGINE, changed))
+        for lend, changed in variants.items()
+    }
+    seconds: dict[bool, float] = {True: 0.0, False: 0.0}
+    texts: dict[bool, list[str]] = {True: [], False: []}
+    try:
+        await asyncio.gather(*(pool.start() for pool in pools.values()))
+        for pool in pools.values():  # load and first inference in every process
+            await asyncio.gather(
+                *(
+                    pool.run(sides.provider_task, pages[0].page, deadlines={}, total_s=TASK_LIMIT_S)
+                    for _ in range(pool.size)
+                )
+            )
+        for number in range(rounds):
+            texts = {True: [], False: []}
+            for index, page in enumerate(pages):
+                order = (True, False) if (index + number) % 2 == 0 else (False, True)
+                for lend in order:
+                    started = time.perf_counter()
+                    text = await pools[lend].run(
+                        sides.provider_task, page.page, deadlines={}, total_s=TASK_LIMIT_S
+                    )
+                    seconds[lend] += time.perf_counter() - started
+                    texts[lend].append(text)
+            log(
+                f"  round {number + 1}: lent {seconds[True]:.1f} s, not lent {seconds[False]:.1f} s"
+            )
+    finally:
+        for pool in pools.values():
+            await pool.close()
+    count = len(pages) * rounds
+    return {
+        "processes": workers,
+        "lent_s_per_page": seconds[True] / count,
+        "not_lent_s_per_page": seconds[False] / count,
+        "speedup": seconds[False] / seconds[True],
+        "same_text_pages": sum(a == b for a, b in zip(texts[True], texts[False], strict=True)),
+    }
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     out = [
         f"Pages: {summary['pages']} ({summary['pages_with_truth']} with ground truth), "
@@ -355,6 +421,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     ]
     targets = {"rapidocr": ">= 2.4", "tesseract": ">= 5", "pipeline": ">= 1.8"}
     for part, result in summary["parts"].items():
+        if part == "lone":
+            continue
         base, tuned = (
             (result["single"], result["parallel"])
             if part == "pipeline"
@@ -408,6 +476,15 @@ def render_markdown(summary: dict[str, Any]) -> str:
                 f"{summary['pages']} pages; mean similarity (1 - CER) "
                 f"{result['mean_text_similarity']:.4f}."
             )
+    if "lone" in summary["parts"]:
+        lone = summary["parts"]["lone"]
+        out += [
+            "",
+            f"A page at a time through {lone['processes']} processes (`idle_cores` on / off): "
+            f"{lone['lent_s_per_page']:.2f} / {lone['not_lent_s_per_page']:.2f} s per page, "
+            f"**{lone['speedup']:.2f}x** sooner; same text on {lone['same_text_pages']} of "
+            f"{summary['pages']} pages.",
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -453,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             "rapidocr": bench_rapidocr,
             "tesseract": bench_tesseract,
             "pipeline": bench_pipeline,
+            "lone": bench_lone,
         }
         for part in parts:
             print(f"{part}:")

@@ -39,9 +39,9 @@ from gateway.work.documents import (
 )
 from gateway.work.layout import build_blocks, to_markdown
 from gateway.work.pagetables import blocks_with_tables, find_tables
-from gateway.work.pipeline import PageEngine, PageTask
+from gateway.work.pipeline import PageEngine, PageTask, load_provider
 from providers.base import Provider
-from providers.factory import build_provider, is_local
+from providers.factory import is_local
 from providers.types import PageImage, RecognizedPage
 
 HEAD_BYTES = 2048  # enough for detect_kind, which looks for %PDF- in the first 1024 bytes
@@ -137,7 +137,7 @@ def init_provider(name: str, settings: Settings) -> Provider:
     config = settings.providers[name]
     if not is_local(config):
         raise ValueError(f"provider {name!r} is remote: benchmark it through the routed pipeline")
-    return build_provider(name, config)
+    return load_provider(name, config)  # as the gateway's workers load it
 
 
 def recognize_task(provider: Provider, image: PageImage, keep_page: bool, *, phase: Any) -> Reading:

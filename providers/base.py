@@ -5,7 +5,8 @@ Providers raise only `providers.errors.ProviderError` subclasses (the tree is dr
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from providers.types import PageHints, PageImage, RecognizedPage
 
@@ -16,6 +17,13 @@ class Provider(Protocol):
     name: str
 
     def recognize(self, page: PageImage) -> RecognizedPage: ...
+
+
+@runtime_checkable
+class UsesIdleCores(Protocol):
+    """A local engine that can spread a page over the cores of its idle sibling processes."""
+
+    def use_idle_cores(self, idle_siblings: Callable[[], int], siblings: int) -> None: ...
 
 
 class RemoteProvider(Protocol):

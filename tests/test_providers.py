@@ -19,9 +19,10 @@ from benchmarks.corpus import load_documents, load_ground_truth
 from benchmarks.metrics import bag_of_words_f1
 from gateway.work.documents import detect_kind, render_page
 from providers.errors import ProviderUnavailableError
+from providers.onnx_sessions import select_device
 from providers.ppocr_geometry import content_bounds, respace
 from providers.ppocr_models import MODEL_SETS, verified_path
-from providers.rapidocr import RapidOCRConfig, RapidOCRProvider, select_device
+from providers.rapidocr import RapidOCRConfig, RapidOCRProvider
 from providers.tesseract import TesseractConfig, TesseractProvider, encode_pnm, parse_tsv
 from providers.types import PageImage, turned_180
 

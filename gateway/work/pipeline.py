@@ -28,6 +28,7 @@ from gateway.results import (
     PipelineMetadata,
     PipelineTimings,
 )
+from gateway.work import procpool
 from gateway.work.assess import measure_page, plan_page
 from gateway.work.cellreads import Reader
 from gateway.work.chain import ChainOutcome, ChainSettings, Reading, read_chain
@@ -36,8 +37,8 @@ from gateway.work.layout import global_confidence, mark_handwriting, to_markdown
 from gateway.work.pagetables import blocks_with_tables, find_tables
 from gateway.work.pdftables import PageDrawing
 from gateway.work.textlayer import read_text_layer
-from providers.base import Provider
-from providers.factory import build_provider, is_local
+from providers.base import Provider, UsesIdleCores
+from providers.factory import LocalProviderConfig, build_provider, is_local
 from providers.orientation import detect_orientation, rotate_upright
 from providers.types import PageImage, RecognizedPage
 from router.policy import TEXT_LAYER, Mode, PageRoute
@@ -211,6 +212,15 @@ class LocalReaders:
         return upright(page, self.engine.settings)
 
 
+def load_provider(name: str, config: LocalProviderConfig) -> Provider:
+    """A local provider for this process; in a worker pool's process, an engine that can is told
+    how to find its idle siblings (`procpool.idle_siblings`), to spread a lone page over them."""
+    provider = build_provider(name, config)
+    if isinstance(provider, UsesIdleCores) and procpool.siblings():
+        provider.use_idle_cores(procpool.idle_siblings, procpool.siblings())
+    return provider
+
+
 class PageEngine:
     """The local providers of one worker process, each loaded once.
 
@@ -238,7 +248,7 @@ class PageEngine:
         """The local provider `name`, loaded on first use; KeyError if none is configured."""
         loaded = self._loaded.get(name)
         if loaded is None:
-            loaded = self._loaded[name] = build_provider(name, self._configs[name])
+            loaded = self._loaded[name] = load_provider(name, self._configs[name])
         return loaded
 
     def engines(self) -> list[str]:

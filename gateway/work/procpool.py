@@ -8,6 +8,11 @@ upload: `page_error_for_pool` and `document_error_for_pool` decide that.
 
 Tasks report phases ("render", "ocr") so that each phase can have its own deadline.
 The parent waits on the pipes with `loop.add_reader`, so the event loop never blocks.
+
+Each process marks itself busy in a flag array shared by the pool (one flag per slot, written by
+its process, cleared by the parent when it replaces the process), so that a task can ask how
+many of its sibling processes are idle (`idle_siblings`): an engine then spreads a page that is
+read alone over their cores.
 """
 
 from __future__ import annotations
@@ -31,6 +36,23 @@ log = structlog.get_logger(__name__)
 
 _CTX = multiprocessing.get_context("spawn")
 
+# In a worker process: its pool's busy flags (one per slot) and its own slot's index
+_busy_flags: Any = None
+_slot_index = -1
+
+
+def siblings() -> int:
+    """In a worker process: how many other processes its pool has (0 outside a pool)."""
+    return 0 if _busy_flags is None else len(_busy_flags) - 1
+
+
+def idle_siblings() -> int:
+    """In a worker process: how many other processes of its pool run no task right now."""
+    if _busy_flags is None:
+        return 0
+    return sum(1 for i, busy in enumerate(_busy_flags) if not busy and i != _slot_index)
+
+
 Initializer = Callable[..., Any]
 """Called once in each new process; its return value is the process state handed to tasks."""
 
@@ -53,7 +75,11 @@ def _worker_main(
     conn: multiprocessing.connection.Connection,
     initializer: Initializer | None,
     init_args: tuple[Any, ...],
+    busy_flags: Any,
+    slot_index: int,
 ) -> None:
+    global _busy_flags, _slot_index  # this process's place in its pool, set once
+    _busy_flags, _slot_index = busy_flags, slot_index
     trim_heap = _heap_trimmer()
     try:
         state = initializer(*init_args) if initializer is not None else None
@@ -77,6 +103,7 @@ def _worker_main(
             return
         func, args = message
         result = None
+        busy_flags[slot_index] = 1
         try:
             result = func(state, *args, phase=phase)
         except Exception as exc:  # noqa: BLE001 - every task failure goes back to the parent
@@ -86,18 +113,21 @@ def _worker_main(
                 conn.send(("error", RemoteError("".join(traceback.format_exception(exc)))))
         else:
             conn.send(("ok", result))
+        finally:
+            busy_flags[slot_index] = 0
         message = args = result = None  # drop the page's buffers before trimming
         trim_heap()  # after the answer is sent: the parent is not kept waiting
 
 
 class _Slot:
-    def __init__(self, pool: WorkerPool) -> None:
+    def __init__(self, pool: WorkerPool, index: int) -> None:
         parent, child = _CTX.Pipe(duplex=True)
         self.conn = parent
+        self.index = index  # its flag in the pool's busy flags; a replacement takes it over
         self.process = _CTX.Process(
             target=_worker_main,
             daemon=True,
-            args=(child, pool.initializer, pool.init_args),
+            args=(child, pool.initializer, pool.init_args, pool.busy_flags, index),
             name=f"{pool.name}-worker",
         )
         self.process.start()
@@ -125,6 +155,7 @@ class WorkerPool:
         self.initializer = initializer
         self.init_args = init_args
         self.start_timeout_s = start_timeout_s
+        self.busy_flags = _CTX.Array("b", size, lock=False)  # one writer per flag: no lock
         self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
         self._all: set[_Slot] = set()
         self.ready = 0
@@ -133,12 +164,13 @@ class WorkerPool:
         self._closed = False
 
     async def start(self) -> None:
-        slots = await asyncio.gather(*(self._spawn() for _ in range(self.size)))
+        slots = await asyncio.gather(*(self._spawn(index) for index in range(self.size)))
         for slot in slots:
             self._idle.put_nowait(slot)
 
-    async def _spawn(self) -> _Slot:
-        slot = await asyncio.to_thread(_Slot, self)
+    async def _spawn(self, index: int) -> _Slot:
+        self.busy_flags[index] = 0  # a process killed mid-task left its flag set
+        slot = await asyncio.to_thread(_Slot, self, index)
         self._all.add(slot)
         kind, detail = await self._recv(slot, self.start_timeout_s, "start")
         if kind != "ready":
@@ -228,7 +260,7 @@ class WorkerPool:
             "worker_replaced", pool=self.name, pid=slot.process.pid, exitcode=slot.process.exitcode
         )
         try:
-            self._idle.put_nowait(await self._spawn())
+            self._idle.put_nowait(await self._spawn(slot.index))
         except Exception:  # broad on purpose: logged with the pool's name, then raised as it is
             log.exception("worker_restart_failed", pool=self.name)
             raise
