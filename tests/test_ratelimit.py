@@ -195,6 +195,7 @@ async def test_a_redis_outage_refuses_with_503_and_ends_by_itself(
             assert "rate limits cannot be checked" in jobs.json()["detail"]
             health = (await client.get("/health")).json()
             assert health["status"] == "degraded"
+            assert (await client.get("/compat/jobapi/health")).json()["status"] == "degraded"
             assert health["rate_limits"]["available"] is False
             assert health["rate_limits"]["unavailable_s"] >= 0
 
@@ -205,6 +206,8 @@ async def test_a_redis_outage_refuses_with_503_and_ends_by_itself(
             assert (await client.get("/compat/jobapi/api/jobs", headers=native)).is_success
             health = (await client.get("/health")).json()
             assert health["rate_limits"]["available"] is True
+            assert health["status"] == "ok"
+            assert (await client.get("/compat/jobapi/health")).json()["status"] == "ok"
     finally:
         node.stop()
     logs = node.logs()

@@ -280,7 +280,7 @@ async def health(services: Services) -> HealthResponse:
     limiter = services.rate_limiter
     down_s = limiter.unavailable_s()
     return HealthResponse(
-        status="ok" if engines.ready > 0 and down_s is None else "degraded",
+        status=services.status(),
         role=services.role,
         database=DatabaseHealth(backend=services.db.backend, location=services.db.describe()),
         nodes=nodes,

@@ -319,7 +319,7 @@ async def create_account(
 async def health(services: Services) -> Health:
     """Server status, queue depth (pages waiting or being read), jobs processed, uptime."""
     return Health(
-        status="ok" if services.engines.ready > 0 else "degraded",
+        status=services.status(),
         version=VERSION,
         queue_depth=await services.store.queue_depth(),
         jobs_processed=await services.store.jobs_processed(),
