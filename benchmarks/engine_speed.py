@@ -376,13 +376,17 @@ async def bench_lone(
     texts: dict[bool, list[str]] = {True: [], False: []}
     try:
         await asyncio.gather(*(pool.start() for pool in pools.values()))
-        for pool in pools.values():  # load and first inference in every process
-            await asyncio.gather(
+        for pool in pools.values():  # first inference of both session sets in every process
+            await asyncio.gather(  # together: each process's one-thread sessions
                 *(
                     pool.run(sides.provider_task, pages[0].page, deadlines={}, total_s=TASK_LIMIT_S)
                     for _ in range(pool.size)
                 )
             )
+            for _ in range(pool.size):  # one at a time: the lent sessions (idle slots rotate)
+                await pool.run(
+                    sides.provider_task, pages[0].page, deadlines={}, total_s=TASK_LIMIT_S
+                )
         for number in range(rounds):
             texts = {True: [], False: []}
             for index, page in enumerate(pages):

@@ -5,7 +5,9 @@ across worker processes. Once the worker process pool says how to count the proc
 siblings (`use_idle_cores`), a second set of sessions is opened with a thread for each of the
 node's processes, and a model call made while every sibling is idle runs on those: a page read
 alone finishes sooner instead of leaving cores unused. The choice is made again before every
-call, so a page that stops being alone gives the cores back within one call.
+call, so a page that stops being alone gives the cores back within one call. Never more threads
+than the process's CPU set allows; "alone" counts this node's pool only (one node per host, and
+upload inspection, a one-process pool of its own, is not counted).
 
 Device: `use_cuda` "auto" (or true) runs on CUDAExecutionProvider when onnxruntime lists it
 (onnxruntime-gpu and a GPU), on the CPU otherwise; a session that cannot start CUDA falls back to
@@ -14,6 +16,7 @@ the CPU by itself, which `device` reports. Idle cores are lent on the CPU only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -83,10 +86,13 @@ class ModelSessions:
     def use_idle_cores(self, idle_siblings: Callable[[], int], siblings: int) -> None:
         """Calls made while all `siblings` other processes are idle (`idle_siblings()` counts
         them) run on their cores too; nothing when lending is off, on a GPU, or alone."""
-        if not self._lend or siblings < 1:
+        # never more threads than this process may run on (a container's CPU set): more
+        # worker processes than cores must not turn a lone page into oversubscription
+        wide = min(self.threads * (siblings + 1), len(os.sched_getaffinity(0)))
+        if not self._lend or wide <= self.threads:
             return
-        self._wide_threads = self.threads * (siblings + 1)
-        self._wide = self._open(self._wide_threads)
+        self._wide_threads = wide
+        self._wide = self._open(wide)
         self._alone = lambda: idle_siblings() >= siblings
 
     def now(self) -> Sessions:

@@ -89,6 +89,7 @@ def _worker_main(
     except BaseException as exc:  # noqa: BLE001 - report any start failure to the parent
         conn.send(("init_failed", f"{type(exc).__name__}: {exc}"))
         return
+    busy_flags[slot_index] = 0
     conn.send(("ready", described))
 
     def phase(name: str) -> None:
@@ -169,7 +170,9 @@ class WorkerPool:
             self._idle.put_nowait(slot)
 
     async def _spawn(self, index: int) -> _Slot:
-        self.busy_flags[index] = 0  # a process killed mid-task left its flag set
+        # busy while it starts (loading models is work too); it clears its flag once ready, and
+        # this also resets the flag a process killed mid-task left set
+        self.busy_flags[index] = 1
         slot = await asyncio.to_thread(_Slot, self, index)
         self._all.add(slot)
         kind, detail = await self._recv(slot, self.start_timeout_s, "start")

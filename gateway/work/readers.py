@@ -52,12 +52,13 @@ def render_task(
     if with_lines:
         phase("ocr")
         local = engine.engines()
-        name = GEOMETRY_ENGINE if GEOMETRY_ENGINE in local else next(iter(local), None)
+        routed = sorted(set(local) & engine.settings.routed_providers())
+        preferred = [GEOMETRY_ENGINE] if GEOMETRY_ENGINE in local else []
+        name = next(iter([*preferred, *routed, *local]), None)  # one loaded at start, if any
         if name is not None:
-            detector = engine.provider(name)
             try:
-                lines = detector.recognize(page).lines
-            except ProviderError:
+                lines = engine.provider(name).recognize(page).lines
+            except ProviderError:  # a model that fails to load, or to read: raises ProviderError
                 lines = None  # the hint is optional: the provider reads without it
     return RenderedPage(page=page, line_boxes=lines)
 
