@@ -197,8 +197,9 @@ class Services:
     def uptime_s(self) -> float:
         return time.monotonic() - self.started
 
-    def status(self) -> str:
+    async def status(self) -> str:
         """For every surface's health: "ok", or "degraded" while no worker process is ready
-        or the rate limits' Redis does not answer."""
+        or the rate limits' Redis does not answer (asked again at most every few seconds)."""
+        await self.rate_limiter.probe()
         working = self.engines.ready > 0 and self.rate_limiter.unavailable_s() is None
         return "ok" if working else "degraded"

@@ -179,7 +179,8 @@ async def test_a_redis_outage_refuses_with_503_and_ends_by_itself(
             started = time.monotonic()
             for response in await balances():
                 native_refused(response)
-            assert time.monotonic() - started < STORE_TIMEOUT_S + 1.5
+            # one deadline for all eight, not one after another (8 x 2 s); slack for a busy box
+            assert time.monotonic() - started < 2 * STORE_TIMEOUT_S + 2
             own_redis.proc.send_signal(signal.SIGCONT)
             assert {r.status_code for r in await balances()} == {200}
 
@@ -201,6 +202,14 @@ async def test_a_redis_outage_refuses_with_503_and_ends_by_itself(
 
             # Redis is back on its port (empty): admitted again, no restart of the node
             own_redis.restart()
+            # /health finds it back by itself (it asks Redis once per Retry-After while down),
+            # before any rate-limited request does: a quiet node does not stay degraded
+            deadline = time.monotonic() + STORE_RETRY_AFTER_S + 5
+            while time.monotonic() < deadline:
+                if (await client.get("/health")).json()["status"] == "ok":
+                    break
+                await asyncio.sleep(0.5)
+            assert (await client.get("/health")).json()["rate_limits"]["available"] is True
             assert {r.status_code for r in await balances()} == {200}
             assert (await client.get("/compat/sotaocr/v1/balance", headers=bearer)).is_success
             assert (await client.get("/compat/jobapi/api/jobs", headers=native)).is_success

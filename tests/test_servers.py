@@ -93,11 +93,13 @@ time.sleep(600)
             assert all(alive(pid) for pid in pids)
         finally:
             parent.kill()
-    deadline = time.monotonic() + 30
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [pid for pid in pids if alive(pid)]
-    shutil.rmtree(redis_root, ignore_errors=True)
+    try:
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in pids if alive(pid)]
+    finally:
+        shutil.rmtree(redis_root, ignore_errors=True)
 
 
 def alive(pid: int) -> bool:

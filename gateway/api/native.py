@@ -277,10 +277,11 @@ async def health(services: Services) -> HealthResponse:
         )
         for node in await services.recent_nodes()
     ]
+    status = await services.status()  # first: during an outage it asks Redis again
     limiter = services.rate_limiter
     down_s = limiter.unavailable_s()
     return HealthResponse(
-        status=services.status(),
+        status=status,
         role=services.role,
         database=DatabaseHealth(backend=services.db.backend, location=services.db.describe()),
         nodes=nodes,

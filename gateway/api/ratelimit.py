@@ -17,9 +17,11 @@ judged by each node's clock: the nodes must keep time (NTP).
 
 A Redis that does not answer fails closed: the request is refused with 503
 `service_unavailable` and Retry-After (RateLimitStoreUnavailableError), never admitted
-unmetered. Each request's whole check, its wait for the per-key lock included, is bounded by
-STORE_TIMEOUT_S, so an outage cannot hang requests. One warning is logged when an outage is
-first met and one line when Redis answers again; the pool reconnects by itself, no restart.
+unmetered. A request's wait for its key's lock and its Redis calls are each bounded by
+STORE_TIMEOUT_S, so an outage cannot hang requests; a lock wait that runs out (a burst on one
+key) is refused the same way but is no outage. One warning is logged when an outage is first
+met and one line when Redis answers again, found by a request or by /health (which asks Redis
+at most once per Retry-After during an outage); the pool reconnects by itself, no restart.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class RateLimiter:
         self._deadline_s: float | None = None  # memory: nothing to wait for
         self._store = "memory"
         self._down_since: float | None = None  # monotonic time the current outage was first met
+        self._probed = 0.0  # monotonic time of the last probe during an outage
         if scheme in _REDIS_SCHEMES:  # our own pool, so that aclose() can close its connections
             url = f"{_REDIS_SCHEMES[scheme]}{sep}{rest}"
             self._pool = coredis.ConnectionPool.from_url(
@@ -121,6 +124,12 @@ class RateLimiter:
         """Count one request against every window, or raise RateLimitedError (429) when one is
         full, or RateLimitStoreUnavailableError (503) when Redis does not answer in time; both
         with Retry-After."""
+        lock = self._locks[f"{scope}:{identity}"]
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                await lock.acquire()
+        except TimeoutError:  # the key's earlier checks took the time: refused, but no outage
+            raise RateLimitStoreUnavailableError(retry_after_s=STORE_RETRY_AFTER_S) from None
         try:
             async with asyncio.timeout(self._deadline_s):
                 status = await self._admit(scope, identity, items)
@@ -129,8 +138,28 @@ class RateLimiter:
             raise
         except _STORE_DOWN as exc:
             raise self._unavailable(exc) from exc
+        finally:
+            lock.release()
         self._answered()
         return status
+
+    async def probe(self) -> None:
+        """During an outage, ask Redis once per Retry-After whether it answers again, so that a
+        node no request reaches does not stay degraded; nothing otherwise."""
+        now = time.monotonic()
+        if (
+            self._down_since is None
+            or self._pool is None
+            or now - self._probed < STORE_RETRY_AFTER_S
+        ):
+            return
+        self._probed = now
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                await coredis.Redis(connection_pool=self._pool).ping()
+        except _STORE_DOWN:
+            return
+        self._answered()
 
     @property
     def store(self) -> str:
@@ -165,15 +194,15 @@ class RateLimiter:
     async def _admit(
         self, scope: str, identity: str, items: tuple[RateLimitItem, ...]
     ) -> RateLimitStatus:
+        """Under the key's lock (taken by `hit`)."""
         windows = sorted(items, key=lambda item: (item.get_expiry(), item.amount))
-        async with self._locks[f"{scope}:{identity}"]:
-            for item in windows[1:]:
-                if not await self._limiter.test(item, scope, identity):
-                    raise await self._refusal(item, scope, identity, items)
-            for item in windows:
-                if not await self._limiter.hit(item, scope, identity):  # atomic: the gate
-                    raise await self._refusal(item, scope, identity, items)
-            return await self._status(scope, identity, items)
+        for item in windows[1:]:
+            if not await self._limiter.test(item, scope, identity):
+                raise await self._refusal(item, scope, identity, items)
+        for item in windows:
+            if not await self._limiter.hit(item, scope, identity):  # atomic: the gate
+                raise await self._refusal(item, scope, identity, items)
+        return await self._status(scope, identity, items)
 
     async def _refusal(
         self, item: RateLimitItem, scope: str, identity: str, items: tuple[RateLimitItem, ...]

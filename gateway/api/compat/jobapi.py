@@ -319,7 +319,7 @@ async def create_account(
 async def health(services: Services) -> Health:
     """Server status, queue depth (pages waiting or being read), jobs processed, uptime."""
     return Health(
-        status=services.status(),
+        status=await services.status(),
         version=VERSION,
         queue_depth=await services.store.queue_depth(),
         jobs_processed=await services.store.jobs_processed(),
