@@ -12,7 +12,8 @@ category), read in this one process, one page at a time, by:
 
 For each side: seconds in the detection model, in the recognition model and elsewhere (ours:
 ONNX `run` calls timed; stock: its own `elapse_list`, det / cls / rec), the recognizer's input
-columns (a crop 48 px high is `48 x width / height` columns wide; its cost is linear in them),
+columns (a crop 48 px high is `48 x width / height` columns wide; its cost is linear in them;
+stock's are counted from its boxes, without the padding its batches of 6 add),
 microseconds per column, and bag-of-words F1 by category. Since pages run one at a time in one
 process, the one-thread sides compare the engines' work, not their scheduling: `engine_speed`
 measures that.
