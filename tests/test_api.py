@@ -238,6 +238,7 @@ def test_health_reports_queue_jobs_uptime_engines(client: httpx.Client) -> None:
 
     devices = health["engines"]["devices"]
     assert devices["tesseract"] == "cpu"
+    assert devices["ppocrv4"] == "not loaded"  # no route names it: loads on its first page
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         assert devices["rapidocr"] in ("cuda", "cpu")  # cpu: the session fell back
     else:

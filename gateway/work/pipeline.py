@@ -45,6 +45,7 @@ from router.policy import TEXT_LAYER, Mode, PageRoute
 from scoring.handwriting_lines import HandwritingSettings
 
 TEXT_LAYER_MODEL = "pdf-text-layer"
+NOT_LOADED = "not loaded"  # a local engine's device before its first page
 
 
 class PageTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -256,10 +257,13 @@ class PageEngine:
         return sorted(self._configs)
 
     def describe(self) -> dict[str, str]:
-        """The device each loaded local engine runs on (RapidOCR: "cuda" or "cpu")."""
+        """The device each local engine runs on (RapidOCR: "cuda" or "cpu"); "not loaded" for
+        one no route names, until a page asks for it."""
         return {
-            name: str(getattr(provider, "device", "cpu"))
-            for name, provider in sorted(self._loaded.items())
+            name: str(getattr(self._loaded[name], "device", "cpu"))
+            if name in self._loaded
+            else NOT_LOADED
+            for name in self.engines()
         }
 
     def plan(self, task: PageTask, page: PageImage) -> PageRoute:
