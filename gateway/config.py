@@ -323,10 +323,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"providers ({', '.join(sorted(self.providers)) or 'none'})"
             )
 
+    def _chain_providers(self) -> set[str]:
+        """Every provider named in a tier chain, configured or not."""
+        return {p for tier in self.routing.tiers.values() for p in tier.providers}
+
     def routed_providers(self) -> set[str]:
         """Providers a page goes to without a request naming one: the tier chains, the
         clean-print rule's and a fixed `pipeline.provider`."""
-        named = {p for tier in self.routing.tiers.values() for p in tier.providers}
+        named = self._chain_providers()
         if self.routing.clean_print is not None:
             named.add(self.routing.clean_print.provider)
         if self.pipeline.provider != AUTO:
@@ -335,8 +339,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def unknown_chain_providers(self) -> list[str]:
         """Providers named in tier chains but not configured: skipped when routing."""
-        named = {p for tier in self.routing.tiers.values() for p in tier.providers}
-        return sorted(named - set(self.providers) - {TEXT_LAYER})
+        return sorted(self._chain_providers() - set(self.providers) - {TEXT_LAYER})
 
     @property
     def database_path(self) -> Path:

@@ -351,6 +351,10 @@ class ServiceUnavailableError(GatewayError):
     status_code = 503
     code = "service_unavailable"
     default_message = "the service is not ready"
+    retry_after_s: int | None = None  # set by a subclass that knows when to come back
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 class QueueFullError(ServiceUnavailableError):
@@ -364,9 +368,6 @@ class QueueFullError(ServiceUnavailableError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_queue_full, (self.message, self.details or {}))
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}
 
 
 def _queue_full(message: str, details: dict[str, Any]) -> QueueFullError:
@@ -382,6 +383,3 @@ class RateLimitStoreUnavailableError(ServiceUnavailableError):
     def __init__(self, message: str | None = None, *, retry_after_s: int = 5) -> None:
         super().__init__(message, retry_after_s=retry_after_s)
         self.retry_after_s = retry_after_s
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}

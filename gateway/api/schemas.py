@@ -120,7 +120,7 @@ class DatabaseHealth(msgspec.Struct, frozen=True, kw_only=True):
 
 class RateLimitHealth(msgspec.Struct, frozen=True, kw_only=True):
     store: str  # "memory", or the Redis server without credentials
-    available: bool  # false from the first request Redis did not answer until one it answers
+    available: bool  # false from the first request Redis did not answer until it answers again
     unavailable_s: float | None = None  # how long it has not answered, while it does not
 
 
@@ -135,4 +135,4 @@ class HealthResponse(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseHealth | None = None
     nodes: list[NodeHealth] = []  # every node seen within three heartbeats, this one included
     workers_seen: int = 0  # page-reading processes over those nodes
-    rate_limits: RateLimitHealth | None = None  # judged by requests: /health asks Redis nothing
+    rate_limits: RateLimitHealth | None = None  # judged by requests; asked again while down

@@ -217,8 +217,9 @@ def load_provider(name: str, config: LocalProviderConfig) -> Provider:
     """A local provider for this process; in a worker pool's process, an engine that can is told
     how to find its idle siblings (`procpool.idle_siblings`), to spread a lone page over them."""
     provider = build_provider(name, config)
-    if isinstance(provider, UsesIdleCores) and procpool.siblings():
-        provider.use_idle_cores(procpool.idle_siblings, procpool.siblings())
+    siblings = procpool.siblings()
+    if isinstance(provider, UsesIdleCores) and siblings:
+        provider.use_idle_cores(procpool.idle_siblings, siblings)
     return provider
 
 
